@@ -1,0 +1,76 @@
+"""Dataset registry: each dataset module registers a function that indexes a root folder.
+
+``load_dataset(name, root, **options)`` returns a :class:`DatasetIndex`: the samples, the label space,
+the problems found while scanning (each naming the file or field), and the default protocol.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from phanet.data.base import LabelSpace, Sample
+
+
+class DatasetLayoutError(ValueError):
+    """The root folder does not have the dataset's distributed layout; the message names the file."""
+
+
+@dataclass
+class DatasetIndex:
+    samples: list[Sample]
+    label_space: LabelSpace
+    problems: list[str] = field(default_factory=list)
+    default_protocol: str = "subject_kfold"
+    name: str = ""
+
+
+_DATASETS: dict[str, Callable[..., DatasetIndex]] = {}
+
+# Modules imported lazily on first lookup, so `import phanet` stays cheap.
+_DATASET_MODULES = (
+    "phanet.data.generic",
+    "phanet.data.synthetic",
+    "phanet.data.kdef",
+    "phanet.data.multipie",
+    "phanet.data.bu3dfe",
+    "phanet.data.affectnet",
+    "phanet.data.sfew",
+    "phanet.data.rafdb",
+    "phanet.data.fer2013",
+)
+
+
+def register_dataset(name: str):
+    def decorator(fn: Callable[..., DatasetIndex]):
+        if name in _DATASETS:
+            raise ValueError(f"dataset {name!r} is already registered")
+        _DATASETS[name] = fn
+        return fn
+
+    return decorator
+
+
+def _import_all() -> None:
+    for module in _DATASET_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name != module:  # a real missing dependency, not a not-yet-written module
+                raise
+
+
+def list_datasets() -> list[str]:
+    _import_all()
+    return sorted(_DATASETS)
+
+
+def load_dataset(name: str, root: str | Path | None, **options) -> DatasetIndex:
+    _import_all()
+    if name not in _DATASETS:
+        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(_DATASETS))}")
+    index = _DATASETS[name](root, **options)
+    index.name = index.name or name
+    return index
