@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -82,7 +82,7 @@ class LabelSpace:
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> "LabelSpace":
+    def from_json(cls, data: dict) -> LabelSpace:
         return cls(
             expressions=tuple(data["expressions"]),
             poses=tuple(PoseBin(p["name"], p.get("yaw"), p.get("pitch")) for p in data.get("poses", [])),
@@ -134,9 +134,12 @@ def load_rgb(path: str | Path) -> np.ndarray:
 class FaceDataset(torch.utils.data.Dataset):
     """A torch Dataset over :class:`Sample` s.
 
-    ``transform(image: np.ndarray [H, W, 3] uint8, sample) -> (tensor [3, H, W], flipped: bool)`` is
-    applied to each decoded image; when it reports a horizontal flip, the pose label is mirrored
-    (DESIGN §2, label-changing augmentation).
+    ``transform(image: np.ndarray [H, W, 3] uint8, sample, generator) -> (tensor [3, H, W], flipped)``
+    is applied to each decoded image; when it reports a horizontal flip, the pose label is mirrored
+    (DESIGN §2, label-changing augmentation). ``generator`` is a ``torch.Generator`` seeded from
+    ``(seed, epoch, index)``: augmentation is then a pure function of the sample and the epoch, the
+    same whatever the number of DataLoader workers, which is what makes resumed runs exact. The
+    engine sets ``epoch`` before each epoch (workers must not be persistent for it to reach them).
 
     A corrupt or unreadable image yields ``None`` (with a warning) unless ``strict``; the collate
     function :func:`collate_skipping_none` drops it and counts it, so one bad file never stops a run.
@@ -154,6 +157,8 @@ class FaceDataset(torch.utils.data.Dataset):
         self.transform = transform
         self.strict = strict
         self._mirror = label_space.mirror_pose_index()
+        self.seed = 0
+        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -180,7 +185,8 @@ class FaceDataset(torch.utils.data.Dataset):
             return None
         flipped = False
         if self.transform is not None:
-            image, flipped = self.transform(image, sample)
+            generator = torch.Generator().manual_seed(hash((self.seed, self.epoch, index)) & 0x7FFF_FFFF_FFFF)
+            image, flipped = self.transform(image, sample, generator)
         else:
             image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255)
         pose = sample.pose

@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from phanet.data.base import PoseBin
-from phanet.data.layout import yaw_bins
+from phanet.data.base import PoseBin, Sample
+from phanet.data.layout import nearest_bin, yaw_bins
 
 DEFAULT_YAW_CENTRES = (-60.0, -30.0, 0.0, 30.0, 60.0)
 
@@ -103,7 +103,7 @@ def _model_and_image_points(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarr
     raise ValueError(f"expected 68 (iBUG) or 5 (eyes, nose, mouth corners) landmarks, got {len(points)}")
 
 
-def _import_cv2():
+def require_opencv():
     try:
         import cv2
     except ImportError as err:
@@ -116,7 +116,7 @@ def _import_cv2():
 
 def estimate_head_pose(landmarks: np.ndarray) -> HeadPose:
     """Yaw/pitch of a face from ``[68, 2]`` or ``[5, 2]`` pixel landmarks; raises ValueError if unfit."""
-    cv2 = _import_cv2()
+    cv2 = require_opencv()
     model, image_points = _model_and_image_points(landmarks)
     if not np.all(np.isfinite(image_points)):
         raise ValueError("landmarks contain non-finite values")
@@ -163,3 +163,29 @@ def read_landmarks_csv(path: str | Path) -> dict[str, np.ndarray]:
             except ValueError as err:
                 raise ValueError(f"{path} line {reader.line_num}: bad landmarks ({err})") from err
     return landmarks
+
+
+def assign_estimated_poses(
+    samples: list[Sample], landmarks: dict[str, np.ndarray], bins: tuple[PoseBin, ...], source: str
+) -> list[str]:
+    """Give each sample whose ``item_id`` has landmarks its estimated yaw and pose bin, in place.
+
+    Returns the problems: landmarks that do not fit, and one line counting the samples without any
+    (their pose stays unknown).
+    """
+    require_opencv()
+    problems, without = [], []
+    for sample in samples:
+        points = landmarks.get(sample.item_id)
+        if points is None:
+            without.append(sample.item_id)
+            continue
+        try:
+            sample.yaw = estimate_head_pose(points).yaw
+        except ValueError as err:
+            problems.append(f"{source}: landmarks of {sample.item_id} unusable ({err}); pose left unknown")
+            continue
+        sample.pose = nearest_bin(sample.yaw, bins)
+    if without:
+        problems.append(f"{source}: no landmarks for {len(without)} image(s), e.g. {without[0]}; pose left unknown")
+    return problems

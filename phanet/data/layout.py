@@ -9,8 +9,8 @@ file, and name pose bins after their nominal yaw so that cross-dataset reports r
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from phanet.data.base import PoseBin
 from phanet.data.registry import DatasetLayoutError

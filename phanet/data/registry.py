@@ -7,9 +7,9 @@ the problems found while scanning (each naming the file or field), and the defau
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from phanet.data.base import LabelSpace, Sample
 

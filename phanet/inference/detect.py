@@ -18,8 +18,8 @@ PyPI package ``facenet-pytorch==2.5.3``, so detection works offline.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch

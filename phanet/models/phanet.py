@@ -260,17 +260,17 @@ def phanet_effl0(num_expressions: int = 7, num_poses: int = 5, pretrained: bool 
 def baseline_r18(num_expressions: int = 7, num_poses: int = 5, pretrained: bool = False, **kw) -> PhaNet:
     """Ablation: ResNet-18 + global average pooling + classifier (no pose, no attention)."""
     return _build("resnet18", num_expressions, num_poses, pretrained,
-                  use_attention=False, use_pose=False, scale_fusion="mean", **kw)
+                  **{"use_attention": False, "use_pose": False, "scale_fusion": "mean", **kw})
 
 
 @register_model
 def mtl_r18(num_expressions: int = 7, num_poses: int = 5, pretrained: bool = False, **kw) -> PhaNet:
     """Ablation: baseline + pose multi-task head."""
     return _build("resnet18", num_expressions, num_poses, pretrained,
-                  use_attention=False, scale_fusion="mean", **kw)
+                  **{"use_attention": False, "scale_fusion": "mean", **kw})
 
 
 @register_model
 def att_r18(num_expressions: int = 7, num_poses: int = 5, pretrained: bool = False, **kw) -> PhaNet:
     """Ablation: multi-task + hierarchical attention with scales averaged (no pose-adaptive gate)."""
-    return _build("resnet18", num_expressions, num_poses, pretrained, scale_fusion="mean", **kw)
+    return _build("resnet18", num_expressions, num_poses, pretrained, **{"scale_fusion": "mean", **kw})

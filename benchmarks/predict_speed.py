@@ -1,0 +1,124 @@
+"""Inference speed of `phanet predict`: images/s for detection + alignment + PhaNet, and each stage's share.
+
+The images are 640x640 with one face each: the London sample photos (../shared/data/london-sample,
+Face Research Lab London Set, DeBruine & Jones 2017, doi:10.6084/m9.figshare.5047666.v5, CC BY 4.0)
+scaled to 640, or scikit-image's astronaut when those are absent. They are processed the way
+:meth:`phanet.inference.Predictor.predict_items` does it: ``--batch-size`` images per step, MTCNN
+on the step's images, one similarity warp per face, then one batched model call. A random-init
+model is used unless ``--checkpoint`` is given (weights do not change the speed).
+
+    python benchmarks/predict_speed.py --threads 2 --images 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+LONDON = Path(__file__).resolve().parents[2] / "shared" / "data" / "london-sample"
+SIZE = 640
+
+
+def face_images(count: int) -> tuple[list[np.ndarray], str]:
+    """``count`` 640x640 uint8 RGB images with one face each, and where they came from."""
+    photos = sorted(LONDON.glob("*/*.jpg")) if LONDON.is_dir() else []
+    if photos:
+        from phanet.data.base import load_rgb
+
+        base = [load_rgb(p) for p in photos]
+        source = f"{len(photos)} London sample photos (CC BY 4.0) scaled to {SIZE}x{SIZE}"
+    else:
+        import skimage.data
+
+        base = [skimage.data.astronaut()]
+        source = f"scikit-image astronaut scaled to {SIZE}x{SIZE}"
+    base = [np.asarray(Image.fromarray(im).resize((SIZE, SIZE), Image.Resampling.BILINEAR)) for im in base]
+    return [base[i % len(base)] for i in range(count)], source
+
+
+def build_predictor(args: argparse.Namespace):
+    import phanet
+    from phanet.data.base import SEVEN_EXPRESSIONS, LabelSpace, PoseBin
+    from phanet.inference import Predictor, create_detector
+
+    detector = create_detector("mtcnn", device=args.device)
+    if args.checkpoint:
+        return Predictor.from_checkpoint(args.checkpoint, device=args.device, detector=detector,
+                                         batch_size=args.batch_size)
+    model = phanet.create_model(args.model, num_expressions=7, num_poses=5)
+    poses = tuple(PoseBin(f"yaw{y:+d}", float(y)) for y in (-90, -45, 0, 45, 90))
+    meta = {
+        "label_space": LabelSpace(SEVEN_EXPRESSIONS, poses).to_json(),
+        "input_size": args.input_size,
+        "mean": list(model.mean),
+        "std": list(model.std),
+    }
+    return Predictor(model, meta, detector, device=args.device, batch_size=args.batch_size)
+
+
+def run_pipeline(predictor, images: list[np.ndarray], step: int) -> dict[str, float]:
+    """Seconds spent in each stage over all ``images``, processed ``step`` images at a time."""
+    from phanet.inference.align import align_face
+
+    seconds = {"detection": 0.0, "alignment": 0.0, "model": 0.0}
+    faces_found = 0
+    for start in range(0, len(images), step):
+        chunk = images[start : start + step]
+        t0 = time.perf_counter()
+        detections = predictor.detector.detect_batch(chunk)
+        t1 = time.perf_counter()
+        crops = [
+            align_face(image, predictor.input_size, face.landmarks, face.box, predictor.align_padding)[0]
+            for image, faces in zip(chunk, detections)
+            for face in faces
+        ]
+        t2 = time.perf_counter()
+        predictor.classify(np.stack(crops) if crops else None)
+        if predictor.device.type == "cuda":
+            torch.cuda.synchronize()
+        t3 = time.perf_counter()
+        seconds["detection"] += t1 - t0
+        seconds["alignment"] += t2 - t1
+        seconds["model"] += t3 - t2
+        faces_found += len(crops)
+    seconds["faces"] = faces_found
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=64, help="images timed (default: 64)")
+    parser.add_argument("--warmup", type=int, default=8, help="images run first, not timed (default: 8)")
+    parser.add_argument("--batch-size", type=int, default=16, help="images per step / faces per model call")
+    parser.add_argument("--model", default="phanet_r18", help="registered model (default: phanet_r18)")
+    parser.add_argument("--input-size", type=int, default=112, help="model input side (default: 112)")
+    parser.add_argument("--checkpoint", default=None, help="use this checkpoint instead of a random-init model")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    args = parser.parse_args()
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    predictor = build_predictor(args)
+    images, source = face_images(args.images + args.warmup)
+    run_pipeline(predictor, images[: args.warmup], args.batch_size)
+    seconds = run_pipeline(predictor, images[args.warmup :], args.batch_size)
+
+    total = seconds["detection"] + seconds["alignment"] + seconds["model"]
+    model_name = args.checkpoint or f"{args.model} (random init)"
+    print(f"images: {args.images} x {SIZE}x{SIZE}, {source}; faces found: {seconds['faces']}")
+    print(f"model: {model_name}, input {predictor.input_size}x{predictor.input_size}, "
+          f"device {args.device}, torch threads {torch.get_num_threads()}, batch {args.batch_size}")
+    print(f"throughput: {args.images / total:.1f} images/s ({1000 * total / args.images:.1f} ms/image)")
+    for stage in ("detection", "alignment", "model"):
+        print(f"  {stage:<10} {100 * seconds[stage] / total:5.1f}%  "
+              f"({1000 * seconds[stage] / args.images:.1f} ms/image)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""`phanet predict`: expression, pose and attention for every face in photos, folders and videos.
+
+A thin wrapper over :class:`phanet.inference.Predictor`: inputs stream through detection, alignment
+and batched model calls; one record per image or video frame goes to stdout or ``--output`` as JSON
+lines or CSV; failures are listed on stderr at the end instead of stopping the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+
+DESCRIPTION = """\
+Find the faces in images, folders (searched recursively) and video files, align each one, and run a
+PhaNet checkpoint on it. For each input (image, or video frame) one record is written:
+file, frame, status (ok | no_face | error), error, and per face its box, detector score, expression
+with probabilities, pose bin with its yaw and probabilities, and the pose-adaptive scale weights.
+
+Unreadable files never stop the run: they get status "error" and are listed on stderr at the end.
+The exit code is 0 unless every input failed (or any did, with --strict).
+"""
+
+EXAMPLES = """\
+examples:
+  phanet predict photos/ --checkpoint runs/kdef/best            # JSON lines on stdout
+  phanet predict clip.mp4 --checkpoint best --every 5 --format csv -o clip.csv
+  phanet predict crops/ --checkpoint best --no-detect --save-annotated annotated/
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        help="expressions and pose of the faces in photos, folders and videos",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders and video files")
+    parser.add_argument("--checkpoint", required=True, metavar="CKPT",
+                        help="checkpoint (NAME, NAME.safetensors or NAME.json)")
+    parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
+                        help="jsonl: one JSON record per input; csv: one row per face (default: jsonl)")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write records to FILE instead of stdout")
+    parser.add_argument("--save-annotated", metavar="DIR",
+                        help="write images (and for videos an .annotated.mp4) with boxes, labels and "
+                        "attention heat-maps under DIR")
+    parser.add_argument("--no-detect", action="store_true",
+                        help="inputs are face crops already: skip detection, use the whole image")
+    parser.add_argument("--detector", default="mtcnn", help="face detector backend (default: mtcnn)")
+    parser.add_argument("--min-score", type=float, default=0.9,
+                        help="drop detections less confident than this (default: 0.9)")
+    parser.add_argument("--max-side", type=int, default=1280,
+                        help="detect on a copy downscaled to this longest side (default: 1280)")
+    parser.add_argument("--align-padding", type=float, default=None,
+                        help="crop margin around the landmark template, as a fraction of the crop side "
+                        "(default: the checkpoint's, else 0.1)")
+    parser.add_argument("--every", type=int, default=1, metavar="N",
+                        help="in videos, use every N-th frame (default: 1)")
+    parser.add_argument("--batch-size", type=int, default=32, help="faces per model call (default: 32)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    parser.add_argument("--strict", action="store_true", help="exit with status 1 if any input failed")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from phanet.inference.annotated import AnnotatedWriter
+    from phanet.inference.predictor import Predictor
+    from phanet.inference.records import RecordWriter, result_record
+    from phanet.inference.sources import count_inputs, expand_paths, iter_files
+
+    if args.every < 1 or args.batch_size < 1:
+        raise ValueError("--every and --batch-size must be at least 1")
+    try:
+        predictor = Predictor.from_checkpoint(
+            args.checkpoint,
+            device=args.device,
+            detector=None if args.no_detect else args.detector,
+            batch_size=args.batch_size,
+            align_padding=args.align_padding,
+            **({} if args.no_detect else {"min_score": args.min_score, "max_side": args.max_side}),
+        )
+    except ImportError as err:
+        print(f"phanet predict: error: {err}", file=sys.stderr)
+        return 1
+    files = expand_paths(args.paths)
+    total = count_inputs(files, args.every)
+    if total == 0:
+        raise FileNotFoundError(f"no images or videos found under {' '.join(args.paths)}")
+
+    stream = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
+    annotated = AnnotatedWriter(args.save_annotated, every=args.every) if args.save_annotated else None
+    counts: Counter[str] = Counter()
+    faces = 0
+    failures: list[str] = []
+    try:
+        writer = RecordWriter(stream, args.format, predictor.label_space, predictor.num_scales)
+        results = predictor.predict_items(
+            iter_files(files, args.every),
+            images_per_step=args.batch_size,
+            return_attention=annotated is not None,
+        )
+        progress = tqdm(total=total, unit="img", desc="predict", file=sys.stderr,
+                        disable=True if args.no_progress else None)
+        with progress:
+            for result in results:
+                writer.write(result_record(result))
+                counts[result.status] += 1
+                faces += len(result.faces)
+                where = result.item.file if result.item.frame is None else f"{result.item.file}#{result.item.frame}"
+                if result.error is not None:
+                    failures.append(f"{where}: {result.error}")
+                elif annotated is not None:
+                    try:
+                        annotated.write(result)
+                    except Exception as err:  # an output problem must not stop the run either
+                        failures.append(f"{where}: cannot write annotated output: {err}")
+                progress.update(1)
+    finally:
+        if annotated is not None:
+            annotated.close()
+        if stream is not sys.stdout:
+            stream.close()
+
+    done = sum(counts.values())
+    print(
+        f"phanet predict: {done} inputs: {counts['ok']} with faces ({faces} faces), "
+        f"{counts['no_face']} without a face, {counts['error']} failed",
+        file=sys.stderr,
+    )
+    if failures:
+        print(f"failed ({len(failures)}):", file=sys.stderr)
+        for line in failures:
+            print(f"  {line}", file=sys.stderr)
+    if counts["error"] == done or (args.strict and failures):
+        return 1
+    return 0

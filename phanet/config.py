@@ -1,0 +1,164 @@
+"""Typed run configuration: dataclasses loaded from YAML, with ``section.key=value`` overrides on top.
+
+A config has three sections (``model``, ``data``, ``train``). Unknown keys are errors that name the
+key and the file, so a typo never silently falls back to a default. The resolved config is saved as
+``config.yaml`` in every run folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class ModelConfig:
+    name: str = "phanet_r18"
+    pretrained: bool = True
+    input_size: int = 112
+    options: dict = field(default_factory=dict)  # extra model kwargs, e.g. {selection: hard, top_k: 2}
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "synthetic"
+    root: str | None = None
+    protocol: str | None = None  # None: the dataset's default protocol
+    folds: int = 10
+    fold: int = 0
+    seed: int = 0
+    val_fraction: float = 0.1
+    fold_file: str | None = None  # None: <out>/folds.json
+    cache_dir: str | None = None
+    options: dict = field(default_factory=dict)  # dataset loader kwargs
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 3e-4
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    augment: str = "standard"  # none | light | standard | strong
+    balance_classes: bool = False
+    patience: int = 10  # early stopping on validation accuracy; 0 disables
+    amp: bool = True  # mixed precision, used on CUDA only
+    workers: int = 4
+    seed: int = 0
+    loss_weighting: str = "learned"  # learned | fixed
+    fixed_weights: dict = field(default_factory=dict)  # with loss_weighting=fixed: {pose: 0.5, att0: 0.3, ...}
+    label_smoothing: float = 0.0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    strict: bool = False  # fail on an unreadable image instead of skipping it
+    eval_batch_size: int = 128
+    channels_last: bool = False
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+
+
+def _check_keys(section: str, values: dict, source: str) -> None:
+    known = {f.name for f in dataclasses.fields(SECTIONS[section])}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{source}: unknown key(s) {unknown} in section '{section}'; known: {sorted(known)}")
+
+
+def config_from_dict(data: dict, source: str = "config") -> Config:
+    data = data or {}
+    unknown = sorted(set(data) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"{source}: unknown section(s) {unknown}; expected {sorted(SECTIONS)}")
+    parts = {}
+    for section, cls in SECTIONS.items():
+        values = data.get(section) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{source}: section '{section}' must be a mapping, got {type(values).__name__}")
+        _check_keys(section, values, source)
+        parts[section] = cls(**{k: _coerce(cls, k, v, source) for k, v in values.items()})
+    return Config(**parts)
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read a YAML config (or the defaults when ``path`` is None)."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"config file {path} not found")
+    return config_from_dict(yaml.safe_load(path.read_text()), source=str(path))
+
+
+def _field_type(cls, key: str) -> Any:
+    return {f.name: f for f in dataclasses.fields(cls)}[key]
+
+
+def _coerce(cls, key: str, value: Any, source: str) -> Any:
+    """Check a value against its field's default type; YAML gives ints where floats are meant."""
+    default = _default_of(_field_type(cls, key))
+    if value is None or default is None:
+        return value
+    if isinstance(default, float) and isinstance(value, str):
+        try:  # PyYAML reads "1e-3" (no dot) as a string
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    elif isinstance(default, int) and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    elif isinstance(default, (str, dict)) and isinstance(value, type(default)):
+        return value
+    raise ValueError(f"{source}: {key}={value!r} should be a {type(default).__name__}")
+
+
+def _default_of(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory()  # type: ignore[misc]
+
+
+def apply_overrides(config: Config, overrides: dict[str, Any] | list[str]) -> Config:
+    """Set values by dotted key: ``{"train.epochs": 3}`` or ``["train.epochs=3"]`` (YAML-parsed values).
+
+    ``None`` values are skipped: they stand for CLI flags that were not given.
+    """
+    if isinstance(overrides, list):
+        pairs = {}
+        for item in overrides:
+            if "=" not in item:
+                raise ValueError(f"override {item!r} should look like section.key=value")
+            key, raw = item.split("=", 1)
+            pairs[key] = yaml.safe_load(raw)
+        overrides = pairs
+    for dotted, value in overrides.items():
+        if value is None:
+            continue  # a CLI flag that was not given
+        section, _, key = dotted.partition(".")
+        if section not in SECTIONS or not key:
+            raise ValueError(f"override {dotted!r}: expected section.key with section in {sorted(SECTIONS)}")
+        _check_keys(section, {key: value}, "override")
+        setattr(getattr(config, section), key, _coerce(SECTIONS[section], key, value, f"override {dotted}"))
+    return config
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -1,0 +1,106 @@
+"""What ``phanet data check`` reports: counts per class, pose, split and subject, and every problem.
+
+Indexing (the dataset modules) never decodes images, so damaged files surface only here or, one by
+one, as warnings during training. :func:`inspect_images` opens every image once (JPEGs at a reduced
+DCT scale, which still reads the whole file and so still catches truncation) and reports files that
+do not decode, face boxes outside the picture, pictures that are almost black, and pictures whose
+size differs from the dataset's usual one (a sign of a mis-cropped or replaced file, e.g. in KDEF).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from phanet.data.base import crop_box
+from phanet.data.registry import DatasetIndex
+
+DARK_MEAN = 10.0  # mean grey level below which a picture is reported as nearly black
+
+
+@dataclass
+class ImageInfo:
+    size: tuple[int, int] | None = None  # (width, height) of the stored picture
+    mean: float | None = None
+    error: str = ""
+
+
+def summarize(index: DatasetIndex) -> dict[str, Counter]:
+    """Counts of samples per class name, pose name (``unknown`` for -1), split and subject."""
+    space = index.label_space
+    poses = [p.name for p in space.poses]
+    return {
+        "class": Counter(space.expressions[s.expression] for s in index.samples),
+        "pose": Counter(poses[s.pose] if s.pose >= 0 else "unknown" for s in index.samples),
+        "split": Counter(s.split or "none" for s in index.samples),
+        "subject": Counter(s.subject for s in index.samples if s.subject),
+    }
+
+
+def unusual_subjects(per_subject: Counter) -> tuple[int, list[tuple[str, int]]]:
+    """The most common number of images per subject, and the subjects that have another number."""
+    if not per_subject:
+        return 0, []
+    usual = Counter(per_subject.values()).most_common(1)[0][0]
+    return usual, sorted((s, n) for s, n in per_subject.items() if n != usual)
+
+
+def inspect_image(sample) -> ImageInfo:
+    try:
+        if isinstance(sample.image, (str, os.PathLike)):
+            with Image.open(sample.image) as im:
+                size = im.size
+                if im.format == "JPEG":
+                    im.draft("L", (max(1, size[0] // 8), max(1, size[1] // 8)))
+                grey = np.asarray(im.convert("L"))
+            scale = (grey.shape[1] / size[0], grey.shape[0] / size[1])
+        else:
+            image = sample.image if isinstance(sample.image, np.ndarray) else sample.image()
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                return ImageInfo(error=f"in-memory image is {image.dtype} {image.shape}, expected uint8 [H, W, 3]")
+            size, grey, scale = (image.shape[1], image.shape[0]), image.mean(axis=2), (1.0, 1.0)
+        if sample.box is not None:
+            x0, y0, x1, y1 = sample.box
+            crop_box(grey[..., None], (x0 * scale[0], y0 * scale[1], x1 * scale[0], y1 * scale[1]))
+        return ImageInfo(size=size, mean=float(grey.mean()))
+    except (OSError, UnidentifiedImageError, ValueError) as err:
+        return ImageInfo(error=f"{type(err).__name__}: {err}")
+
+
+def inspect_images(index: DatasetIndex, workers: int | None = None, progress: bool = True) -> list[str]:
+    """Open every image; one problem line per unreadable, nearly black or oddly sized picture."""
+    from tqdm import tqdm
+
+    samples = index.samples
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        infos = list(tqdm(pool.map(inspect_image, samples), total=len(samples), desc="opening images",
+                          unit="img", disable=not progress))
+    problems = []
+    sizes = Counter(info.size for info in infos if info.size)
+    usual_size = sizes.most_common(1)[0][0] if sizes else None
+    for sample, info in zip(samples, infos):
+        name = str(sample.image) if isinstance(sample.image, (str, os.PathLike)) else sample.item_id
+        if info.error:
+            problems.append(f"{name}: unreadable ({info.error})")
+        elif info.mean is not None and info.mean < DARK_MEAN:
+            problems.append(f"{name}: nearly black (mean grey level {info.mean:.1f})")
+        if info.size and usual_size and info.size != usual_size and _sizes_are_fixed(sizes):
+            problems.append(f"{name}: {info.size[0]}x{info.size[1]} pixels, most are {usual_size[0]}x{usual_size[1]}")
+    return problems
+
+
+def _sizes_are_fixed(sizes: Counter) -> bool:
+    """True when one size dominates (a lab dataset); in-the-wild sets have all sizes and are not flagged."""
+    total = sum(sizes.values())
+    return sizes.most_common(1)[0][1] >= 0.9 * total
+
+
+def subject_stats(per_subject: Counter) -> tuple[int, float, int]:
+    counts = list(per_subject.values())
+    return min(counts), statistics.median(counts), max(counts)

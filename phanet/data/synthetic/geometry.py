@@ -1,0 +1,457 @@
+"""The 3D head: a deformable parametric surface with facial features, ears and action-unit motion.
+
+The head is one closed surface sampled on a grid of azimuth ``θ`` (columns, 0 = straight ahead,
+positive towards the subject's left) by elevation ``φ`` (rows, from the bottom of the neck to the
+crown). Its *base* is a star-shaped union of ellipsoids (cranium, face, jaw, chin) and a neck
+cylinder, found analytically as the distance at which a ray from the head centre leaves the union.
+Features (brow ridge, eye sockets and eyeballs, nose, cheekbones, lips, chin, hair volume) are smooth
+displacements of that base; action units (:mod:`.expressions`) are further displacement fields
+around the landmarks of :class:`~.identity.Identity`.
+
+The mouth is a real opening: three grid rows lie on the lip line (the upper lip's edge, a middle
+row and the lower lip's edge). At rest they coincide, so the triangles between them have no area;
+when the jaw drops (AU 26/27), the lips part (AU 25) or the upper lip rises (AU 10), the rows separate
+and those triangles become the mouth interior, with the middle row pushed back into the head so it
+reads as a cavity. Everything else -- eyes, brows, lips, wrinkles, hair colour -- is painted per
+pixel by :mod:`.render` in *rest coordinates* (each vertex's position before any displacement),
+which the rasteriser interpolates, so paint follows the skin as it moves.
+
+Lengths are centimetres in the head frame of :mod:`.identity` (x: subject's left, y: up, z: out of
+the face). The grid is mirror-symmetric about the midline (and so is its triangulation), so that a
+symmetric face renders as an exact mirror image at yaw ``-θ``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from phanet.data.synthetic.expressions import AU_INDEX
+from phanet.data.synthetic.identity import Identity
+
+N_THETA = 128  # grid columns (around the head)
+N_LO = 46  # rows from the bottom of the neck up to just below the lip line
+N_HI = 54  # rows from just above the lip line up to the crown
+GAP_LO, GAP_MID, GAP_UP = N_LO, N_LO + 1, N_LO + 2  # the three lip-line rows
+N_ROWS = N_LO + 3 + N_HI
+EAR_U, EAR_V = 14, 12  # ear ellipsoid grid (around, pole to pole)
+
+KIND_SKIN, KIND_MOUTH, KIND_EAR = 0, 1, 2
+
+# Attribute channels interpolated per pixel (see Mesh.attributes).
+ATTR_X, ATTR_Y, ATTR_Z, ATTR_GAP, ATTR_OPEN = range(5)
+NUM_ATTRS = 5
+
+
+@dataclass(frozen=True)
+class Mesh:
+    """A triangle mesh ready to render.
+
+    ``positions``/``normals``: ``[V, 3]`` float32 in the head frame; ``triangles``: ``[T, 3]`` int32,
+    wound so that a triangle facing the camera has positive area in image coordinates (y down); ``kind``: ``[T]`` uint8 (KIND_SKIN, KIND_MOUTH, KIND_EAR);
+    ``attributes``: ``[V, NUM_ATTRS]`` float32 -- rest position (x, y, z; for ear vertices, the
+    ear's own unit-ellipsoid coordinates), depth below the upper lip inside the mouth and the
+    mouth's opening height at that column (both 0 outside the mouth).
+    """
+
+    positions: np.ndarray
+    normals: np.ndarray
+    triangles: np.ndarray
+    kind: np.ndarray
+    attributes: np.ndarray
+
+
+# ----------------------------------------------------------------------------------------- grid layout
+
+
+def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _gauss(x: np.ndarray, y: np.ndarray, sx: float, sy: float) -> np.ndarray:
+    return np.exp(-0.5 * ((x / sx) ** 2 + (y / sy) ** 2))
+
+
+@lru_cache(maxsize=1)
+def grid_columns() -> np.ndarray:
+    """Column azimuths ``[N_THETA]`` in radians, dense over the face and sparse at the back.
+
+    Symmetric: the set contains 0 and -pi and, with every ``θ``, also ``-θ``.
+    """
+    s = np.arange(N_THETA) * (2.0 / N_THETA) - 1.0  # [-1, 1)
+    return np.pi * (0.42 * s + 0.58 * s**3)
+
+
+@lru_cache(maxsize=1)
+def _canonical_rows() -> tuple[np.ndarray, np.ndarray, float]:
+    """Row elevations (degrees) below and above a canonical lip line, from a density profile."""
+    knots = np.array([-90, -72, -62, -45, -20, -5, 15, 30, 50, 90], dtype=float)
+    density = np.array([0.25, 0.35, 0.9, 1.0, 0.85, 0.9, 0.75, 0.5, 0.3, 0.25])  # rows per degree
+    phi = np.linspace(-90, 90, 1801)
+    cum = np.concatenate([[0], np.cumsum(np.interp(phi, knots, density)[:-1] * 0.1)])
+    lip = -37.0
+    c_lip = np.interp(lip, phi, cum)
+    lower = np.interp(np.linspace(0, c_lip, N_LO + 1)[:-1], cum, phi)
+    upper = np.interp(np.linspace(c_lip, cum[-1], N_HI + 1)[1:], cum, phi)
+    return lower, upper, lip
+
+
+@lru_cache(maxsize=1)
+def head_topology() -> tuple[np.ndarray, np.ndarray]:
+    """Triangles ``[T, 3]`` of the head grid and their kind ``[T]``.
+
+    Vertex ``(row, col)`` has index ``row * N_THETA + col``. Each quad is split along the diagonal
+    that mirrors the split of its mirror-image quad, so the mesh is symmetric.
+    """
+    theta = grid_columns()
+    r, c = np.meshgrid(np.arange(N_ROWS - 1), np.arange(N_THETA), indexing="ij")
+    c1 = (c + 1) % N_THETA
+    v00, v01 = r * N_THETA + c, r * N_THETA + c1
+    v10, v11 = (r + 1) * N_THETA + c, (r + 1) * N_THETA + c1
+    right_side = (theta[c] >= 0)[..., None]
+    tri_a = np.where(right_side, np.stack([v00, v10, v01], -1), np.stack([v00, v10, v11], -1))
+    tri_b = np.where(right_side, np.stack([v10, v11, v01], -1), np.stack([v00, v11, v01], -1))
+    tris = np.stack([tri_a, tri_b], 2).reshape(-1, 3)
+    row = np.repeat(r.reshape(-1), 2)
+    kind = np.where((row == GAP_LO) | (row == GAP_MID), KIND_MOUTH, KIND_SKIN).astype(np.uint8)
+    return tris.astype(np.int32), kind
+
+
+@lru_cache(maxsize=1)
+def ear_topology() -> np.ndarray:
+    """Triangles ``[T, 3]`` of one ear's ellipsoid grid (``EAR_V`` rows incl. poles x ``EAR_U``)."""
+    r, c = np.meshgrid(np.arange(EAR_V - 1), np.arange(EAR_U), indexing="ij")
+    c1 = (c + 1) % EAR_U
+    v00, v01 = r * EAR_U + c, r * EAR_U + c1
+    v10, v11 = (r + 1) * EAR_U + c, (r + 1) * EAR_U + c1
+    tris = np.stack([np.stack([v00, v10, v01], -1), np.stack([v10, v11, v01], -1)], 2).reshape(-1, 3)
+    return tris.astype(np.int32)
+
+
+# ----------------------------------------------------------------------------------------- base shape
+
+
+def _ellipsoid_exit(d: np.ndarray, centre, axes) -> np.ndarray:
+    """Distance along unit rays ``d [N, 3]`` from the origin to where they leave an ellipsoid (0: miss)."""
+    q = d / np.asarray(axes)
+    c = np.asarray(centre) / np.asarray(axes)
+    a = (q * q).sum(-1)
+    b = -2.0 * (q @ c)
+    c0 = c @ c - 1.0
+    disc = b * b - 4 * a * c0
+    t = (-b + np.sqrt(np.maximum(disc, 0.0))) / (2 * a)
+    return np.where(disc > 0, np.maximum(t, 0.0), 0.0)
+
+
+def _neck_exit(d: np.ndarray, radius: float, z0: float, y_top: float, y_bottom: float) -> np.ndarray:
+    """Exit distance from a vertical elliptic cylinder (the neck) capped at ``y_top``/``y_bottom``."""
+    rx, rz = radius, radius * 1.08
+    a = (d[:, 0] / rx) ** 2 + (d[:, 2] / rz) ** 2
+    b = -2.0 * d[:, 2] * z0 / rz**2
+    c0 = (z0 / rz) ** 2 - 1.0
+    disc = np.maximum(b * b - 4 * a * c0, 0.0)
+    t_wall = (-b + np.sqrt(disc)) / (2 * np.maximum(a, 1e-9))
+    dy = np.minimum(d[:, 1], -1e-6)
+    t_in, t_bottom = y_top / dy, y_bottom / dy
+    t = np.minimum(t_wall, t_bottom)
+    return np.where((d[:, 1] < -0.05) & (t > t_in), t, 0.0)
+
+
+def _smax(a: np.ndarray, b: np.ndarray, k: float) -> np.ndarray:
+    """Polynomial smooth maximum with blend width ``k``."""
+    h = np.maximum(k - np.abs(a - b), 0.0) / k
+    return np.maximum(a, b) + h * h * k * 0.25
+
+
+def base_radius(ident: Identity, d: np.ndarray) -> np.ndarray:
+    """Radial distance ``[N]`` of the base head surface along unit directions ``d [N, 3]``."""
+    fz = ident.face[2]
+    cz = ident.chin[2]
+    r = _ellipsoid_exit(d, (0.0, 2.5, -0.5), ident.cranium)
+    r = _smax(r, _ellipsoid_exit(d, (0.0, ident.eye_y - 3.0, 9.0 - fz), ident.face), 1.5)
+    r = _smax(r, _ellipsoid_exit(d, (0.0, ident.mouth_y - 0.6, 0.3), (ident.jaw_width, 4.4, 7.7)), 1.2)
+    r = _smax(r, _ellipsoid_exit(d, (0.0, ident.chin_y + ident.chin[1], 8.4 - cz), ident.chin), 1.0)
+    r = _smax(r, _neck_exit(d, ident.neck_radius, -1.6, -4.0, -30.0), 2.0)
+    return r
+
+
+def _directions(theta: np.ndarray, phi: np.ndarray) -> np.ndarray:
+    cp = np.cos(phi)
+    return np.stack([cp * np.sin(theta), np.sin(phi), cp * np.cos(theta)], -1)
+
+
+def _lip_line_elevation(ident: Identity, theta: np.ndarray) -> np.ndarray:
+    """Per column, the elevation (rad) at which the base surface passes the lip line's height."""
+    lo = np.full(theta.shape, np.radians(-80.0))
+    hi = np.full(theta.shape, np.radians(-5.0))
+    for _ in range(22):
+        mid = 0.5 * (lo + hi)
+        y = base_radius(ident, _directions(theta, mid)) * np.sin(mid)
+        above = y > ident.mouth_y
+        hi = np.where(above, mid, hi)
+        lo = np.where(above, lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def hair_boundary(ident: Identity, theta: np.ndarray) -> np.ndarray:
+    """Height (cm) below which there is no hair, per azimuth ``θ`` (rad) of the head surface."""
+    ey = ident.eye_y
+    front = ey + ident.hairline - ident.fringe * (ident.hairline - ident.brow_y - 0.9)
+    deg = np.abs(np.degrees(theta + 0.12 * ident.parting * np.cos(theta)))
+    knots = [0, 30, 52, 70, 78, 84, 95, 112, 140, 180]
+    heights = [front, front - 0.3, ey + 3.0, ey + 1.0, ey - 1.2, ey + 1.2, ey + 1.8, ey - 0.5,
+               ident.hair_back, ident.hair_back]
+    wave = 0.25 * ident.fringe * np.sin(theta * 30.0) * (deg < 40)
+    return np.interp(deg, knots, heights) + wave
+
+
+@dataclass(frozen=True)
+class RestHead:
+    """The neutral head of one identity: grid vertex positions and rest coordinates, plus its ears."""
+
+    positions: np.ndarray  # [N_ROWS * N_THETA, 3] float64, features included, no expression
+    rest: np.ndarray  # [N_ROWS * N_THETA, 3] base-surface positions (paint coordinates)
+    radial: np.ndarray  # [N_ROWS * N_THETA, 3] unit directions from the head centre
+    row: np.ndarray  # [N_ROWS * N_THETA] grid row of each vertex
+    ears: np.ndarray  # [2 * EAR_U * EAR_V, 3] positions of both ears (left then right)
+    ear_normals: np.ndarray
+    ear_local: np.ndarray  # [2 * EAR_U * EAR_V, 3] unit-ellipsoid coordinates (paint coordinates)
+
+
+def _feature_offsets(ident: Identity, x: np.ndarray, y: np.ndarray, z: np.ndarray, radial: np.ndarray):
+    """Rest displacements ``[N, 3]`` of the facial features, from base-surface points (cm)."""
+    front = _smoothstep(1.0, 5.0, z)
+    ax = np.abs(x)
+    ey, ex = ident.eye_y, ident.eye_x
+    by = ey + ident.brow_y
+    # radial bumps: brow ridge, sockets and eyeballs, cheekbones, muzzle, chin; lip cushions
+    out = 0.45 * _gauss(ax - 2.9, y - (by - 0.5), 2.3, 0.75) + 0.25 * _gauss(x, y - (ey + 1.3), 1.2, 0.8)
+    out -= 0.75 * _gauss(ax - ex, y - ey - 0.1, 1.55, 1.0)
+    out += 0.55 * _gauss(ax - ex, y - ey, 1.05, 0.62)
+    out += ident.cheekbone * _gauss(ax - (ex + 1.2), y - (ey - 1.7), 1.7, 1.3)
+    my, mw = ident.mouth_y, ident.mouth_w
+    out += 0.45 * _gauss(x, y - my, 2.8, 2.0)
+    lip_span = np.clip(1.0 - (x / (mw * 1.05)) ** 2, 0.0, 1.0) ** 0.7
+    out += 0.5 * lip_span * _gauss(0.0, y - (my + 0.28 * ident.lip_up + 0.1), 1.0, 0.32)
+    out += 0.55 * lip_span * _gauss(0.0, y - (my - 0.45 * ident.lip_lo), 1.0, 0.38)
+    out -= 0.3 * _gauss(x, y - (my - ident.lip_lo - 0.45), 1.8, 0.35)  # groove below the lower lip
+    out += 0.55 * _gauss(x, y - (ident.chin_y + 1.4), 1.7, 1.1)
+    out *= front
+    # nose: a ridge along +z from the nasion to the tip, widening to the wings
+    ny = ident.nose_y
+    top = ey + 0.4
+    t = (top - y) / (top - ny)  # 0 at the nasion, 1 at the tip
+    along = np.where(t < 1.0, 0.22 + 0.78 * np.clip(t, 0, 1) ** 1.6, 1.0 - _smoothstep(1.0, 1.0 + 0.75 / (top - ny), t))
+    along *= _smoothstep(-0.25, 0.08, t)
+    width = 0.6 + 0.45 * np.clip(t, 0, 1.2) ** 2
+    across = np.clip(1.0 - (x / width) ** 2, 0.0, 1.0) ** 1.5
+    tip = _gauss(x, y - (ny + 0.15), 0.55, 0.5) * 0.35
+    wings = 0.55 * _gauss(ax - ident.nose_w * 0.62, y - (ny - 0.35), 0.42, 0.38)
+    nose = ident.nose_proj * (along * across + tip) + wings * ident.nose_proj * 0.5
+    nose *= _smoothstep(0.0, 3.0, z)
+    # hair volume: outward on the scalp, growing in from the hairline
+    theta = np.arctan2(x, z)
+    edge = hair_boundary(ident, theta)
+    hair = ident.hair_volume * _smoothstep(edge - 0.2, edge + 2.5, y)
+    offsets = radial * (out + hair)[:, None]
+    offsets[:, 2] += nose
+    return offsets
+
+
+def _left_ear(ident: Identity, head_x: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The subject's left ear as a flattened ellipsoid: positions, normals, unit coordinates.
+
+    Each ``[EAR_V * EAR_U, 3]``. Unit coordinates: ``u`` outward (away from the head), ``v`` up,
+    ``w`` forward; the painter draws the concha where ``u > 0``. The ear leans back at the top and
+    its back rim stands off the head, as real ears do.
+    """
+    s = ident.ear_size
+    pol = np.linspace(0, np.pi, EAR_V)
+    azi = np.arange(EAR_U) * (2 * np.pi / EAR_U)
+    p, a = np.meshgrid(pol, azi, indexing="ij")
+    unit = np.stack([np.sin(p) * np.cos(a), np.cos(p), np.sin(p) * np.sin(a)], -1).reshape(-1, 3)
+    axes = np.array([0.3, 3.0 * s, 1.75 * s])
+    local = unit * axes
+    normals = unit / axes
+    tilt, flare = np.radians(-16.0), np.radians(-24.0)
+    rx = np.array([[1, 0, 0], [0, np.cos(tilt), -np.sin(tilt)], [0, np.sin(tilt), np.cos(tilt)]])
+    ry = np.array([[np.cos(flare), 0, np.sin(flare)], [0, 1, 0], [-np.sin(flare), 0, np.cos(flare)]])
+    rot = ry @ rx
+    local = local @ rot.T + np.array([head_x + 0.25, ident.eye_y - 1.7, -0.5])
+    normals = normals @ rot.T
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    return local, normals, unit
+
+
+@lru_cache(maxsize=64)
+def rest_head(ident: Identity) -> RestHead:
+    """The neutral head of ``ident`` (cached: identities are hashable and reused across images)."""
+    theta = grid_columns()
+    lower, upper, lip = _canonical_rows()
+    lip_phi = np.degrees(_lip_line_elevation(ident, theta))  # [N_THETA]
+    # remap the canonical rows so that the lip line lands on each column's lip elevation
+    lo_rows = -90 + (lower[:, None] + 90) * (lip_phi[None, :] + 90) / (lip + 90)
+    hi_rows = 90 - (90 - upper[:, None]) * (90 - lip_phi[None, :]) / (90 - lip)
+    phi = np.concatenate([lo_rows, np.repeat(lip_phi[None, :], 3, 0), hi_rows], 0)  # [N_ROWS, N_THETA]
+    phi = np.radians(np.clip(phi, -89.9, 89.9))
+    th = np.broadcast_to(theta[None, :], phi.shape)
+    radial = _directions(th.reshape(-1), phi.reshape(-1))
+    rest = radial * base_radius(ident, radial)[:, None]
+    x, y, z = rest.T
+    positions = rest + _feature_offsets(ident, x, y, z, radial)
+    if ident.asymmetry:
+        positions[:, 1] += 0.12 * ident.asymmetry * np.tanh(x / 2.0) * _smoothstep(1.0, 5.0, z)
+    row = np.repeat(np.arange(N_ROWS), N_THETA)
+    side_dir = _directions(np.array([np.pi / 2]), np.radians(np.array([-8.0])))
+    head_x = float(base_radius(ident, side_dir)[0]) * float(side_dir[0, 0])
+    ear, ear_normals, ear_unit = _left_ear(ident, head_x)
+    mirror = np.array([-1.0, 1.0, 1.0])
+    return RestHead(
+        positions=positions,
+        rest=rest,
+        radial=radial,
+        row=row,
+        ears=np.concatenate([ear, ear * mirror]),
+        ear_normals=np.concatenate([ear_normals, ear_normals * mirror]),
+        ear_local=np.concatenate([ear_unit, ear_unit]),
+    )
+
+
+# ----------------------------------------------------------------------------------------- expressions
+
+
+def _sided(aus: np.ndarray, au: int, x: np.ndarray) -> np.ndarray:
+    """Per-vertex intensity of ``au``, blending the right (x<0) and left (x>0) values smoothly."""
+    right, left = aus[AU_INDEX[au]]
+    if right == 0.0 and left == 0.0:
+        return np.zeros_like(x)
+    return 0.5 * (left + right) + 0.5 * (left - right) * np.tanh(x / 1.0)
+
+
+def expression_offsets(ident: Identity, head: RestHead, aus: np.ndarray) -> np.ndarray:
+    """Displacements ``[V, 3]`` of the head grid for AU intensities ``aus [NUM_AUS, 2]``.
+
+    Each action unit is a smooth field around the landmarks it moves; lower-face fields treat the
+    lip-line rows by their side of the mouth (``row``), so the lips can part.
+    """
+    x, y, z = head.rest.T
+    ax = np.abs(x)
+    sx = np.sign(x)
+    front = _smoothstep(1.0, 5.0, z)
+    ey, ex = ident.eye_y, ident.eye_x
+    by = ey + ident.brow_y
+    my, mw = ident.mouth_y, ident.mouth_w
+    lower = head.row <= GAP_LO
+    off = np.zeros_like(head.rest)
+
+    def au(n: int) -> np.ndarray:
+        return _sided(aus, n, x)
+
+    # --- brows and forehead: the skin above the upper lid moves; the lid region stretches
+    lift = _smoothstep(ey + 0.55, by - 0.2, y) * np.exp(-np.maximum(y - by, 0.0) / 3.5)
+    off[:, 1] += 1.0 * au(1) * lift * _gauss(ax - 1.4, 0.0, 1.5, 1.0)
+    off[:, 1] += 0.9 * au(2) * lift * _gauss(ax - (ex + 1.4), 0.0, 1.7, 1.0)
+    brow4 = au(4) * lift * _gauss(ax - 1.9, 0.0, 2.0, 1.0)
+    off[:, 1] -= 0.8 * brow4
+    off[:, 0] -= 0.45 * sx * brow4
+    off[:, 2] += 0.25 * brow4
+    # --- eyes and cheeks
+    off[:, 1] += 0.15 * au(5) * _gauss(ax - ex, y - (ey + 0.9), 1.5, 0.5)
+    cheek = _gauss(ax - (ex + 0.4), y - (ey - 2.0), 1.7, 1.2) * front
+    off[:, 1] += 0.5 * au(6) * cheek
+    off[:, 2] += 0.35 * au(6) * cheek
+    off[:, 1] += 0.2 * au(7) * _gauss(ax - ex, y - (ey - 0.6), 1.2, 0.45)
+    # --- nose wrinkler: wings and sides of the nose up, inner brows down
+    nose9 = au(9)
+    off[:, 1] += 0.4 * nose9 * _gauss(ax - ident.nose_w * 0.6, y - (ident.nose_y - 0.2), 0.9, 1.0)
+    off[:, 1] -= 0.35 * nose9 * lift * _gauss(ax - 1.2, 0.0, 1.4, 1.0)
+    # --- lips: corner fields act on both lip rows alike; upper/lower fields by side of the mouth
+    corner = _gauss(ax - mw, y - my, 1.3, 1.3) * front
+    a12, a15, a20, a23 = au(12), au(15), au(20), au(23)
+    off[:, 0] += sx * corner * (0.55 * a12 + 0.15 * a15 + 0.8 * a20 - 0.45 * a23)
+    off[:, 1] += corner * (0.8 * a12 - 0.65 * a15 - 0.15 * a20)
+    off[:, 2] += corner * (-0.35 * a12 - 0.2 * a20 + 0.1 * a23)
+    cheek12 = _gauss(ax - (mw + 0.9), y - (my + 1.9), 1.2, 1.3) * front
+    off[:, 2] += 0.45 * a12 * cheek12
+    off[:, 1] += 0.3 * a12 * cheek12
+    lens = np.clip(1.0 - (x / (mw * 1.05)) ** 2, 0.0, 1.0)
+    upper_lip = (~lower) & (y >= my - 0.01)
+    raise_up = lens**0.4 * np.exp(-np.maximum(y - my, 0.0) / 1.4) * upper_lip
+    off[:, 1] += raise_up * (0.6 * au(10) + 0.25 * nose9 + 0.15 * au(17))
+    off[:, 2] += raise_up * 0.15 * au(10)
+    below = np.maximum(my - y, 0.0)
+    lower_lip = lens**0.6 * np.exp(-below / 1.1) * lower
+    off[:, 1] -= lower_lip * (0.3 * au(25) + 0.45 * au(16))
+    off[:, 2] += lower_lip * 0.12 * au(16)
+    press = _gauss(x / mw, y - my, 0.8, 0.6) * front
+    off[:, 1] += press * 0.12 * au(24) * np.where(lower, 1.0, -1.0)
+    off[:, 2] += press * (0.18 * au(23) - 0.12 * au(24))
+    chin = _gauss(x, y - (ident.chin_y + 1.6), 1.9, 1.6) * lower
+    off[:, 1] += chin * 0.45 * au(17) + lower_lip * 0.2 * au(17)
+    off[:, 2] += chin * 0.25 * au(17) + lower_lip * 0.15 * au(17)
+    # --- jaw: the lower face swings down and back, fading towards the ears and the neck
+    jaw = 1.5 * au(26) + 2.8 * au(27) + 0.15 * au(25)
+    width = mw + 1.3 * below
+    cone = np.clip(1.0 - (x / width) ** 2, 0.0, 1.0) ** 0.6
+    cone *= _smoothstep(-1.5, 5.0, z) * (1.0 - _smoothstep(ident.chin_y - 0.5, ident.chin_y - 4.5, y))
+    off[:, 1] -= jaw * cone * lower
+    off[:, 2] -= 0.35 * jaw * cone * lower
+    off[:, 0] -= sx * lens * front * 0.35 * au(27) * (np.abs(y - my) < 1.5)
+    return off
+
+
+def build_mesh(ident: Identity, aus: np.ndarray) -> Mesh:
+    """The head of ``ident`` with expression ``aus [NUM_AUS, 2]``, as a :class:`Mesh`."""
+    head = rest_head(ident)
+    pos = head.positions + expression_offsets(ident, head, aus)
+    grid = pos.reshape(N_ROWS, N_THETA, 3)
+    # keep the lips from crossing, then hang the mouth interior between them, set back into the head
+    lo, up = grid[GAP_LO], grid[GAP_UP]
+    lo[:, 1] = np.minimum(lo[:, 1], up[:, 1])
+    opening = np.maximum(up[:, 1] - lo[:, 1], 0.0)  # [N_THETA]
+    depth = np.minimum(0.8 * opening + 2.0 * np.sqrt(opening), 2.2)
+    grid[GAP_MID] = 0.5 * (lo + up) - head.radial.reshape(N_ROWS, N_THETA, 3)[GAP_MID] * depth[:, None]
+    attrs = np.zeros((N_ROWS, N_THETA, NUM_ATTRS), dtype=np.float32)
+    attrs[..., :3] = head.rest.reshape(N_ROWS, N_THETA, 3)
+    attrs[GAP_MID, :, ATTR_GAP] = 0.5 * opening
+    attrs[GAP_LO, :, ATTR_GAP] = opening
+    attrs[GAP_LO:GAP_UP + 1, :, ATTR_OPEN] = opening
+    normals = grid_normals(grid)
+    tris, kind = head_topology()
+    ear_tris = ear_topology()
+    n_head, n_ear = N_ROWS * N_THETA, EAR_U * EAR_V
+    ear_attrs = np.zeros((2 * n_ear, NUM_ATTRS), dtype=np.float32)
+    ear_attrs[:, :3] = head.ear_local
+    right_ear = ear_tris[:, ::-1] + n_head + n_ear  # mirrored ear: reverse the winding
+    return Mesh(
+        positions=np.concatenate([grid.reshape(-1, 3), head.ears]).astype(np.float32),
+        normals=np.concatenate([normals.reshape(-1, 3), head.ear_normals]).astype(np.float32),
+        triangles=np.concatenate([tris, ear_tris + n_head, right_ear]),
+        kind=np.concatenate([kind, np.full(2 * len(ear_tris), KIND_EAR, np.uint8)]),
+        attributes=np.concatenate([attrs.reshape(-1, NUM_ATTRS), ear_attrs]),
+    )
+
+
+@lru_cache(maxsize=1)
+def _row_neighbours() -> tuple[np.ndarray, np.ndarray]:
+    """For normals: the rows below/above each row; the lip edges look only at their own lip."""
+    down = np.maximum(np.arange(N_ROWS) - 1, 0)
+    up = np.minimum(np.arange(N_ROWS) + 1, N_ROWS - 1)
+    down[GAP_UP], up[GAP_LO] = GAP_UP, GAP_LO
+    down[GAP_MID], up[GAP_MID] = GAP_LO, GAP_UP
+    return down, up
+
+
+def grid_normals(grid: np.ndarray) -> np.ndarray:
+    """Outward unit normals ``[R, C, 3]`` of a ``[R, C, 3]`` grid surface (columns wrap around)."""
+    down, up = _row_neighbours()
+    d_theta = np.roll(grid, -1, axis=1) - np.roll(grid, 1, axis=1)
+    d_phi = grid[up] - grid[down]
+    n = np.cross(d_theta, d_phi)
+    length = np.linalg.norm(n, axis=-1, keepdims=True)
+    fallback = grid - grid.mean(axis=(0, 1), keepdims=True)  # at the poles: point away from the centre
+    n = np.where(length > 1e-9, n / np.maximum(length, 1e-12), fallback)
+    return n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)

@@ -1,0 +1,151 @@
+"""Identity of a synthetic subject: head and feature proportions, colours and hair, drawn from a seed.
+
+All lengths are in centimetres in the *head frame*: origin at the ear canals' midpoint, ``x`` towards
+the subject's left (the image's right in a frontal view), ``y`` up, ``z`` out of the face. Feature
+positions are landmarks on the frontal face (``x, y``); the geometry (:mod:`.geometry`) puts bumps
+there and the painter (:mod:`.render`) draws the features at the same landmarks, so the two always
+agree. Ranges are loosely those of adult faces; exaggeration is preferred to subtlety because the
+images are small (112 px).
+
+Faces are left-right symmetric except for ``asymmetry`` and the hair ``parting``, so that a test can
+zero both and check that yaw ``θ`` and ``-θ`` render as mirror images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Skin tones from dark to light (sRGB, 0..1); a subject's tone is a random blend of two neighbours.
+_SKIN_TONES = np.array(
+    [
+        (0.36, 0.23, 0.17),
+        (0.50, 0.33, 0.24),
+        (0.66, 0.46, 0.34),
+        (0.78, 0.58, 0.45),
+        (0.88, 0.69, 0.57),
+        (0.95, 0.78, 0.68),
+    ]
+)
+_EYE_COLOURS = np.array(
+    [(0.22, 0.12, 0.06), (0.35, 0.20, 0.10), (0.42, 0.36, 0.18), (0.28, 0.42, 0.30), (0.30, 0.45, 0.62),
+     (0.45, 0.50, 0.55)]
+)
+_HAIR_COLOURS = np.array(
+    [(0.05, 0.04, 0.04), (0.16, 0.10, 0.07), (0.30, 0.19, 0.11), (0.50, 0.30, 0.15), (0.72, 0.58, 0.36),
+     (0.55, 0.53, 0.52), (0.80, 0.79, 0.77)]
+)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Shape and appearance parameters of one subject (lengths in cm, colours sRGB 0..1)."""
+
+    # skull and face masses (semi-axes of the ellipsoids in geometry.base_radius)
+    cranium: tuple[float, float, float] = (7.3, 10.0, 9.6)
+    face: tuple[float, float, float] = (6.4, 9.0, 6.6)
+    jaw_width: float = 5.8
+    chin: tuple[float, float, float] = (3.0, 2.3, 3.0)
+    neck_radius: float = 5.3
+    # landmarks on the frontal face
+    eye_y: float = 1.0
+    eye_x: float = 3.15
+    eye_w: float = 1.45  # half-width of the eye opening
+    eye_open: float = 0.42  # upper-lid height above the eye centre at rest
+    brow_y: float = 2.7  # height of the brow centre line above the eye centre
+    brow_thick: float = 0.5
+    brow_arch: float = 0.35
+    brow_len: float = 4.6
+    nose_y: float = -3.4  # nose tip height
+    nose_w: float = 1.75  # half-width across the wings
+    nose_proj: float = 2.3  # protrusion of the tip
+    mouth_y: float = -6.4
+    mouth_w: float = 2.5  # half-width of the mouth
+    lip_up: float = 0.55  # upper lip red height
+    lip_lo: float = 0.7
+    chin_y: float = -11.0
+    cheekbone: float = 0.5
+    ear_size: float = 1.0
+    # appearance
+    skin: tuple[float, float, float] = (0.88, 0.69, 0.57)
+    lip_colour: tuple[float, float, float] = (0.75, 0.38, 0.36)
+    eye_colour: tuple[float, float, float] = (0.35, 0.20, 0.10)
+    hair_colour: tuple[float, float, float] = (0.16, 0.10, 0.07)
+    brow_colour: tuple[float, float, float] = (0.12, 0.08, 0.06)
+    hairline: float = 7.0  # forehead hairline height above the eyes
+    hair_volume: float = 1.0
+    hair_back: float = -7.0  # lowest point of the hair at the back of the head
+    fringe: float = 0.0  # 0 none .. 1 full fringe over the forehead
+    parting: float = 0.0  # -1 .. 1, side of the parting (0: none); breaks symmetry
+    stubble: float = 0.0
+    wrinkle: float = 0.3  # depth of the static folds (age)
+    asymmetry: float = 0.0  # -1 .. 1; mild left/right difference of feature heights
+
+
+def _blend(palette: np.ndarray, rng: np.random.Generator, lo: float = 0.0, hi: float | None = None) -> np.ndarray:
+    """A random colour on the piecewise-linear path through ``palette`` (restricted to [lo, hi])."""
+    hi = len(palette) - 1 if hi is None else hi
+    t = rng.uniform(lo, hi)
+    i = min(int(t), len(palette) - 2)
+    f = t - i
+    return (1 - f) * palette[i] + f * palette[i + 1]
+
+
+def sample_identity(seed: int, subject: int) -> Identity:
+    """The identity of ``subject`` under ``seed``: the same pair always gives the same face."""
+    rng = np.random.default_rng([int(seed), int(subject), 0x1D])
+    u = rng.uniform
+    scale = u(0.93, 1.07)  # overall head size
+    long_face = u(-1, 1)  # long narrow vs short broad faces
+    cw = scale * (7.3 - 0.25 * long_face + u(-0.25, 0.25))
+    fw = scale * (6.4 - 0.3 * long_face + u(-0.3, 0.3))
+    face_h = scale * (9.0 + 0.45 * long_face)
+    jaw = fw * u(0.82, 0.98)
+    tone = _blend(_SKIN_TONES, rng)
+    lightness = float(tone.mean())
+    skin = np.clip(tone * (1 + rng.normal(0, 0.03, 3)), 0, 1)
+    # darker skin tends to go with dark eyes and hair; light skin with any
+    eye = _blend(_EYE_COLOURS, rng, 0, 1.5 if lightness < 0.55 else 5)
+    hair = _blend(_HAIR_COLOURS, rng, 0, 1.2 if lightness < 0.55 else 6)
+    brow = np.clip(hair * u(0.55, 0.85), 0, 1)
+    lip = np.clip(skin * np.array([0.92, 0.62, 0.62]) * u(0.85, 1.05), 0, 1)
+    mouth_y = -6.4 * scale - 0.4 * long_face + u(-0.3, 0.3)
+    return Identity(
+        cranium=(cw, scale * u(9.6, 10.4), scale * u(9.3, 10.0)),
+        face=(fw, face_h, scale * u(6.3, 6.9)),
+        jaw_width=jaw,
+        chin=(scale * u(2.6, 3.4), scale * u(2.0, 2.6), scale * u(2.7, 3.3)),
+        neck_radius=scale * u(4.9, 5.7),
+        eye_y=u(0.8, 1.2),
+        eye_x=scale * u(2.95, 3.35),
+        eye_w=scale * u(1.3, 1.6),
+        eye_open=u(0.36, 0.48),
+        brow_y=u(2.3, 3.0),
+        brow_thick=u(0.35, 0.7),
+        brow_arch=u(0.1, 0.55),
+        brow_len=scale * u(4.2, 5.0),
+        nose_y=mouth_y + u(2.6, 3.3),
+        nose_w=scale * u(1.5, 2.0),
+        nose_proj=u(1.9, 2.7),
+        mouth_y=mouth_y,
+        mouth_w=scale * u(2.2, 2.8),
+        lip_up=u(0.4, 0.7),
+        lip_lo=u(0.5, 0.85),
+        chin_y=-scale * (11.0 + 0.5 * long_face),
+        cheekbone=u(0.3, 0.7),
+        ear_size=scale * u(0.9, 1.1),
+        skin=tuple(skin),
+        lip_colour=tuple(lip),
+        eye_colour=tuple(eye),
+        hair_colour=tuple(hair),
+        brow_colour=tuple(brow),
+        hairline=u(6.3, 7.6),
+        hair_volume=u(0.5, 1.6),
+        hair_back=u(-12.0, -6.5) if rng.random() < 0.4 else u(-7.5, -6.0),
+        fringe=u(0.3, 1.0) if rng.random() < 0.25 else 0.0,
+        parting=float(rng.choice([-1.0, 0.0, 1.0])) * u(0.5, 1.0),
+        stubble=u(0.2, 0.6) if rng.random() < 0.25 else 0.0,
+        wrinkle=u(0.15, 0.6),
+        asymmetry=u(-1, 1),
+    )

@@ -1,0 +1,225 @@
+"""Render a synthetic face: perspective camera, z-buffer rasterisation, Lambert/Phong shading.
+
+``render`` takes an identity, AU intensities, a :class:`View` (yaw, pitch, roll, scale, shift) and a
+:class:`Scene` (lights, background, gaze) and returns an ``[size, size, 3]`` uint8 RGB image. It
+renders at ``supersample`` times the size and box-filters down, which anti-aliases silhouettes and
+painted features. ``render_face`` draws all of those from ``(seed, subject, expression, variant)``
+and the pose, deterministically.
+
+Pose convention (the one of :class:`phanet.data.PoseBin`): positive **yaw** turns the head to the
+subject's own left, so the nose points to the image's right and the right cheek and ear come into
+view; positive **pitch** tilts the head back (the subject looks up). The camera looks at the head
+from 70 cm; the light is fixed relative to the camera, as in a studio, so the shading changes with
+pose as it does on real multi-view captures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from phanet.data.synthetic.expressions import NUM_AUS, sample_aus
+from phanet.data.synthetic.geometry import KIND_MOUTH, build_mesh
+from phanet.data.synthetic.identity import Identity, sample_identity
+from phanet.data.synthetic.paint import paint
+from phanet.data.synthetic.raster import rasterize
+
+CAMERA_DISTANCE = 70.0  # cm from the pivot
+FIELD = 25.0  # cm spanned by the image at the pivot's distance (scale 1)
+PIVOT = np.array([0.0, -0.6, 0.8])  # head point kept at the image centre, and rotation centre
+
+
+@dataclass(frozen=True)
+class View:
+    """Head pose (degrees) and framing: ``scale`` multiplies the face size, ``shift`` is in image widths."""
+
+    yaw: float = 0.0
+    pitch: float = 0.0
+    roll: float = 0.0
+    scale: float = 1.0
+    shift: tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class Scene:
+    """Lighting (camera frame: x right, y up, z towards the camera), background and gaze.
+
+    ``light`` points from the face towards the key light. ``background`` is the top and bottom colour
+    of a vertical gradient, ``blobs`` adds soft coloured patches ``(x, y, radius, r, g, b, alpha)`` in
+    image units. ``gaze`` moves both irises (cm, right/up).
+    """
+
+    light: tuple[float, float, float] = (0.0, 0.35, 0.94)
+    light_colour: tuple[float, float, float] = (1.0, 0.97, 0.93)
+    intensity: float = 0.85
+    ambient: float = 0.4
+    ambient_colour: tuple[float, float, float] = (0.95, 0.97, 1.0)
+    fill: float = 0.15
+    background: tuple[tuple[float, float, float], tuple[float, float, float]] = ((0.6, 0.62, 0.65), (0.45, 0.47, 0.5))
+    blobs: tuple[tuple[float, ...], ...] = ()
+    gaze: tuple[float, float] = (0.0, 0.0)
+
+
+def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """Head-to-camera rotation: yaw about y (nose to +x), then pitch (nose up), then roll."""
+    y, p, r = np.radians([yaw, -pitch, roll])
+    ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
+    rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
+    rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
+    return rz @ rx @ ry
+
+
+def _unit(v) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def background(scene: Scene, size: int) -> np.ndarray:
+    """The backdrop ``[size, size, 3]`` float32 in 0..1."""
+    t = ((np.arange(size, dtype=np.float32) + 0.5) / size)[:, None, None]
+    top, bottom = (np.asarray(c, dtype=np.float32) for c in scene.background)
+    img = np.broadcast_to(top * (1 - t) + bottom * t, (size, size, 3)).copy()
+    if scene.blobs:
+        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+        for bx, by, radius, r, g, b, alpha in scene.blobs:
+            w = alpha * np.exp(-((xx - bx) ** 2 + (yy - by) ** 2) / (2 * radius**2))
+            img += w[..., None] * (np.array([r, g, b], dtype=np.float32) - img)
+    return img
+
+
+def render(ident: Identity, aus: np.ndarray, view: View, scene: Scene, size: int = 112, supersample: int = 2) -> np.ndarray:
+    """Render one face: ``[size, size, 3]`` uint8 RGB.
+
+    ``aus`` is ``[NUM_AUS, 2]`` (see :mod:`.expressions`).
+    """
+    if size < 8:
+        raise ValueError(f"image size must be at least 8 pixels, got {size}")
+    aus = np.asarray(aus, dtype=np.float64)
+    if aus.shape != (NUM_AUS, 2):
+        raise ValueError(f"aus must have shape ({NUM_AUS}, 2), got {aus.shape}")
+    mesh = build_mesh(ident, aus)
+    big = size * supersample
+    rot = _rotation(view.yaw, view.pitch, view.roll).astype(np.float32)
+    cam = (mesh.positions - PIVOT.astype(np.float32)) @ rot.T
+    depth = CAMERA_DISTANCE - cam[:, 2]
+    focal = big * CAMERA_DISTANCE / FIELD * view.scale
+    xy = np.empty((len(cam), 2), dtype=np.float32)
+    xy[:, 0] = big * (0.5 + view.shift[0]) + focal * cam[:, 0] / depth
+    xy[:, 1] = big * (0.5 + view.shift[1]) - focal * cam[:, 1] / depth
+    frags = rasterize(xy, depth, mesh.triangles, big, big)
+
+    verts = mesh.triangles[frags.triangle]  # [N, 3]
+    w = frags.bary[:, :, None]
+    attrs = (mesh.attributes[verts] * w).sum(1)
+    normals = (mesh.normals[verts] * w).sum(1) @ rot.T
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-6)
+    kind = mesh.kind[frags.triangle]
+    surface = paint(ident, aus, scene.gaze, kind, attrs)
+    colour = _shade(surface, normals, kind, scene)
+
+    image = np.zeros((big * big, 3), dtype=np.float32)
+    cover = np.zeros(big * big, dtype=np.float32)
+    image[frags.pixel] = colour
+    cover[frags.pixel] = 1.0
+    image = image.reshape(size, supersample, size, supersample, 3).mean(axis=(1, 3))
+    cover = cover.reshape(size, supersample, size, supersample).mean(axis=(1, 3))
+    image += (1.0 - cover)[..., None] * background(scene, size)
+    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _shade(surface, normals: np.ndarray, kind: np.ndarray, scene: Scene) -> np.ndarray:
+    """Wrapped Lambert key light + fill + ambient, Blinn-Phong highlights: ``[N, 3]``."""
+    light = _unit(scene.light)
+    fill_dir = _unit((-light[0], 0.1, 0.8))
+    n_dot_l = normals @ light
+    diffuse = np.clip((n_dot_l + 0.25) / 1.25, 0.0, 1.0)
+    fill = np.clip(normals @ fill_dir, 0.0, 1.0) * scene.fill
+    half = _unit(light + np.array([0, 0, 1], dtype=np.float32))
+    n_dot_h = np.clip(normals @ half, 0.0, 1.0)
+    shininess = np.where(surface.specular > 0.5, 80.0, 14.0)
+    spec = surface.specular * n_dot_h**shininess * (n_dot_l > 0)
+    spec = np.where(kind == KIND_MOUTH, spec * 0.3, spec)
+    light_c = np.asarray(scene.light_colour, dtype=np.float32) * scene.intensity
+    amb = np.asarray(scene.ambient_colour, dtype=np.float32) * scene.ambient
+    irradiance = (surface.occlusion[:, None] * amb + diffuse[:, None] * light_c + fill[:, None] * light_c)
+    return surface.albedo * irradiance + spec[:, None] * light_c
+
+
+# ----------------------------------------------------------------------------------------- sampling
+
+
+def _rng(*keys: int) -> np.random.Generator:
+    return np.random.default_rng([int(k) for k in keys])
+
+
+def _angle_key(angle: float) -> int:
+    return int(round((float(angle) + 720.0) * 100))
+
+
+def sample_scene(seed: int, subject: int, expression: int, variant: int) -> Scene:
+    """Random studio lighting, backdrop and gaze for one capture (shared by all its poses)."""
+    rng = _rng(seed, subject, expression, variant, 0x5C)
+    az, el = np.radians(rng.uniform(-55, 55)), np.radians(rng.uniform(5, 50))
+    warm = rng.uniform(-1, 1)
+    light_colour = (1.0, 0.96 - 0.03 * warm, 0.92 - 0.1 * warm)
+    hue = rng.uniform(0.2, 0.8, 3)
+    top = hue * rng.uniform(0.5, 1.0)
+    bottom = np.clip(top * rng.uniform(0.6, 1.1) + rng.normal(0, 0.05, 3), 0, 1)
+    blobs = tuple(
+        (rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.1, 0.35), *rng.uniform(0.1, 0.9, 3), rng.uniform(0.1, 0.4))
+        for _ in range(rng.integers(0, 4))
+    )
+    return Scene(
+        light=(float(np.sin(az) * np.cos(el)), float(np.sin(el)), float(np.cos(az) * np.cos(el))),
+        light_colour=light_colour,
+        intensity=rng.uniform(0.7, 0.95),
+        ambient=rng.uniform(0.3, 0.5),
+        ambient_colour=tuple(1.0 + rng.normal(0, 0.04, 3)),
+        fill=rng.uniform(0.0, 0.3),
+        background=(tuple(top), tuple(bottom)),
+        blobs=blobs,
+        gaze=(rng.uniform(-0.12, 0.12), rng.uniform(-0.08, 0.06)),
+    )
+
+
+def sample_view(seed: int, subject: int, expression: int, variant: int, yaw: float, pitch: float, jitter: bool) -> View:
+    """The pose ``(yaw, pitch)`` with, when ``jitter``, small random pose, scale and position changes."""
+    if not jitter:
+        return View(yaw=float(yaw), pitch=float(pitch))
+    rng = _rng(seed, subject, expression, variant, _angle_key(yaw), _angle_key(pitch), 0x71)
+    return View(
+        yaw=float(yaw) + rng.uniform(-3, 3),
+        pitch=float(pitch) + rng.uniform(-3, 3),
+        roll=rng.uniform(-4, 4),
+        scale=rng.uniform(0.94, 1.06),
+        shift=(rng.uniform(-0.03, 0.03), rng.uniform(-0.03, 0.03)),
+    )
+
+
+def render_face(
+    seed: int,
+    subject: int,
+    expression: int,
+    yaw: float,
+    pitch: float,
+    size: int = 112,
+    *,
+    jitter: bool = True,
+    variant: int = 0,
+) -> np.ndarray:
+    """One synthetic face, ``[size, size, 3]`` uint8 RGB, fully determined by the arguments.
+
+    ``subject`` fixes the identity; ``(subject, expression, variant)`` fixes the expression
+    instance (AU intensities), lighting, background and gaze, shared by every pose of that capture;
+    ``jitter`` adds small random pose (±3°), roll (±4°), scale (±6 %) and position (±3 %) changes,
+    themselves deterministic. ``expression`` indexes :data:`phanet.data.SEVEN_EXPRESSIONS`.
+    """
+    for name, value in (("seed", seed), ("subject", subject), ("variant", variant)):
+        if int(value) < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+    ident = sample_identity(seed, subject)
+    aus = sample_aus(_rng(seed, subject, expression, variant, 0xE), expression)
+    scene = sample_scene(seed, subject, expression, variant)
+    view = sample_view(seed, subject, expression, variant, yaw, pitch, jitter)
+    return render(ident, aus, view, scene, size)

@@ -1,0 +1,712 @@
+"""Training, evaluation and cross-validation, in the shape of torchvision's reference scripts.
+
+``train_one_epoch`` and ``evaluate`` are the building blocks; ``fit`` runs one fold end to end (data,
+model, AdamW with warm-up + cosine, early stopping on a validation split, best/last checkpoints,
+report); ``cross_validate`` runs every fold and aggregates them.
+
+Scale-out: launched by ``torchrun`` (``RANK``/``WORLD_SIZE`` in the environment) the same code runs
+data-parallel with DistributedDataParallel (NCCL on GPU, gloo on CPU); rank 0 alone writes files.
+
+Reproducibility and resume: the order of samples comes from :class:`EpochSampler` (seeded by run
+seed and epoch) and augmentation from a generator seeded per (seed, epoch, sample), so an
+interrupted run (Ctrl-C or SIGTERM saves ``resume.pt`` at the current step) continues to the same
+result as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from tqdm import tqdm
+
+from phanet.checkpoint import save_checkpoint
+from phanet.config import Config, save_config
+from phanet.data.base import FaceDataset, LabelSpace, collate_skipping_none
+from phanet.data.registry import DatasetIndex
+from phanet.data.transforms import FaceTransform
+from phanet.losses import FixedTaskWeights, LearnedTaskWeights, phanet_loss, task_names_for
+from phanet.metrics import classification_report
+from phanet.models import create_model
+
+log = logging.getLogger(__name__)
+
+RESUME_FILE = "resume.pt"
+
+
+class TrainingInterrupted(Exception):
+    """Raised after a stop signal, once the resume point has been written."""
+
+
+# ----------------------------------------------------------------------------- distributed / device
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def resolve_device(name: str, dist_info: DistInfo | None = None) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and dist_info is not None and dist_info.enabled:
+        device = torch.device("cuda", dist_info.local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
+
+
+def init_distributed(device_name: str = "auto") -> DistInfo:
+    """Join the process group torchrun set up (env ``RANK``/``WORLD_SIZE``); single process otherwise."""
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return DistInfo()
+    info = DistInfo(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
+    if not dist.is_initialized():
+        use_nccl = torch.cuda.is_available() and device_name != "cpu"
+        dist.init_process_group(backend="nccl" if use_nccl else "gloo")
+    return info
+
+
+def all_gather_objects(obj, dist_info: DistInfo) -> list:
+    if not dist_info.enabled:
+        return [obj]
+    out = [None] * dist_info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def any_rank(flag: bool, dist_info: DistInfo) -> bool:
+    """True on every rank if ``flag`` is True on any (so all ranks stop at the same step)."""
+    if not dist_info.enabled:
+        return flag
+    tensor = torch.tensor([1.0 if flag else 0.0])
+    if dist.get_backend() == "nccl":
+        tensor = tensor.cuda()
+    dist.all_reduce(tensor)
+    return bool(tensor.item() > 0)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+class EpochSampler(torch.utils.data.Sampler[int]):
+    """Seeded per-epoch order, sharded over ranks, optionally class-balanced, resumable mid-epoch.
+
+    Like DistributedSampler (each rank takes every ``world_size``-th index of a shared permutation,
+    padded to equal length) plus: class-balanced sampling with replacement (``labels`` given), and
+    ``start`` to skip the samples a rank already consumed before an interruption.
+    """
+
+    def __init__(self, size: int, seed: int, dist_info: DistInfo, shuffle: bool = True,
+                 labels: np.ndarray | None = None):
+        self.size = size
+        self.seed = seed
+        self.dist_info = dist_info
+        self.shuffle = shuffle
+        self.labels = labels
+        self.epoch = 0
+        self.start = 0
+        self.per_rank = math.ceil(size / dist_info.world_size)
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def _order(self) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        if self.labels is not None:
+            counts = np.bincount(self.labels)
+            weights = torch.as_tensor(1.0 / counts[self.labels], dtype=torch.double)
+            return torch.multinomial(weights, self.size, replacement=True, generator=generator)
+        if self.shuffle:
+            return torch.randperm(self.size, generator=generator)
+        return torch.arange(self.size)
+
+    def __iter__(self) -> Iterator[int]:
+        order = self._order()
+        padded = self.per_rank * self.dist_info.world_size
+        if padded > len(order):
+            order = torch.cat([order, order[: padded - len(order)]])
+        mine = order[self.dist_info.rank::self.dist_info.world_size]
+        return iter(mine[self.start:].tolist())
+
+    def __len__(self) -> int:
+        return self.per_rank - self.start
+
+
+def make_loader(dataset: FaceDataset, batch_size: int, sampler, workers: int, device: torch.device,
+                drop_last: bool) -> torch.utils.data.DataLoader:
+    # The loader's own generator (for worker seeds) keeps it from drawing on the global torch RNG,
+    # whose state must depend only on the training steps done (exact resume of dropout).
+    generator = torch.Generator().manual_seed(getattr(sampler, "seed", 0) * 7919 + getattr(sampler, "epoch", 0))
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        drop_last=drop_last,
+        collate_fn=collate_skipping_none,
+        # Not persistent: workers are re-created each epoch so they see the dataset's new epoch seed.
+        persistent_workers=False,
+        generator=generator,
+    )
+
+
+# ----------------------------------------------------------------------------- model / optimisation
+
+
+def build_model(config: Config, label_space: LabelSpace) -> nn.Module:
+    return create_model(
+        config.model.name,
+        num_expressions=label_space.num_expressions,
+        # A dataset without pose bins still gets a 1-bin pose head (all labels unknown), so the
+        # architecture does not change with the dataset.
+        num_poses=max(1, label_space.num_poses),
+        pretrained=config.model.pretrained,
+        **config.model.options,
+    )
+
+
+def build_task_weighting(model: nn.Module, config: Config) -> nn.Module:
+    cfg = getattr(model, "config", None)
+    num_scales = cfg.num_scales if cfg is not None and cfg.use_attention else 0
+    has_pose = bool(cfg is not None and cfg.use_pose)
+    names = task_names_for(num_scales, has_pose)
+    if config.train.loss_weighting == "learned":
+        return LearnedTaskWeights(names)
+    if config.train.loss_weighting == "fixed":
+        return FixedTaskWeights(names, config.train.fixed_weights)
+    raise ValueError(f"train.loss_weighting={config.train.loss_weighting!r}; expected learned or fixed")
+
+
+def build_optimizer(model: nn.Module, weighting: nn.Module, config: Config) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on norms, biases and the learned task log-variances."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim <= 1 else decay).append(param)
+    groups = [
+        {"params": decay, "weight_decay": config.train.weight_decay},
+        {"params": no_decay + list(weighting.parameters()), "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.train.lr)
+
+
+def build_scheduler(optimizer, config: Config, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up then cosine decay to zero, stepped per batch."""
+    total = max(1, config.train.epochs * steps_per_epoch)
+    warmup = min(total - 1, int(round(config.train.warmup_epochs * steps_per_epoch)))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def autocast_for(device: torch.device, amp: bool):
+    """bf16 autocast on GPUs that support it, fp16 otherwise; nothing on CPU."""
+    if device.type != "cuda" or not amp:
+        return nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return getattr(model, "module", model)
+
+
+# ----------------------------------------------------------------------------- train / evaluate
+
+
+@dataclass
+class StepContext:
+    """What ``train_one_epoch`` needs besides model and data; grouped to keep signatures short."""
+
+    weighting: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    amp: bool = True
+    label_smoothing: float = 0.0
+    channels_last: bool = False
+    dist_info: DistInfo = field(default_factory=DistInfo)
+    should_stop: Callable[[], bool] = lambda: False
+    on_step: Callable[[int, int], None] | None = None  # (epoch, step) after each optimiser step
+    progress: bool = True
+
+
+def train_one_epoch(model: nn.Module, loader, ctx: StepContext, epoch: int, start_step: int = 0) -> dict:
+    """One pass over ``loader``; returns mean loss, accuracy, skipped count and ``stopped_at`` step.
+
+    ``stopped_at`` is the number of steps done in this epoch when a stop was requested (None when
+    the epoch completed): the caller writes the resume point.
+    """
+    model.train()
+    totals = {"loss": 0.0, "correct": 0, "seen": 0, "skipped": 0}
+    components: dict[str, float] = {}
+    step = start_step
+    bar = tqdm(loader, desc=f"epoch {epoch + 1} train", leave=False, disable=not ctx.progress,
+               initial=start_step, total=start_step + len(loader))
+    for batch in bar:
+        totals["skipped"] += batch["skipped"]
+        if "image" in batch:
+            images = batch["image"].to(ctx.device, non_blocking=True)
+            if ctx.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            expression = batch["expression"].to(ctx.device, non_blocking=True)
+            pose = batch["pose"].to(ctx.device, non_blocking=True)
+            with autocast_for(ctx.device, ctx.amp):
+                output = model(images)
+            output = type(output)(*(o.float() if torch.is_tensor(o) else o for o in output))
+            loss = phanet_loss(output, expression, pose, ctx.weighting, ctx.label_smoothing)
+            ctx.optimizer.zero_grad(set_to_none=True)
+            ctx.scaler.scale(loss.total).backward()
+            ctx.scaler.step(ctx.optimizer)
+            ctx.scaler.update()
+            totals["loss"] += float(loss.total.detach()) * len(expression)
+            totals["correct"] += int((output.expression_logits.argmax(1) == expression).sum())
+            totals["seen"] += len(expression)
+            for name, value in loss.components.items():
+                components[name] = components.get(name, 0.0) + float(value.detach()) * len(expression)
+            bar.set_postfix(loss=f"{totals['loss'] / totals['seen']:.3f}")
+        # Step the schedule even for an all-corrupt batch, so the schedule is a function of the step.
+        ctx.scheduler.step()
+        step += 1
+        if ctx.on_step is not None:
+            ctx.on_step(epoch, step)
+        if any_rank(ctx.should_stop(), ctx.dist_info):
+            bar.close()
+            return {**_epoch_summary(totals, components), "stopped_at": step}
+    return {**_epoch_summary(totals, components), "stopped_at": None}
+
+
+def _epoch_summary(totals: dict, components: dict) -> dict:
+    seen = max(1, totals["seen"])
+    return {
+        "loss": totals["loss"] / seen,
+        "accuracy": totals["correct"] / seen,
+        "skipped": totals["skipped"],
+        "components": {k: v / seen for k, v in components.items()},
+    }
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader, device: torch.device, amp: bool = True, progress: bool = False,
+            dist_info: DistInfo | None = None) -> dict[str, np.ndarray]:
+    """Run the model over ``loader``; predictions, labels and scale weights keyed by dataset index.
+
+    Under DDP each rank predicts its shard and the shards are gathered, so every rank returns the
+    full, de-duplicated, index-sorted arrays.
+    """
+    dist_info = dist_info or DistInfo()
+    model.eval()
+    rows: dict[str, list] = {k: [] for k in ("index", "expression", "pose", "pred", "probs", "pose_pred",
+                                              "scale_weights")}
+    skipped = 0
+    for batch in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
+        skipped += batch["skipped"]
+        if "image" not in batch:
+            continue
+        with autocast_for(device, amp):
+            output = model(batch["image"].to(device, non_blocking=True))
+        probs = output.expression_logits.float().softmax(-1).cpu()
+        rows["index"].append(batch["index"])
+        rows["expression"].append(batch["expression"])
+        rows["pose"].append(batch["pose"])
+        rows["probs"].append(probs)
+        rows["pred"].append(probs.argmax(-1))
+        if output.pose_logits is not None:
+            rows["pose_pred"].append(output.pose_logits.float().argmax(-1).cpu())
+        if output.scale_weights is not None:
+            rows["scale_weights"].append(output.scale_weights.float().cpu())
+    local = {k: torch.cat(v).numpy() for k, v in rows.items() if v}
+    local["skipped"] = skipped
+    shards = all_gather_objects(local, dist_info)
+    merged = {k: np.concatenate([s[k] for s in shards if k in s]) for k in local if k != "skipped"}
+    merged["skipped"] = sum(s["skipped"] for s in shards)
+    if "index" in merged:
+        _, first = np.unique(merged["index"], return_index=True)  # padding duplicates
+        for key in list(merged):
+            if key != "skipped":
+                merged[key] = merged[key][first]
+    return merged
+
+
+def evaluate(model: nn.Module, loader, device: torch.device, label_space: LabelSpace, amp: bool = True,
+             progress: bool = False, dist_info: DistInfo | None = None) -> dict:
+    """Accuracy overall / per expression / per pose, macro-F1, confusion matrix, pose accuracy, scale
+    weights per pose. Returns a JSON-able dict (and the raw arrays under ``"_arrays"``)."""
+    arrays = predict(model, loader, device, amp, progress, dist_info)
+    if "index" not in arrays:
+        return {"num_samples": 0, "accuracy": float("nan"), "skipped": arrays["skipped"], "_arrays": arrays}
+    pose_names = [p.name for p in label_space.poses]
+    report = classification_report(arrays["expression"], arrays["pred"], list(label_space.expressions),
+                                   arrays["pose"], pose_names)
+    report["skipped"] = int(arrays["skipped"])
+    known = arrays["pose"] >= 0
+    if "pose_pred" in arrays and known.any():
+        report["pose_accuracy"] = float((arrays["pose_pred"][known] == arrays["pose"][known]).mean())
+    if "scale_weights" in arrays:
+        weights = arrays["scale_weights"]
+        report["mean_scale_weights"] = weights.mean(0).tolist()
+        report["mean_scale_weights_per_pose"] = {
+            name: weights[arrays["pose"] == i].mean(0).tolist()
+            for i, name in enumerate(pose_names) if (arrays["pose"] == i).any()
+        }
+    report["_arrays"] = arrays
+    return report
+
+
+# ----------------------------------------------------------------------------- resume state
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
+             "python_version": random.getstate()[0], "python_gauss": random.getstate()[2],
+             "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
+             "numpy_pos": int(np.random.get_state()[2])}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((state["python_version"], tuple(state["python"]), state["python_gauss"]))
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_resume_point(path: Path, model, weighting, optimizer, scheduler, scaler, progress: dict) -> None:
+    """Our own training state (tensors and plain values only), written atomically."""
+    state = {
+        "model": unwrap(model).state_dict(),
+        "weighting": weighting.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "rng": _rng_state(),
+        "progress": progress,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def load_resume_point(path: Path) -> dict:
+    # weights_only=True: even our own resume file is never unpickled as arbitrary objects.
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[Callable[[], bool]]:
+    """While active, SIGINT/SIGTERM request a graceful stop (checked after each step) instead of killing.
+
+    A second Ctrl-C while a stop is pending interrupts immediately.
+    """
+    requested = {"stop": False}
+    previous = {}
+
+    def handler(signum, frame):
+        if requested["stop"] and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        requested["stop"] = True
+        log.warning("received %s: finishing the current step and saving a resume point",
+                    signal.Signals(signum).name)
+
+    in_main_thread = True
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread: signals cannot be handled here
+        in_main_thread = False
+    try:
+        yield lambda: requested["stop"]
+    finally:
+        if in_main_thread:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+
+# ----------------------------------------------------------------------------- fit / cross-validate
+
+
+@dataclass
+class PreparedData:
+    index: DatasetIndex
+    split: dict[str, list[int]]
+
+
+def prepare_data(config: Config, out_dir: Path, dist_info: DistInfo) -> PreparedData:
+    """Index the dataset, apply the cache, and compute this fold's split (fold file under the run)."""
+    from phanet.data.protocols import make_split
+    from phanet.data.registry import load_dataset
+
+    data = config.data
+    index = load_dataset(data.dataset, data.root, **data.options)
+    if not index.samples:
+        raise ValueError(f"dataset {data.dataset!r} at {data.root} has no usable samples")
+    for problem in index.problems[:20]:
+        log.warning("%s: %s", data.dataset, problem)
+    if len(index.problems) > 20:
+        log.warning("%s: ... and %d more problems (see `phanet data check`)", data.dataset, len(index.problems) - 20)
+    if data.cache_dir:
+        from phanet.data.cache import build_cache, load_cached
+
+        if dist_info.is_main:
+            build_cache(index, config.model.input_size, data.cache_dir)
+        if dist_info.enabled:
+            dist.barrier()
+        index = load_cached(index, data.cache_dir)
+    fold_file = Path(data.fold_file) if data.fold_file else out_dir / "folds.json"
+    protocol = data.protocol or index.default_protocol
+    if dist_info.is_main:
+        split = make_split(index, protocol, fold=data.fold, k=data.folds, seed=data.seed,
+                           val_fraction=data.val_fraction, fold_file=fold_file)
+    if dist_info.enabled:
+        dist.barrier()
+    if not dist_info.is_main:  # read the fold file rank 0 wrote, so every rank has the same split
+        split = make_split(index, protocol, fold=data.fold, k=data.folds, seed=data.seed,
+                           val_fraction=data.val_fraction, fold_file=fold_file)
+    return PreparedData(index, split)
+
+
+def fit(
+    config: Config,
+    out_dir: str | Path,
+    data: PreparedData | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    on_step: Callable[[int, int], None] | None = None,
+    write_report: bool = True,
+) -> dict:
+    """Train one model on one split and evaluate it; returns the test metrics (JSON-able dict).
+
+    ``data`` lets a caller (the demo, cross-validation) pass an already indexed dataset and split;
+    otherwise it comes from ``config.data``. With ``resume=True`` and ``out_dir/resume.pt`` present,
+    training continues where it stopped. Writes (rank 0 only) under ``out_dir``: ``config.yaml``,
+    ``best``/``last`` checkpoints, ``resume.pt``, ``history.json``, ``metrics.json`` and the report.
+    """
+    import json
+
+    out_dir = Path(out_dir)
+    dist_info = init_distributed(config.train.device)
+    device = resolve_device(config.train.device, dist_info)
+    if dist_info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, out_dir / "config.yaml")
+    seed_everything(config.train.seed)
+    data = data or prepare_data(config, out_dir, dist_info)
+    index, split = data.index, data.split
+    label_space = index.label_space
+    train_cfg = config.train
+
+    def dataset(part: str, augment: str) -> FaceDataset:
+        samples = [index.samples[i] for i in split.get(part, [])]
+        ds = FaceDataset(samples, label_space, FaceTransform(config.model.input_size, model.mean, model.std, augment),
+                         strict=train_cfg.strict)
+        ds.seed = train_cfg.seed
+        return ds
+
+    model = build_model(config, label_space).to(device)
+    if train_cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    weighting = build_task_weighting(model, config).to(device)
+    train_set, val_set, test_set = dataset("train", train_cfg.augment), dataset("val", "none"), dataset("test", "none")
+    if len(train_set) < 2:
+        raise ValueError(f"the training split has {len(train_set)} samples; need at least 2")
+    batch_size = min(train_cfg.batch_size, len(train_set) // dist_info.world_size)
+    labels = np.array([s.expression for s in train_set.samples]) if train_cfg.balance_classes else None
+    train_sampler = EpochSampler(len(train_set), train_cfg.seed, dist_info, shuffle=True, labels=labels)
+    steps_per_epoch = train_sampler.per_rank // batch_size
+
+    optimizer = build_optimizer(model, weighting, config)
+    scheduler = build_scheduler(optimizer, config, steps_per_epoch)
+    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and train_cfg.amp)
+    state = {"epoch": 0, "step": 0, "best_accuracy": -1.0, "best_epoch": -1, "history": []}
+
+    resume_path = out_dir / RESUME_FILE
+    if resume and resume_path.exists():
+        saved = load_resume_point(resume_path)
+        model.load_state_dict(saved["model"])
+        weighting.load_state_dict(saved["weighting"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        scaler.load_state_dict(saved["scaler"])
+        _set_rng_state(saved["rng"])
+        state = saved["progress"]
+        log.info("resuming %s at epoch %d, step %d", out_dir, state["epoch"] + 1, state["step"])
+    elif resume:
+        log.warning("no %s in %s: starting from scratch", RESUME_FILE, out_dir)
+
+    train_model = model
+    if dist_info.enabled:
+        train_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    def eval_loader(ds: FaceDataset) -> torch.utils.data.DataLoader:
+        sampler = EpochSampler(len(ds), 0, dist_info, shuffle=False)
+        return make_loader(ds, train_cfg.eval_batch_size, sampler, train_cfg.workers, device, drop_last=False)
+    meta = {"model": config.model.name, "dataset": index.name, "fold": config.data.fold}
+
+    def save_model(name: str, extra: dict) -> None:
+        if dist_info.is_main:
+            save_checkpoint(out_dir / name, model, label_space, config.model.input_size, config.to_dict(),
+                            extra={"training": {**meta, **extra}})
+
+    def snapshot() -> dict:
+        return {k: (list(v) if isinstance(v, list) else v) for k, v in state.items()}
+
+    epochs_without_improvement = 0
+    started = time.perf_counter()
+    with stop_on_signals() as should_stop:
+        ctx = StepContext(weighting, optimizer, scheduler, scaler, device, train_cfg.amp, train_cfg.label_smoothing,
+                          train_cfg.channels_last, dist_info, should_stop, on_step, progress and dist_info.is_main)
+        while state["epoch"] < train_cfg.epochs:
+            epoch = state["epoch"]
+            train_set.epoch = epoch
+            train_sampler.set_epoch(epoch, start=state["step"] * batch_size)
+            loader = make_loader(train_set, batch_size, train_sampler, train_cfg.workers, device, drop_last=True)
+            stats = train_one_epoch(train_model, loader, ctx, epoch, start_step=state["step"])
+            if stats["stopped_at"] is not None and stats["stopped_at"] < steps_per_epoch:
+                state["step"] = stats["stopped_at"]
+                if dist_info.is_main:
+                    save_resume_point(resume_path, model, weighting, optimizer, scheduler, scaler, snapshot())
+                raise TrainingInterrupted(
+                    f"stopped at epoch {epoch + 1}, step {state['step']}; resume with `phanet train --resume "
+                    f"--out {out_dir}`")
+            record = {"epoch": epoch + 1, "train_loss": stats["loss"], "train_accuracy": stats["accuracy"],
+                      "skipped": stats["skipped"], "lr": scheduler.get_last_lr()[0], **{
+                          f"loss_{k}": v for k, v in stats["components"].items()}}
+            if hasattr(weighting, "log_vars"):
+                record["task_weights"] = weighting.weights()
+            if len(val_set):
+                val = evaluate(model, eval_loader(val_set), device, label_space, train_cfg.amp, dist_info=dist_info)
+                record["val_accuracy"] = val["accuracy"]
+                score = val["accuracy"]
+            else:
+                score = stats["accuracy"]  # no validation split: keep the last epoch as "best"
+            state["history"].append(record)
+            improved = score >= state["best_accuracy"] if not len(val_set) else score > state["best_accuracy"]
+            if improved:
+                state["best_accuracy"], state["best_epoch"] = score, epoch + 1
+                epochs_without_improvement = 0
+                save_model("best", {"epoch": epoch + 1, "val_accuracy": record.get("val_accuracy")})
+            else:
+                epochs_without_improvement += 1
+            state["epoch"], state["step"] = epoch + 1, 0
+            if dist_info.is_main:
+                save_model("last", {"epoch": epoch + 1})
+                save_resume_point(resume_path, model, weighting, optimizer, scheduler, scaler, snapshot())
+                (out_dir / "history.json").write_text(json.dumps(state["history"], indent=2))
+                log.info("epoch %d/%d  loss %.4f  train acc %.3f%s", epoch + 1, train_cfg.epochs, stats["loss"],
+                         stats["accuracy"],
+                         f"  val acc {record['val_accuracy']:.3f}" if "val_accuracy" in record else "")
+            if stats["stopped_at"] is not None:
+                raise TrainingInterrupted(f"stopped after epoch {epoch + 1}; resume with `phanet train --resume "
+                                          f"--out {out_dir}`")
+            if train_cfg.patience and epochs_without_improvement >= train_cfg.patience:
+                log.info("early stopping: no validation improvement for %d epochs", train_cfg.patience)
+                break
+    train_seconds = time.perf_counter() - started
+
+    # Evaluate the best checkpoint on the test split.
+    from phanet.checkpoint import load_checkpoint
+
+    if dist_info.enabled:
+        dist.barrier()
+    best_model, _ = load_checkpoint(out_dir / "best", device)
+    test_part = test_set if len(test_set) else val_set
+    results = evaluate(best_model, eval_loader(test_part), device, label_space, train_cfg.amp,
+                       progress=progress and dist_info.is_main, dist_info=dist_info)
+    arrays = results.pop("_arrays")
+    results.update({
+        "model": config.model.name, "dataset": index.name, "fold": config.data.fold,
+        "split_sizes": {k: len(v) for k, v in split.items()}, "evaluated_on": "test" if len(test_set) else "val",
+        "best_epoch": state["best_epoch"], "epochs_run": len(state["history"]), "train_seconds": train_seconds,
+        "world_size": dist_info.world_size, "device": str(device),
+    })
+    if hasattr(weighting, "log_vars"):
+        results["task_weights"] = weighting.weights()
+    if dist_info.is_main:
+        (out_dir / "metrics.json").write_text(json.dumps(results, indent=2))
+        if write_report:
+            from phanet.report import write_run_report
+
+            write_run_report(out_dir, results, best_model, test_part, arrays, device)
+    return results
+
+
+def cross_validate(config: Config, out_dir: str | Path, folds: list[int] | None = None,
+                   progress: bool = True) -> dict:
+    """Run ``fit`` on each fold (``out_dir/fold<k>``), sharing one fold file; aggregate mean ± std."""
+    import copy
+    import json
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    folds = folds if folds is not None else list(range(config.data.folds))
+    fold_file = config.data.fold_file or str(out_dir / "folds.json")
+    per_fold = []
+    for k in folds:
+        fold_config = copy.deepcopy(config)
+        fold_config.data.fold = k
+        fold_config.data.fold_file = fold_file
+        log.info("fold %d/%d", k + 1, len(folds))
+        per_fold.append(fit(fold_config, out_dir / f"fold{k}", progress=progress))
+    summary = aggregate_folds(per_fold)
+    if init_distributed(config.train.device).is_main:
+        (out_dir / "cv_metrics.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def aggregate_folds(per_fold: list[dict]) -> dict:
+    """Mean ± std over folds of overall accuracy, macro-F1, and per-expression/per-pose accuracy."""
+
+    def stats(values: list) -> dict:
+        values = [v for v in values if v is not None]
+        return {"mean": float(np.mean(values)), "std": float(np.std(values)), "n": len(values)} if values else None
+
+    summary = {
+        "folds": [r.get("fold") for r in per_fold],
+        "accuracy": stats([r["accuracy"] for r in per_fold]),
+        "macro_f1": stats([r.get("macro_f1") for r in per_fold]),
+    }
+    for key in ("per_expression_accuracy", "per_pose_accuracy"):
+        names = per_fold[0].get(key, {}) if per_fold else {}
+        summary[key] = {name: stats([r[key].get(name) for r in per_fold]) for name in names}
+    return summary

@@ -1,0 +1,314 @@
+"""End-to-end inference: detect faces, align each onto the model's crop, run PhaNet in batches.
+
+``Predictor.from_checkpoint(path).predict(image)`` is the Python API behind ``phanet predict``. The
+preprocessing (crop size, mean, std) and the class names come from the checkpoint's JSON, so a
+checkpoint is all a predictor needs. With ``detector=None`` every input is taken to be a face crop
+already (``--no-detect``) and is resized to the model's input.
+
+Faces of many images are classified together (``batch_size`` faces per model call), which is what
+makes folder and video runs fast; :meth:`Predictor.predict_items` adds the robustness of a folder
+run: an image whose detection or decoding fails yields an error result, never an exception.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from phanet.data.base import LabelSpace
+from phanet.inference.align import DEFAULT_PADDING, align_face
+from phanet.inference.detect import DetectedFace, FaceDetector, create_detector
+from phanet.inference.sources import InputItem, to_rgb_array
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FacePrediction:
+    """What the model says about one face.
+
+    box: ``(x0, y0, x1, y1)`` in the input image's pixels (the whole image with ``--no-detect``).
+    score: detector confidence, or None without detection.
+    landmarks: ``[5, 2]`` detector landmarks, or None.
+    expression: the most probable expression; probabilities: softmax over all expressions.
+    pose: the most probable pose bin (None for models without a pose branch); yaw/pitch: that bin's
+        nominal angles in degrees where the label space gives them; pose_probabilities: softmax.
+    scale_weights: the pose-adaptive weights ``beta`` over attention scales (None without attention).
+    matrix: ``[2, 3]`` similarity mapping image pixels to crop pixels.
+    attention: ``[size, size]`` float in [0, 1], the scale-weighted attention over the crop, when asked.
+    crop: the ``[size, size, 3]`` uint8 crop the model saw, when attention was asked.
+    """
+
+    box: tuple[float, float, float, float]
+    score: float | None
+    expression: str
+    probabilities: dict[str, float]
+    pose: str | None = None
+    yaw: float | None = None
+    pitch: float | None = None
+    pose_probabilities: dict[str, float] | None = None
+    scale_weights: list[float] | None = None
+    landmarks: np.ndarray | None = None
+    matrix: np.ndarray | None = field(default=None, repr=False)
+    attention: np.ndarray | None = field(default=None, repr=False)
+    crop: np.ndarray | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict:
+        """The face's entry in a ``phanet predict`` record."""
+        return {
+            "box": [round(float(v), 2) for v in self.box],
+            "score": None if self.score is None else round(float(self.score), 6),
+            "expression": self.expression,
+            "probabilities": self.probabilities,
+            "pose": self.pose,
+            "yaw": self.yaw,
+            "pose_probabilities": self.pose_probabilities,
+            "scale_weights": self.scale_weights,
+        }
+
+
+@dataclass
+class LocatedFace:
+    """A face found and aligned, before classification: box, score, landmarks, crop, matrix."""
+
+    box: tuple[float, float, float, float]
+    score: float | None
+    landmarks: np.ndarray | None
+    crop: np.ndarray
+    matrix: np.ndarray
+
+
+@dataclass
+class ItemResult:
+    """The outcome for one :class:`InputItem`: status ``ok`` / ``no_face`` / ``error``."""
+
+    item: InputItem
+    faces: list[FacePrediction]
+    error: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.error is not None:
+            return "error"
+        return "ok" if self.faces else "no_face"
+
+
+class Predictor:
+    """Detector + alignment + model, configured from a checkpoint.
+
+    model: a registry model in eval mode (``PhaNetOutput`` forward).
+    meta: the checkpoint's JSON (label_space, input_size, mean, std; optional ``align_padding``).
+    detector: a :class:`FaceDetector`, or None when inputs are face crops already.
+    batch_size: faces per model call.
+    align_padding: crop padding around the landmark template (see :mod:`phanet.inference.align`);
+        default: the checkpoint's ``align_padding`` if it has one, else 0.1.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        meta: dict,
+        detector: FaceDetector | None = None,
+        device: str | torch.device = "cpu",
+        batch_size: int = 32,
+        align_padding: float | None = None,
+    ):
+        self.model = model.to(device).eval()
+        self.meta = meta
+        self.detector = detector
+        self.device = torch.device(device)
+        self.batch_size = int(batch_size)
+        self.label_space = LabelSpace.from_json(meta["label_space"])
+        self.input_size = int(meta["input_size"])
+        self.mean = torch.tensor(meta["mean"], dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(meta["std"], dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        if align_padding is None:
+            align_padding = meta.get("align_padding", DEFAULT_PADDING)
+        self.align_padding = float(align_padding)
+        config = getattr(model, "config", None)
+        self.num_scales = config.num_scales if config is not None and config.use_attention else 0
+        self.has_pose = bool(getattr(model, "num_poses", 0))
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        device: str | torch.device | None = None,
+        detector: str | FaceDetector | None = "mtcnn",
+        batch_size: int = 32,
+        align_padding: float | None = None,
+        **detector_kwargs,
+    ) -> Predictor:
+        """A predictor from a checkpoint; ``detector`` is a registered name, an instance, or None.
+
+        ``detector_kwargs`` (e.g. ``min_score``, ``max_side``) go to :func:`create_detector`.
+        """
+        from phanet.checkpoint import load_checkpoint
+
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        model, meta = load_checkpoint(path, device=device)
+        if isinstance(detector, str):
+            detector = create_detector(detector, device=device, **detector_kwargs)
+        return cls(model, meta, detector, device, batch_size=batch_size, align_padding=align_padding)
+
+    # --- public API -------------------------------------------------------------------------------
+
+    def predict(self, image, return_attention: bool = False) -> list[FacePrediction]:
+        """Faces in one image (path, PIL image or ``[H, W, 3]`` array); empty list when none."""
+        return self.predict_batch([image], return_attention=return_attention)[0]
+
+    def predict_batch(self, images: Sequence, return_attention: bool = False) -> list[list[FacePrediction]]:
+        """:meth:`predict` for several images, with their faces classified together."""
+        arrays = [to_rgb_array(image) for image in images]
+        located = self.locate_faces(arrays)
+        crops = [face.crop for faces in located for face in faces]
+        outputs = self.classify(np.stack(crops) if crops else None, return_attention)
+        results, k = [], 0
+        for faces in located:
+            predictions = []
+            for face in faces:
+                predictions.append(self._face_prediction(face, outputs, k, return_attention))
+                k += 1
+            results.append(predictions)
+        return results
+
+    def predict_items(
+        self, items: Iterable[InputItem], images_per_step: int = 16, return_attention: bool = False
+    ) -> Iterator[ItemResult]:
+        """Results for a stream of items, in order; failures become error results.
+
+        Items are grouped ``images_per_step`` at a time so that faces from several images share a
+        model call; if a group fails, its images are retried one by one to isolate the culprit.
+        """
+        pending: list[InputItem] = []
+        for item in items:
+            if item.error is not None:
+                yield from self._flush(pending, return_attention)
+                pending = []
+                yield ItemResult(item, [], item.error)
+                continue
+            pending.append(item)
+            if len(pending) >= images_per_step:
+                yield from self._flush(pending, return_attention)
+                pending = []
+        yield from self._flush(pending, return_attention)
+
+    # --- stages -----------------------------------------------------------------------------------
+
+    def locate_faces(self, images: Sequence[np.ndarray]) -> list[list[LocatedFace]]:
+        """Per image, the faces found, each with its aligned crop."""
+        if self.detector is None:
+            return [[self._whole_image(image)] for image in images]
+        located = []
+        for image, faces in zip(images, self.detector.detect_batch(images)):
+            located.append([self._aligned(image, face) for face in faces])
+        return located
+
+    @torch.inference_mode()
+    def classify(self, crops: np.ndarray | None, return_attention: bool = False) -> dict[str, np.ndarray]:
+        """Run the model on ``crops [N, S, S, 3]`` uint8 in batches of ``batch_size``.
+
+        Returns arrays with a leading N: ``expression`` ``[N, E]`` and, where the model has them,
+        ``pose`` ``[N, P]`` (probabilities), ``scale_weights`` ``[N, S]``, ``attention`` ``[N, S, S]``.
+        """
+        if crops is None or len(crops) == 0:
+            return {}
+        parts: dict[str, list[np.ndarray]] = {}
+        for start in range(0, len(crops), self.batch_size):
+            batch = torch.from_numpy(np.ascontiguousarray(crops[start : start + self.batch_size]))
+            x = batch.to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+            x = (x - self.mean) / self.std
+            out = self.model(x, return_attention=return_attention)
+            parts.setdefault("expression", []).append(out.expression_logits.softmax(-1).float().cpu().numpy())
+            if out.pose_logits is not None:
+                parts.setdefault("pose", []).append(out.pose_logits.softmax(-1).float().cpu().numpy())
+            if out.scale_weights is not None:
+                parts.setdefault("scale_weights", []).append(out.scale_weights.float().cpu().numpy())
+            if return_attention and out.attention_maps is not None:
+                attention = fuse_attention(out.attention_maps, out.scale_weights, self.input_size)
+                parts.setdefault("attention", []).append(attention.cpu().numpy())
+        return {name: np.concatenate(arrays) for name, arrays in parts.items()}
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def _aligned(self, image: np.ndarray, face: DetectedFace) -> LocatedFace:
+        crop, matrix = align_face(image, self.input_size, face.landmarks, face.box, self.align_padding)
+        return LocatedFace(tuple(float(v) for v in face.box), face.score, face.landmarks, crop, matrix)
+
+    def _whole_image(self, image: np.ndarray) -> LocatedFace:
+        """``--no-detect``: the whole image is the face, resized (not cropped) to the model's input."""
+        from PIL import Image
+
+        h, w = image.shape[:2]
+        size = self.input_size
+        crop = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0))
+        matrix = np.array([[size / w, 0.0, 0.0], [0.0, size / h, 0.0]])
+        return LocatedFace((0.0, 0.0, float(w), float(h)), None, None, crop, matrix)
+
+    def _face_prediction(self, face: LocatedFace, outputs: dict, k: int, return_attention: bool) -> FacePrediction:
+        names = self.label_space.expressions
+        probs = outputs["expression"][k]
+        prediction = FacePrediction(
+            box=face.box,
+            score=face.score,
+            expression=names[int(probs.argmax())],
+            probabilities={name: round(float(p), 6) for name, p in zip(names, probs)},
+            landmarks=face.landmarks,
+            matrix=face.matrix,
+        )
+        if "pose" in outputs:
+            pose_probs = outputs["pose"][k]
+            pose = self.label_space.poses[int(pose_probs.argmax())]
+            prediction.pose, prediction.yaw, prediction.pitch = pose.name, pose.yaw, pose.pitch
+            prediction.pose_probabilities = {
+                p.name: round(float(v), 6) for p, v in zip(self.label_space.poses, pose_probs)
+            }
+        if "scale_weights" in outputs:
+            prediction.scale_weights = [round(float(v), 6) for v in outputs["scale_weights"][k]]
+        if return_attention:
+            prediction.crop = face.crop
+            prediction.attention = outputs["attention"][k] if "attention" in outputs else None
+        return prediction
+
+    def _flush(self, items: list[InputItem], return_attention: bool) -> Iterator[ItemResult]:
+        if not items:
+            return
+        try:
+            batches = self.predict_batch([item.image for item in items], return_attention)
+        except Exception as err:  # isolate the failing image instead of losing the whole group
+            if len(items) == 1:
+                log.debug("prediction failed on %s", items[0].file, exc_info=True)
+                yield ItemResult(items[0], [], f"prediction failed: {type(err).__name__}: {err}")
+                return
+            for item in items:
+                yield from self._flush([item], return_attention)
+            return
+        for item, faces in zip(items, batches):
+            yield ItemResult(item, faces)
+
+
+def fuse_attention(
+    maps: Sequence[torch.Tensor], scale_weights: torch.Tensor | None, size: int
+) -> torch.Tensor:
+    """One ``[B, size, size]`` map in [0, 1] from S attention maps ``[B, 1, h_s, w_s]``.
+
+    Each map is upsampled to the crop, min-max normalised per face (sigmoid and softmax maps then
+    share a range), and the maps are averaged with the pose-adaptive weights ``beta [B, S]`` (uniform
+    when None), so the overlay shows where the scales the model relied on were looking.
+    """
+    upsampled = []
+    for attention in maps:
+        a = F.interpolate(attention.float(), size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+        low = a.amin(dim=(1, 2), keepdim=True)
+        high = a.amax(dim=(1, 2), keepdim=True)
+        upsampled.append((a - low) / (high - low).clamp_min(1e-8))
+    stacked = torch.stack(upsampled, dim=1)  # [B, S, size, size]
+    if scale_weights is None:
+        return stacked.mean(dim=1)
+    return (stacked * scale_weights.float()[:, :, None, None]).sum(dim=1)
