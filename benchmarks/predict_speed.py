@@ -46,7 +46,7 @@ def build_predictor(args: argparse.Namespace):
     from phanet.data.base import SEVEN_EXPRESSIONS, LabelSpace, PoseBin
     from phanet.inference import Predictor, create_detector
 
-    detector = create_detector("mtcnn", device=args.device)
+    detector = create_detector("mtcnn", device=args.device, min_face_size=args.min_face_size)
     if args.checkpoint:
         return Predictor.from_checkpoint(args.checkpoint, device=args.device, detector=detector,
                                          batch_size=args.batch_size)
@@ -98,6 +98,8 @@ def main() -> None:
     parser.add_argument("--model", default="phanet_r18", help="registered model (default: phanet_r18)")
     parser.add_argument("--input-size", type=int, default=112, help="model input side (default: 112)")
     parser.add_argument("--checkpoint", default=None, help="use this checkpoint instead of a random-init model")
+    parser.add_argument("--min-face-size", type=int, default=20,
+                        help="MTCNN's smallest face in pixels (default: 20); larger is faster")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     args = parser.parse_args()
@@ -113,7 +115,8 @@ def main() -> None:
     model_name = args.checkpoint or f"{args.model} (random init)"
     print(f"images: {args.images} x {SIZE}x{SIZE}, {source}; faces found: {seconds['faces']}")
     print(f"model: {model_name}, input {predictor.input_size}x{predictor.input_size}, "
-          f"device {args.device}, torch threads {torch.get_num_threads()}, batch {args.batch_size}")
+          f"device {args.device}, torch threads {torch.get_num_threads()}, batch {args.batch_size}, "
+          f"MTCNN min face {args.min_face_size} px")
     print(f"throughput: {args.images / total:.1f} images/s ({1000 * total / args.images:.1f} ms/image)")
     for stage in ("detection", "alignment", "model"):
         print(f"  {stage:<10} {100 * seconds[stage] / total:5.1f}%  "

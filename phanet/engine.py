@@ -710,3 +710,52 @@ def aggregate_folds(per_fold: list[dict]) -> dict:
         names = per_fold[0].get(key, {}) if per_fold else {}
         summary[key] = {name: stats([r[key].get(name) for r in per_fold]) for name in names}
     return summary
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    index: DatasetIndex,
+    indices: list[int] | None = None,
+    out_dir: str | Path | None = None,
+    device: str = "auto",
+    batch_size: int = 128,
+    workers: int = 2,
+    progress: bool = True,
+) -> dict:
+    """Evaluate a saved model on (part of) a dataset, mapping classes by name across datasets.
+
+    Target classes the model does not know are dropped and listed under ``dropped_classes``; pose
+    accuracy is reported only when the dataset's pose bins are the model's.
+    """
+    import json
+
+    from phanet.checkpoint import load_checkpoint
+    from phanet.data.protocols import cross_dataset_index
+
+    device = resolve_device(device)
+    model, meta = load_checkpoint(checkpoint, device)
+    if indices is not None:
+        index = DatasetIndex([index.samples[i] for i in indices], index.label_space, index.problems,
+                             index.default_protocol, index.name)
+    mapped, dropped = cross_dataset_index(index, model.label_space)
+    if not mapped.samples:
+        known = ", ".join(model.label_space.expressions)
+        raise ValueError(f"no sample of {index.name} has a class the model knows ({known})")
+    transform = FaceTransform(meta["input_size"], model.mean, model.std, "none")
+    dataset = FaceDataset(mapped.samples, mapped.label_space, transform)
+    sampler = EpochSampler(len(dataset), 0, DistInfo(), shuffle=False)
+    loader = make_loader(dataset, batch_size, sampler, workers, device, drop_last=False)
+    results = evaluate(model, loader, device, mapped.label_space, progress=progress)
+    arrays = results.pop("_arrays")
+    if mapped.label_space.poses != model.label_space.poses:
+        results.pop("pose_accuracy", None)
+    results.update({"model": meta["model"]["name"], "checkpoint": str(checkpoint), "dataset": index.name,
+                    "dropped_classes": dropped, "evaluated_on": "evaluate"})
+    if out_dir is not None:
+        from phanet.report import write_run_report
+
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "metrics.json").write_text(json.dumps(results, indent=2))
+        write_run_report(out_dir, results, model, dataset, arrays, device)
+    return results

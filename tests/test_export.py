@@ -27,16 +27,20 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
     torch.manual_seed(0)
     full = phanet.create_model("phanet_r18", num_expressions=7, num_poses=5, selection="hard")
     phanet.save_checkpoint(root / "phanet", full, LabelSpace(SEVEN_EXPRESSIONS, POSES), input_size=64)
-    baseline = phanet.create_model(
-        "phanet_r18", num_expressions=7, num_poses=5, use_attention=False, use_pose=False, scale_fusion="mean"
-    )
+    baseline = phanet.create_model("baseline_r18", num_expressions=7)
     phanet.save_checkpoint(root / "baseline", baseline, LabelSpace(SEVEN_EXPRESSIONS), input_size=64)
     return {"phanet": root / "phanet", "baseline": root / "baseline"}
 
 
-def test_exported_phanet_matches_pytorch_within_1e_4_on_another_batch_size(checkpoints, tmp_path):
-    out = tmp_path / "phanet.onnx"
-    result = export_onnx(checkpoints["phanet"], out)
+@pytest.fixture(scope="module")
+def exported(checkpoints, tmp_path_factory) -> tuple[Path, dict]:
+    """The full PhaNet checkpoint exported once (with the built-in parity check): ``(path, result)``."""
+    out = tmp_path_factory.mktemp("onnx") / "phanet.onnx"
+    return out, export_onnx(checkpoints["phanet"], out)
+
+
+def test_exported_phanet_matches_pytorch_within_1e_4_on_another_batch_size(checkpoints, exported):
+    out, result = exported
     assert result["outputs"] == ["expression_logits", "pose_logits", "scale_weights"]
     assert result["max_abs_diff"] <= 1e-4
 
@@ -53,9 +57,8 @@ def test_exported_phanet_matches_pytorch_within_1e_4_on_another_batch_size(check
     assert np.abs(weights - reference.scale_weights.numpy()).max() <= 1e-4
 
 
-def test_exported_model_carries_labels_and_preprocessing_in_its_metadata(checkpoints, tmp_path):
-    out = tmp_path / "phanet.onnx"
-    export_onnx(checkpoints["phanet"], out, check=False)
+def test_exported_model_carries_labels_and_preprocessing_in_its_metadata(exported):
+    out, _ = exported
     metadata = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert json.loads(metadata["label_space"])["expressions"] == list(SEVEN_EXPRESSIONS)
     assert metadata["input_size"] == "64" and len(json.loads(metadata["mean"])) == 3

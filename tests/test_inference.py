@@ -47,10 +47,7 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
     torch.manual_seed(0)
     full = phanet.create_model("phanet_r18", num_expressions=7, num_poses=5)
     phanet.save_checkpoint(root / "phanet", full, LabelSpace(SEVEN_EXPRESSIONS, POSES), input_size=64)
-    # The baseline's architecture, built through phanet_r18 so the checkpoint reloads by that name.
-    baseline = phanet.create_model(
-        "phanet_r18", num_expressions=7, num_poses=5, use_attention=False, use_pose=False, scale_fusion="mean"
-    )
+    baseline = phanet.create_model("baseline_r18", num_expressions=7)
     phanet.save_checkpoint(root / "baseline", baseline, LabelSpace(SEVEN_EXPRESSIONS), input_size=64)
     return {"phanet": root / "phanet", "baseline": root / "baseline"}
 

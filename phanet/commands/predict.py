@@ -53,6 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="drop detections less confident than this (default: 0.9)")
     parser.add_argument("--max-side", type=int, default=1280,
                         help="detect on a copy downscaled to this longest side (default: 1280)")
+    parser.add_argument("--min-face-size", type=int, default=None, metavar="PX",
+                        help="smallest face searched for, in pixels of the detection copy; larger is "
+                        "faster (default: the detector's, 20 for mtcnn)")
     parser.add_argument("--align-padding", type=float, default=None,
                         help="crop margin around the landmark template, as a fraction of the crop side "
                         "(default: the checkpoint's, else 0.1)")
@@ -63,6 +66,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--strict", action="store_true", help="exit with status 1 if any input failed")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
+
+
+def detector_options(args: argparse.Namespace) -> dict:
+    options = {"min_score": args.min_score, "max_side": args.max_side}
+    if args.min_face_size is not None:
+        options["min_face_size"] = args.min_face_size
+    return options
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             detector=None if args.no_detect else args.detector,
             batch_size=args.batch_size,
             align_padding=args.align_padding,
-            **({} if args.no_detect else {"min_score": args.min_score, "max_side": args.max_side}),
+            **({} if args.no_detect else detector_options(args)),
         )
     except ImportError as err:
         print(f"phanet predict: error: {err}", file=sys.stderr)

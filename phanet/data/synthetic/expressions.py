@@ -92,7 +92,8 @@ def sample_aus(rng: np.random.Generator, expression: int) -> np.ndarray:
     """A random instance of ``expression``: ``[NUM_AUS, 2]`` intensities in [0, 1].
 
     Intensity of the expression ~ U(0.6, 1.0); each prototype AU varies by ±15 % around it; other AUs
-    get background activity up to 0.15 (up to 0.12 for the neutral face); each side differs by up
+    get background activity up to 0.15 (up to 0.12 for the neutral face; none for the mouth-opening
+    AUs 25-27, so closed mouths stay closed); each side differs by up
     to ±12 %.
     """
     name = expression_name(expression)
@@ -100,6 +101,7 @@ def sample_aus(rng: np.random.Generator, expression: int) -> np.ndarray:
     form = rng.choice(len(forms), p=[p for p, _ in forms])
     intensity = rng.uniform(0.6, 1.0)
     base = np.where(rng.random(NUM_AUS) < 0.35, rng.uniform(0.0, 0.12 if name == "neutral" else 0.15, NUM_AUS), 0.0)
+    base[[AU_INDEX[25], AU_INDEX[26], AU_INDEX[27]]] = 0.0  # the lips stay closed unless the prototype parts them
     for au, weight in forms[form][1].items():
         base[AU_INDEX[au]] = weight * intensity * rng.uniform(0.85, 1.15)
     side = 1.0 + rng.uniform(-0.12, 0.12, (NUM_AUS, 1)) * np.array([[-1.0, 1.0]])

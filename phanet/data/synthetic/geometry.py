@@ -31,9 +31,9 @@ import numpy as np
 from phanet.data.synthetic.expressions import AU_INDEX
 from phanet.data.synthetic.identity import Identity
 
-N_THETA = 128  # grid columns (around the head)
-N_LO = 46  # rows from the bottom of the neck up to just below the lip line
-N_HI = 54  # rows from just above the lip line up to the crown
+N_THETA = 96  # grid columns (around the head)
+N_LO = 34  # rows from the bottom of the neck up to just below the lip line
+N_HI = 40  # rows from just above the lip line up to the crown
 GAP_LO, GAP_MID, GAP_UP = N_LO, N_LO + 1, N_LO + 2  # the three lip-line rows
 N_ROWS = N_LO + 3 + N_HI
 EAR_U, EAR_V = 14, 12  # ear ellipsoid grid (around, pole to pole)
@@ -147,17 +147,19 @@ def _ellipsoid_exit(d: np.ndarray, centre, axes) -> np.ndarray:
 
 
 def _neck_exit(d: np.ndarray, radius: float, z0: float, y_top: float, y_bottom: float) -> np.ndarray:
-    """Exit distance from a vertical elliptic cylinder (the neck) capped at ``y_top``/``y_bottom``."""
+    """Exit distance from the neck: a vertical elliptic cylinder from ``y_bottom`` up to ``y_top``,
+    closed at the top by a half-ellipsoid so that the exit distance has no step where rays leave
+    through the top instead of the wall."""
     rx, rz = radius, radius * 1.08
     a = (d[:, 0] / rx) ** 2 + (d[:, 2] / rz) ** 2
     b = -2.0 * d[:, 2] * z0 / rz**2
     c0 = (z0 / rz) ** 2 - 1.0
     disc = np.maximum(b * b - 4 * a * c0, 0.0)
     t_wall = (-b + np.sqrt(disc)) / (2 * np.maximum(a, 1e-9))
-    dy = np.minimum(d[:, 1], -1e-6)
-    t_in, t_bottom = y_top / dy, y_bottom / dy
-    t = np.minimum(t_wall, t_bottom)
-    return np.where((d[:, 1] < -0.05) & (t > t_in), t, 0.0)
+    t_bottom = y_bottom / np.minimum(d[:, 1], -1e-6)
+    t_cap = _ellipsoid_exit(d, (0.0, y_top, z0), (rx, 0.6 * rx, rz))
+    through_wall = (t_wall * d[:, 1] < y_top) & (d[:, 1] < 0)
+    return np.where(through_wall, np.minimum(t_wall, t_bottom), t_cap)
 
 
 def _smax(a: np.ndarray, b: np.ndarray, k: float) -> np.ndarray:
@@ -172,9 +174,9 @@ def base_radius(ident: Identity, d: np.ndarray) -> np.ndarray:
     cz = ident.chin[2]
     r = _ellipsoid_exit(d, (0.0, 2.5, -0.5), ident.cranium)
     r = _smax(r, _ellipsoid_exit(d, (0.0, ident.eye_y - 3.0, 9.0 - fz), ident.face), 1.5)
-    r = _smax(r, _ellipsoid_exit(d, (0.0, ident.mouth_y - 0.6, 0.3), (ident.jaw_width, 4.4, 7.7)), 1.2)
+    r = _smax(r, _ellipsoid_exit(d, (0.0, ident.mouth_y + 0.3, 2.6), (ident.jaw_width, 4.0, 5.4)), 1.2)
     r = _smax(r, _ellipsoid_exit(d, (0.0, ident.chin_y + ident.chin[1], 8.4 - cz), ident.chin), 1.0)
-    r = _smax(r, _neck_exit(d, ident.neck_radius, -1.6, -4.0, -30.0), 2.0)
+    r = _smax(r, _neck_exit(d, ident.neck_radius, -1.8, -5.0, -30.0), 2.5)
     return r
 
 
@@ -248,14 +250,15 @@ def _feature_offsets(ident: Identity, x: np.ndarray, y: np.ndarray, z: np.ndarra
     along *= _smoothstep(-0.25, 0.08, t)
     width = 0.6 + 0.45 * np.clip(t, 0, 1.2) ** 2
     across = np.clip(1.0 - (x / width) ** 2, 0.0, 1.0) ** 1.5
-    tip = _gauss(x, y - (ny + 0.15), 0.55, 0.5) * 0.35
+    tip = _gauss(x, y - (ny + 0.15), 0.55, 0.5) * 0.25
     wings = 0.55 * _gauss(ax - ident.nose_w * 0.62, y - (ny - 0.35), 0.42, 0.38)
     nose = ident.nose_proj * (along * across + tip) + wings * ident.nose_proj * 0.5
     nose *= _smoothstep(0.0, 3.0, z)
     # hair volume: outward on the scalp, growing in from the hairline
     theta = np.arctan2(x, z)
     edge = hair_boundary(ident, theta)
-    hair = ident.hair_volume * _smoothstep(edge - 0.2, edge + 2.5, y)
+    taper = 2.0 + 3.0 * np.abs(theta) / np.pi  # hair thins out gently at the nape
+    hair = ident.hair_volume * np.clip((y - edge + 0.2) / taper, 0.0, 1.0) ** 1.5
     offsets = radial * (out + hair)[:, None]
     offsets[:, 2] += nose
     return offsets
@@ -276,11 +279,11 @@ def _left_ear(ident: Identity, head_x: float) -> tuple[np.ndarray, np.ndarray, n
     axes = np.array([0.3, 3.0 * s, 1.75 * s])
     local = unit * axes
     normals = unit / axes
-    tilt, flare = np.radians(-16.0), np.radians(-24.0)
+    tilt, flare = np.radians(-16.0), np.radians(-30.0)
     rx = np.array([[1, 0, 0], [0, np.cos(tilt), -np.sin(tilt)], [0, np.sin(tilt), np.cos(tilt)]])
     ry = np.array([[np.cos(flare), 0, np.sin(flare)], [0, 1, 0], [-np.sin(flare), 0, np.cos(flare)]])
     rot = ry @ rx
-    local = local @ rot.T + np.array([head_x + 0.25, ident.eye_y - 1.7, -0.5])
+    local = local @ rot.T + np.array([head_x + 0.45, ident.eye_y - 1.7, -0.5])
     normals = normals @ rot.T
     normals /= np.linalg.norm(normals, axis=1, keepdims=True)
     return local, normals, unit

@@ -20,7 +20,7 @@ import numpy as np
 # Skin tones from dark to light (sRGB, 0..1); a subject's tone is a random blend of two neighbours.
 _SKIN_TONES = np.array(
     [
-        (0.36, 0.23, 0.17),
+        (0.42, 0.27, 0.2),
         (0.50, 0.33, 0.24),
         (0.66, 0.46, 0.34),
         (0.78, 0.58, 0.45),
@@ -98,10 +98,10 @@ def sample_identity(seed: int, subject: int) -> Identity:
     u = rng.uniform
     scale = u(0.93, 1.07)  # overall head size
     long_face = u(-1, 1)  # long narrow vs short broad faces
-    cw = scale * (7.3 - 0.25 * long_face + u(-0.25, 0.25))
-    fw = scale * (6.4 - 0.3 * long_face + u(-0.3, 0.3))
+    cw = scale * (7.6 - 0.25 * long_face + u(-0.25, 0.25))
+    fw = scale * (6.7 - 0.3 * long_face + u(-0.3, 0.3))
     face_h = scale * (9.0 + 0.45 * long_face)
-    jaw = fw * u(0.82, 0.98)
+    jaw = fw * u(0.74, 0.88)
     tone = _blend(_SKIN_TONES, rng)
     lightness = float(tone.mean())
     skin = np.clip(tone * (1 + rng.normal(0, 0.03, 3)), 0, 1)
@@ -127,7 +127,7 @@ def sample_identity(seed: int, subject: int) -> Identity:
         brow_len=scale * u(4.2, 5.0),
         nose_y=mouth_y + u(2.6, 3.3),
         nose_w=scale * u(1.5, 2.0),
-        nose_proj=u(1.9, 2.7),
+        nose_proj=u(1.5, 2.1),
         mouth_y=mouth_y,
         mouth_w=scale * u(2.2, 2.8),
         lip_up=u(0.4, 0.7),
@@ -141,7 +141,7 @@ def sample_identity(seed: int, subject: int) -> Identity:
         hair_colour=tuple(hair),
         brow_colour=tuple(brow),
         hairline=u(6.3, 7.6),
-        hair_volume=u(0.5, 1.6),
+        hair_volume=u(0.8, 2.0),
         hair_back=u(-12.0, -6.5) if rng.random() < 0.4 else u(-7.5, -6.0),
         fringe=u(0.3, 1.0) if rng.random() < 0.25 else 0.0,
         parting=float(rng.choice([-1.0, 0.0, 1.0])) * u(0.5, 1.0),

@@ -167,7 +167,6 @@ def _creases(ident, au, x, y, face) -> np.ndarray:
         act = np.clip(au(12, idx) + 0.8 * au(10, idx) + 0.5 * au(9, idx) + 0.3 * au(6, idx), 0, 1.2)
         depth = 0.08 + 0.2 * ident.wrinkle + 0.45 * act
         dark[idx] += depth * (_g(xs - fold_x, 0.09) + 0.35 * _g(xs - fold_x + 0.25, 0.25))
-        dark[idx] *= 1 - 0.0 * t
     # marionette lines (AU 15), chin dimpling (AU 17), mentolabial sulcus
     idx = np.nonzero(face & (y < my) & (y > ident.chin_y - 0.5) & (ax < mw + 1.0))[0]
     if len(idx):
@@ -283,7 +282,7 @@ def _hair(ident, x, y, z, col, spec) -> None:
         return
     th, ys = theta[idx], y[idx]
     alpha = _ss(edge[idx] - 0.2, edge[idx] + 0.35, ys)
-    strands = (0.8 + 0.2 * np.sin(th * 95.0 + 2.5 * np.sin(ys * 1.3))) * (0.88 + 0.12 * np.sin(ys * 7.0 + th * 21))
+    strands = (0.82 + 0.18 * np.sin(th * 40.0 + 2.0 * np.sin(ys * 0.9))) * (0.9 + 0.1 * np.sin(ys * 3.0 + th * 9))
     hair = np.asarray(ident.hair_colour, dtype=np.float32) * strands[:, None].astype(np.float32)
     _mix(col, idx, hair, alpha)
     spec[idx] = spec[idx] * (1 - alpha) + 0.18 * alpha
@@ -312,8 +311,8 @@ def _mouth_interior(ident, aus, attrs):
     col[tongue] = np.array([0.45, 0.16, 0.17], dtype=np.float32) * np.clip(opening[tongue] - 0.6, 0, 1)[:, None]
     lower16 = float(aus[AU_INDEX[16]].mean())
     lateral = np.clip(1 - (ax / (ident.mouth_w * 1.05)) ** 2, 0, 1)
-    teeth_up = (g < 0.75) & (ax < ident.mouth_w * 0.95)
-    teeth_lo = (opening - g < 0.22 + 0.35 * lower16) & (ax < ident.mouth_w * 0.8) & ~teeth_up
+    teeth_up = (g < 0.75) & (ax < ident.mouth_w * 0.95) & (opening > 0.12)
+    teeth_lo = (opening - g < 0.22 + 0.35 * lower16) & (ax < ident.mouth_w * 0.8) & ~teeth_up & (opening > 0.4)
     tooth_edge = np.abs(np.mod(ax + 0.21, 0.42) - 0.21)
     gaps = 1 - 0.45 * _g(tooth_edge, 0.025)
     teeth = np.array([0.93, 0.9, 0.82], dtype=np.float32)[None, :] * (0.45 + 0.55 * lateral**0.7 * gaps)[:, None]

@@ -173,8 +173,8 @@ def sample_scene(seed: int, subject: int, expression: int, variant: int) -> Scen
     return Scene(
         light=(float(np.sin(az) * np.cos(el)), float(np.sin(el)), float(np.cos(az) * np.cos(el))),
         light_colour=light_colour,
-        intensity=rng.uniform(0.7, 0.95),
-        ambient=rng.uniform(0.3, 0.5),
+        intensity=rng.uniform(0.8, 1.0),
+        ambient=rng.uniform(0.4, 0.55),
         ambient_colour=tuple(1.0 + rng.normal(0, 0.04, 3)),
         fill=rng.uniform(0.0, 0.3),
         background=(tuple(top), tuple(bottom)),

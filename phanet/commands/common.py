@@ -1,0 +1,63 @@
+"""Flags shared by `phanet train`, `phanet cv` and `phanet evaluate`, and the config they build."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags that override the YAML config (each one beats the file; unset flags leave it alone)."""
+    parser.add_argument("--config", metavar="FILE", help="YAML config (see configs/); flags below override it")
+    parser.add_argument("--dataset", help="dataset name (see `phanet data list`), e.g. kdef, multipie, generic")
+    parser.add_argument("--root", metavar="DIR", help="the dataset's root folder, as distributed")
+    parser.add_argument("--model", help="registered model (see `phanet info`), e.g. phanet_r18, baseline_r18")
+    parser.add_argument("--protocol", choices=["subject_kfold", "official"],
+                        help="evaluation protocol (default: the dataset's own)")
+    parser.add_argument("--folds", type=int, help="number of subject-independent folds")
+    parser.add_argument("--fold-file", metavar="FILE", help="fold JSON to reuse/write (default: <out>/folds.json)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float, help="peak learning rate of AdamW")
+    parser.add_argument("--input-size", type=int, help="face crop side in pixels (112 multi-view, 224 in-the-wild)")
+    parser.add_argument("--workers", type=int, help="DataLoader worker processes")
+    parser.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument("--cache-dir", metavar="DIR", help="cache resized face crops here (see `phanet data prepare`)")
+    parser.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=None,
+                        help="start from ImageNet weights (timm download; packaged for phanet_effl0)")
+    parser.add_argument("--strict", action="store_true", default=None, help="fail on an unreadable image")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="any config value, e.g. --set train.augment=strong --set model.options.top_k=2")
+    parser.add_argument("--out", metavar="DIR", help="run folder (default: a new folder under runs/)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+
+
+def build_config(args):
+    from phanet.config import apply_overrides, load_config
+
+    config = load_config(args.config)
+    apply_overrides(config, {
+        "data.dataset": args.dataset, "data.root": args.root, "model.name": args.model,
+        "data.protocol": args.protocol, "data.folds": args.folds, "data.fold_file": args.fold_file,
+        "train.epochs": args.epochs, "train.batch_size": args.batch_size, "train.lr": args.lr,
+        "model.input_size": args.input_size, "train.workers": args.workers, "train.device": args.device,
+        "data.cache_dir": args.cache_dir, "model.pretrained": args.pretrained, "train.strict": args.strict,
+        "data.fold": getattr(args, "fold", None),
+    })
+    nested = [o for o in args.overrides if o.split("=", 1)[0].count(".") > 1]
+    apply_overrides(config, [o for o in args.overrides if o not in nested])
+    for item in nested:  # section.options.key=value sets one entry of an options dict
+        import yaml
+
+        key, raw = item.split("=", 1)
+        section, field, sub = key.split(".", 2)
+        target = getattr(getattr(config, section, None), field, None)
+        if not isinstance(target, dict):
+            raise ValueError(f"override {item!r}: {section}.{field} is not a mapping")
+        target[sub] = yaml.safe_load(raw)
+    return config
+
+
+def default_out(config, kind: str) -> Path:
+    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{config.data.dataset}-{config.model.name}"

@@ -1,0 +1,39 @@
+"""`phanet cv`: subject-independent k-fold cross-validation, aggregated as mean ± std."""
+
+from __future__ import annotations
+
+from phanet.commands.common import add_run_flags, build_config, default_out
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "cv", help="k-fold cross-validation (mean ± std over folds)",
+        description="Train and evaluate one model per fold of a subject-independent k-fold split "
+        "(folds written once to a JSON file and reused), then aggregate accuracy, macro-F1, "
+        "per-expression and per-pose accuracy over folds.",
+        epilog="example: phanet cv --config configs/kdef_subject_kfold.yaml --root ~/data/KDEF",
+    )
+    add_run_flags(parser)
+    parser.add_argument("--only-folds", type=int, nargs="+", metavar="K", help="run only these folds")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from phanet.engine import cross_validate
+    from phanet.report import format_table, pct
+
+    config = build_config(args)
+    out = Path(args.out) if args.out else default_out(config, "cv")
+    summary = cross_validate(config, out, folds=args.only_folds, progress=not args.no_progress)
+
+    def cell(stats):
+        return "—" if stats is None else f"{pct(stats['mean'])} ± {pct(stats['std'])}"
+
+    rows = [["overall", cell(summary["accuracy"])], ["macro-F1", cell(summary["macro_f1"])]]
+    rows += [[f"pose {k}", cell(v)] for k, v in summary["per_pose_accuracy"].items()]
+    rows += [[f"expr {k}", cell(v)] for k, v in summary["per_expression_accuracy"].items()]
+    print(format_table(rows, ["metric", f"acc % over {len(summary['folds'])} folds"]))
+    print(f"\nrun folder: {out}")
+    return 0
