@@ -65,7 +65,8 @@ def test_csv_alias_and_minimal_columns_give_subject_kfold_default(tmp_path):
 def test_unknown_label_fails_naming_file_row_and_expected_names(tmp_path):
     root = make_generic(tmp_path, ROWS)
     (root / "labelspace.json").write_text(json.dumps({"expressions": ["neutral", "happy"], "poses": []}))
-    with pytest.raises(DatasetLayoutError, match=r"labels.csv line 2: expression 'squint' is not one of neutral, happy"):
+    expected = r"labels.csv line 2: expression 'squint' is not one of neutral, happy"
+    with pytest.raises(DatasetLayoutError, match=expected):
         load_dataset("generic", root)
 
 
@@ -92,7 +93,8 @@ def test_malformed_rows_fail_early_with_the_line(tmp_path, row, message):
 
 
 def test_missing_labels_csv_or_columns_fail_with_the_expected_header(tmp_path):
-    with pytest.raises(DatasetLayoutError, match=r"labels.csv not found; expected labels.csv with header image,expression"):
+    expected = r"labels.csv not found; expected labels.csv with header image,expression"
+    with pytest.raises(DatasetLayoutError, match=expected):
         load_dataset("generic", tmp_path)
     make_generic(tmp_path, ["a.png"], header="image\n")
     with pytest.raises(DatasetLayoutError, match=r"missing column\(s\) expression"):

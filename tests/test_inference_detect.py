@@ -89,6 +89,11 @@ def test_mtcnn_finds_no_face_in_blank_or_noise_images(mtcnn):
     assert mtcnn.detect(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)) == []
 
 
+def test_images_too_small_to_hold_a_face_give_no_face_rather_than_an_error(mtcnn):
+    for shape in [(1, 1, 3), (12, 12, 3), (13, 40, 3), (1, 3000, 3)]:
+        assert mtcnn.detect(np.zeros(shape, np.uint8)) == []
+
+
 def test_detect_batch_gives_the_same_faces_as_one_image_at_a_time(mtcnn, astronaut):
     shifted = np.roll(astronaut, 40, axis=1)
     small = astronaut[:300, 100:400].copy()

@@ -83,14 +83,14 @@ def inspect_images(index: DatasetIndex, workers: int | None = None, progress: bo
                           unit="img", disable=not progress))
     problems = []
     sizes = Counter(info.size for info in infos if info.size)
-    usual_size = sizes.most_common(1)[0][0] if sizes else None
+    usual_size = sizes.most_common(1)[0][0] if sizes and _sizes_are_fixed(sizes) else None
     for sample, info in zip(samples, infos):
         name = str(sample.image) if isinstance(sample.image, (str, os.PathLike)) else sample.item_id
         if info.error:
             problems.append(f"{name}: unreadable ({info.error})")
         elif info.mean is not None and info.mean < DARK_MEAN:
             problems.append(f"{name}: nearly black (mean grey level {info.mean:.1f})")
-        if info.size and usual_size and info.size != usual_size and _sizes_are_fixed(sizes):
+        if info.size and usual_size and info.size != usual_size:
             problems.append(f"{name}: {info.size[0]}x{info.size[1]} pixels, most are {usual_size[0]}x{usual_size[1]}")
     return problems
 

@@ -144,7 +144,8 @@ def split_for_fold(
             log.info("fold file %s was made with seed %s (not %s); reusing it", fold_path, data["seed"], seed)
         folds = data["folds"]
         if data.get("val_fraction") != val_fraction:
-            folds = _with_val(index.samples, [f["test"] for f in folds], val_fraction, data.get("seed", seed))
+            file_seed = data["seed"] if isinstance(data.get("seed"), int) else seed
+            folds = _with_val(index.samples, [f["test"] for f in folds], val_fraction, file_seed)
     else:
         folds = _with_val(index.samples, subject_folds(index.samples, k, seed), val_fraction, seed)
         if fold_path is not None:

@@ -41,7 +41,10 @@ class FaceTransform:
             raise ValueError(f"augment={self.augment!r}; expected one of {sorted(AUGMENT_PRESETS)}")
 
     def __call__(self, image: np.ndarray, sample=None, generator: torch.Generator | None = None):
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)  # [3, H, W] uint8
+        image = np.ascontiguousarray(image)
+        if not image.flags.writeable:  # PIL-backed arrays are read-only; torch wants to own writable memory
+            image = image.copy()
+        tensor = torch.from_numpy(image).permute(2, 0, 1)  # [3, H, W] uint8
         tensor = TF.resize(tensor, [self.size, self.size], antialias=True)
         flipped = False
         flip_p, rotation, translate, scale, jitter, gray_p, erase_p = AUGMENT_PRESETS[self.augment]

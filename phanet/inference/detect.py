@@ -112,7 +112,11 @@ _DETECTORS: dict[str, Callable[..., FaceDetector]] = {}
 
 
 def register_detector(name: str) -> Callable[[Callable[..., FaceDetector]], Callable[..., FaceDetector]]:
-    """Class decorator: make a detector available to :func:`create_detector` under ``name``."""
+    """Class decorator: make a detector available to :func:`create_detector` under ``name``.
+
+    The builder is called with ``device=`` (by :class:`~phanet.inference.Predictor`) and any of
+    :class:`FaceDetector`'s options (``max_side``, ``min_score``) plus its own.
+    """
 
     def add(builder: Callable[..., FaceDetector]) -> Callable[..., FaceDetector]:
         if name in _DETECTORS:
@@ -159,16 +163,19 @@ class MTCNNDetector(FaceDetector):
                 "face detection needs facenet-pytorch==2.5.3: pip install 'phanet[detect]'"
             ) from err
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.min_face_size = int(min_face_size)
         self.mtcnn = MTCNN(
             keep_all=True, device=device, min_face_size=min_face_size, thresholds=list(thresholds)
         )
 
     def detect_scaled(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:
         # MTCNN batches images of equal size in one pass (video frames); others go one by one.
-        results: list[list[DetectedFace] | None] = [None] * len(images)
+        # Images smaller than the smallest face have no pyramid level (MTCNN itself would raise).
+        results: list[list[DetectedFace]] = [[] for _ in images]
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for i, image in enumerate(images):
-            by_shape.setdefault(image.shape, []).append(i)
+            if min(image.shape[:2]) >= self.min_face_size:
+                by_shape.setdefault(image.shape, []).append(i)
         for indices in by_shape.values():
             batch = np.stack([images[i] for i in indices])
             boxes, scores, landmarks = self.mtcnn.detect(batch, landmarks=True)

@@ -28,6 +28,8 @@ from phanet.inference.sources import InputItem, to_rgb_array
 
 log = logging.getLogger(__name__)
 
+MAX_PENDING_PIXELS = 48_000_000  # decoded pixels held at once by predict_items (~150 MB of RGB)
+
 
 @dataclass
 class FacePrediction:
@@ -133,7 +135,6 @@ class Predictor:
         self.align_padding = float(align_padding)
         config = getattr(model, "config", None)
         self.num_scales = config.num_scales if config is not None and config.use_attention else 0
-        self.has_pose = bool(getattr(model, "num_poses", 0))
 
     @classmethod
     def from_checkpoint(
@@ -183,20 +184,23 @@ class Predictor:
     ) -> Iterator[ItemResult]:
         """Results for a stream of items, in order; failures become error results.
 
-        Items are grouped ``images_per_step`` at a time so that faces from several images share a
+        Items are grouped ``images_per_step`` at a time (fewer when they are huge: at most
+        ``MAX_PENDING_PIXELS`` decoded pixels are held) so that faces from several images share a
         model call; if a group fails, its images are retried one by one to isolate the culprit.
         """
         pending: list[InputItem] = []
+        pixels = 0
         for item in items:
             if item.error is not None:
                 yield from self._flush(pending, return_attention)
-                pending = []
+                pending, pixels = [], 0
                 yield ItemResult(item, [], item.error)
                 continue
             pending.append(item)
-            if len(pending) >= images_per_step:
+            pixels += item.image.shape[0] * item.image.shape[1]
+            if len(pending) >= images_per_step or pixels >= MAX_PENDING_PIXELS:
                 yield from self._flush(pending, return_attention)
-                pending = []
+                pending, pixels = [], 0
         yield from self._flush(pending, return_attention)
 
     # --- stages -----------------------------------------------------------------------------------

@@ -49,18 +49,18 @@ NUM_ATTRS = 5
 class Mesh:
     """A triangle mesh ready to render.
 
-    ``positions``/``normals``: ``[V, 3]`` float32 in the head frame; ``triangles``: ``[T, 3]`` int32,
-    wound so that a triangle facing the camera has positive area in image coordinates (y down); ``kind``: ``[T]`` uint8 (KIND_SKIN, KIND_MOUTH, KIND_EAR);
-    ``attributes``: ``[V, NUM_ATTRS]`` float32 -- rest position (x, y, z; for ear vertices, the
-    ear's own unit-ellipsoid coordinates), depth below the upper lip inside the mouth and the
-    mouth's opening height at that column (both 0 outside the mouth).
+    ``positions``: ``[V, 3]`` float32 in the head frame; ``triangles``: ``[T, 3]`` int32, wound so that
+    a triangle facing the camera has positive area in image coordinates (y down); ``kind``: ``[T]``
+    uint8 (KIND_SKIN, KIND_MOUTH, KIND_EAR); ``vertex_data``: ``[V, NUM_ATTRS + 3]`` float32, the
+    attributes interpolated per pixel -- rest position (x, y, z; for ear vertices the ear's own
+    unit-ellipsoid coordinates), depth below the upper lip inside the mouth and the mouth's opening
+    at that column (both 0 elsewhere) -- then the unit normal.
     """
 
     positions: np.ndarray
-    normals: np.ndarray
     triangles: np.ndarray
     kind: np.ndarray
-    attributes: np.ndarray
+    vertex_data: np.ndarray
 
 
 # ----------------------------------------------------------------------------------------- grid layout
@@ -212,15 +212,21 @@ def hair_boundary(ident: Identity, theta: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class RestHead:
-    """The neutral head of one identity: grid vertex positions and rest coordinates, plus its ears."""
+    """The neutral head of one identity, with everything an expression does not change precomputed.
 
-    positions: np.ndarray  # [N_ROWS * N_THETA, 3] float64, features included, no expression
-    rest: np.ndarray  # [N_ROWS * N_THETA, 3] base-surface positions (paint coordinates)
-    radial: np.ndarray  # [N_ROWS * N_THETA, 3] unit directions from the head centre
-    row: np.ndarray  # [N_ROWS * N_THETA] grid row of each vertex
-    ears: np.ndarray  # [2 * EAR_U * EAR_V, 3] positions of both ears (left then right)
-    ear_normals: np.ndarray
-    ear_local: np.ndarray  # [2 * EAR_U * EAR_V, 3] unit-ellipsoid coordinates (paint coordinates)
+    ``positions`` ``[V, 3]`` float64: grid vertices (``V = N_ROWS * N_THETA``, row-major) then both
+    ears, features included. ``rest`` ``[N_ROWS * N_THETA, 3]``: base-surface points (the paint
+    coordinates). ``vertex_data`` ``[V, NUM_ATTRS + 3]`` float32: the attributes of :class:`Mesh`
+    followed by the neutral normals. Expressions only move the face window: grid rows
+    ``rows[0]:rows[1]`` by columns ``cols[0]:cols[1]``.
+    """
+
+    positions: np.ndarray
+    rest: np.ndarray
+    radial: np.ndarray
+    vertex_data: np.ndarray
+    rows: tuple[int, int]
+    cols: tuple[int, int]
 
 
 def _feature_offsets(ident: Identity, x: np.ndarray, y: np.ndarray, z: np.ndarray, radial: np.ndarray):
@@ -304,22 +310,32 @@ def rest_head(ident: Identity) -> RestHead:
     radial = _directions(th.reshape(-1), phi.reshape(-1))
     rest = radial * base_radius(ident, radial)[:, None]
     x, y, z = rest.T
-    positions = rest + _feature_offsets(ident, x, y, z, radial)
+    grid = rest + _feature_offsets(ident, x, y, z, radial)
     if ident.asymmetry:
-        positions[:, 1] += 0.12 * ident.asymmetry * np.tanh(x / 2.0) * _smoothstep(1.0, 5.0, z)
-    row = np.repeat(np.arange(N_ROWS), N_THETA)
+        grid[:, 1] += 0.12 * ident.asymmetry * np.tanh(x / 2.0) * _smoothstep(1.0, 5.0, z)
     side_dir = _directions(np.array([np.pi / 2]), np.radians(np.array([-8.0])))
     head_x = float(base_radius(ident, side_dir)[0]) * float(side_dir[0, 0])
     ear, ear_normals, ear_unit = _left_ear(ident, head_x)
     mirror = np.array([-1.0, 1.0, 1.0])
+    n_ear = len(ear)
+    data = np.zeros((len(grid) + 2 * n_ear, NUM_ATTRS + 3), dtype=np.float32)
+    data[: len(grid), :3] = rest
+    data[: len(grid), NUM_ATTRS:] = grid_normals(grid.reshape(N_ROWS, N_THETA, 3)).reshape(-1, 3)
+    data[len(grid):, :3] = np.concatenate([ear_unit, ear_unit])
+    data[len(grid):, NUM_ATTRS:] = np.concatenate([ear_normals, ear_normals * mirror])
+    # the face window: every vertex an action unit can move (front of the head, brow to below the chin)
+    y_grid, z_grid = y.reshape(N_ROWS, N_THETA), z.reshape(N_ROWS, N_THETA)
+    cols = np.nonzero(np.abs(theta) < np.radians(110))[0]
+    band = (y_grid[:, cols] > ident.chin_y - 5.0) & (y_grid[:, cols] < ident.eye_y + ident.brow_y + 6.0)
+    band &= z_grid[:, cols] > -2.0
+    rows = np.nonzero(band.any(1))[0]
     return RestHead(
-        positions=positions,
+        positions=np.concatenate([grid, ear, ear * mirror]),
         rest=rest,
         radial=radial,
-        row=row,
-        ears=np.concatenate([ear, ear * mirror]),
-        ear_normals=np.concatenate([ear_normals, ear_normals * mirror]),
-        ear_local=np.concatenate([ear_unit, ear_unit]),
+        vertex_data=data,
+        rows=(int(rows[0]), int(rows[-1]) + 1),
+        cols=(int(cols[0]), int(cols[-1]) + 1),
     )
 
 
@@ -334,27 +350,27 @@ def _sided(aus: np.ndarray, au: int, x: np.ndarray) -> np.ndarray:
     return 0.5 * (left + right) + 0.5 * (left - right) * np.tanh(x / 1.0)
 
 
-def expression_offsets(ident: Identity, head: RestHead, aus: np.ndarray) -> np.ndarray:
-    """Displacements ``[V, 3]`` of the head grid for AU intensities ``aus [NUM_AUS, 2]``.
+def expression_offsets(ident: Identity, rest: np.ndarray, lower: np.ndarray, aus: np.ndarray) -> np.ndarray:
+    """Displacements ``[N, 3]`` of head vertices at rest positions ``rest [N, 3]``.
 
-    Each action unit is a smooth field around the landmarks it moves; lower-face fields treat the
-    lip-line rows by their side of the mouth (``row``), so the lips can part.
+    ``aus`` is ``[NUM_AUS, 2]``. Each action unit is a smooth field around the landmarks it moves,
+    vanishing away from the face; lower-face fields use ``lower [N]`` (the vertex is on or below the
+    lower lip's edge row) rather than height, so the lips can part.
     """
-    x, y, z = head.rest.T
+    x, y, z = rest.T
     ax = np.abs(x)
     sx = np.sign(x)
     front = _smoothstep(1.0, 5.0, z)
     ey, ex = ident.eye_y, ident.eye_x
     by = ey + ident.brow_y
     my, mw = ident.mouth_y, ident.mouth_w
-    lower = head.row <= GAP_LO
-    off = np.zeros_like(head.rest)
+    off = np.zeros_like(rest)
 
     def au(n: int) -> np.ndarray:
         return _sided(aus, n, x)
 
     # --- brows and forehead: the skin above the upper lid moves; the lid region stretches
-    lift = _smoothstep(ey + 0.55, by - 0.2, y) * np.exp(-np.maximum(y - by, 0.0) / 3.5)
+    lift = _smoothstep(ey + 0.55, by - 0.2, y) * (1.0 - _smoothstep(by + 1.0, by + 5.5, y)) * front
     off[:, 1] += 1.0 * au(1) * lift * _gauss(ax - 1.4, 0.0, 1.5, 1.0)
     off[:, 1] += 0.9 * au(2) * lift * _gauss(ax - (ex + 1.4), 0.0, 1.7, 1.0)
     brow4 = au(4) * lift * _gauss(ax - 1.9, 0.0, 2.0, 1.0)
@@ -362,14 +378,14 @@ def expression_offsets(ident: Identity, head: RestHead, aus: np.ndarray) -> np.n
     off[:, 0] -= 0.45 * sx * brow4
     off[:, 2] += 0.25 * brow4
     # --- eyes and cheeks
-    off[:, 1] += 0.15 * au(5) * _gauss(ax - ex, y - (ey + 0.9), 1.5, 0.5)
+    off[:, 1] += 0.15 * au(5) * _gauss(ax - ex, y - (ey + 0.9), 1.5, 0.5) * front
     cheek = _gauss(ax - (ex + 0.4), y - (ey - 2.0), 1.7, 1.2) * front
     off[:, 1] += 0.5 * au(6) * cheek
     off[:, 2] += 0.35 * au(6) * cheek
-    off[:, 1] += 0.2 * au(7) * _gauss(ax - ex, y - (ey - 0.6), 1.2, 0.45)
+    off[:, 1] += 0.2 * au(7) * _gauss(ax - ex, y - (ey - 0.6), 1.2, 0.45) * front
     # --- nose wrinkler: wings and sides of the nose up, inner brows down
     nose9 = au(9)
-    off[:, 1] += 0.4 * nose9 * _gauss(ax - ident.nose_w * 0.6, y - (ident.nose_y - 0.2), 0.9, 1.0)
+    off[:, 1] += 0.4 * nose9 * _gauss(ax - ident.nose_w * 0.6, y - (ident.nose_y - 0.2), 0.9, 1.0) * front
     off[:, 1] -= 0.35 * nose9 * lift * _gauss(ax - 1.2, 0.0, 1.4, 1.0)
     # --- lips: corner fields act on both lip rows alike; upper/lower fields by side of the mouth
     corner = _gauss(ax - mw, y - my, 1.3, 1.3) * front
@@ -381,18 +397,18 @@ def expression_offsets(ident: Identity, head: RestHead, aus: np.ndarray) -> np.n
     off[:, 2] += 0.45 * a12 * cheek12
     off[:, 1] += 0.3 * a12 * cheek12
     lens = np.clip(1.0 - (x / (mw * 1.05)) ** 2, 0.0, 1.0)
-    upper_lip = (~lower) & (y >= my - 0.01)
+    upper_lip = (~lower) & (y >= my - 0.01) & (z > 0)
     raise_up = lens**0.4 * np.exp(-np.maximum(y - my, 0.0) / 1.4) * upper_lip
     off[:, 1] += raise_up * (0.6 * au(10) + 0.25 * nose9 + 0.15 * au(17))
     off[:, 2] += raise_up * 0.15 * au(10)
     below = np.maximum(my - y, 0.0)
-    lower_lip = lens**0.6 * np.exp(-below / 1.1) * lower
+    lower_lip = lens**0.6 * np.exp(-below / 1.1) * lower * (z > 0)
     off[:, 1] -= lower_lip * (0.3 * au(25) + 0.45 * au(16))
     off[:, 2] += lower_lip * 0.12 * au(16)
     press = _gauss(x / mw, y - my, 0.8, 0.6) * front
     off[:, 1] += press * 0.12 * au(24) * np.where(lower, 1.0, -1.0)
     off[:, 2] += press * (0.18 * au(23) - 0.12 * au(24))
-    chin = _gauss(x, y - (ident.chin_y + 1.6), 1.9, 1.6) * lower
+    chin = _gauss(x, y - (ident.chin_y + 1.6), 1.9, 1.6) * lower * front
     off[:, 1] += chin * 0.45 * au(17) + lower_lip * 0.2 * au(17)
     off[:, 2] += chin * 0.25 * au(17) + lower_lip * 0.15 * au(17)
     # --- jaw: the lower face swings down and back, fading towards the ears and the neck
@@ -409,32 +425,47 @@ def expression_offsets(ident: Identity, head: RestHead, aus: np.ndarray) -> np.n
 def build_mesh(ident: Identity, aus: np.ndarray) -> Mesh:
     """The head of ``ident`` with expression ``aus [NUM_AUS, 2]``, as a :class:`Mesh`."""
     head = rest_head(ident)
-    pos = head.positions + expression_offsets(ident, head, aus)
-    grid = pos.reshape(N_ROWS, N_THETA, 3)
+    (r0, r1), (c0, c1) = head.rows, head.cols
+    positions = head.positions.copy()
+    grid = positions[: N_ROWS * N_THETA].reshape(N_ROWS, N_THETA, 3)
+    rest = head.rest.reshape(N_ROWS, N_THETA, 3)[r0:r1, c0:c1].reshape(-1, 3)
+    lower = np.repeat(np.arange(r0, r1) <= GAP_LO, c1 - c0)
+    grid[r0:r1, c0:c1] += expression_offsets(ident, rest, lower, aus).reshape(r1 - r0, c1 - c0, 3)
     # keep the lips from crossing, then hang the mouth interior between them, set back into the head
-    lo, up = grid[GAP_LO], grid[GAP_UP]
+    lo, up = grid[GAP_LO, c0:c1], grid[GAP_UP, c0:c1]
     lo[:, 1] = np.minimum(lo[:, 1], up[:, 1])
-    opening = np.maximum(up[:, 1] - lo[:, 1], 0.0)  # [N_THETA]
+    opening = np.maximum(up[:, 1] - lo[:, 1], 0.0)  # [c1 - c0]
     depth = np.minimum(0.8 * opening + 2.0 * np.sqrt(opening), 2.2)
-    grid[GAP_MID] = 0.5 * (lo + up) - head.radial.reshape(N_ROWS, N_THETA, 3)[GAP_MID] * depth[:, None]
-    attrs = np.zeros((N_ROWS, N_THETA, NUM_ATTRS), dtype=np.float32)
-    attrs[..., :3] = head.rest.reshape(N_ROWS, N_THETA, 3)
-    attrs[GAP_MID, :, ATTR_GAP] = 0.5 * opening
-    attrs[GAP_LO, :, ATTR_GAP] = opening
-    attrs[GAP_LO:GAP_UP + 1, :, ATTR_OPEN] = opening
-    normals = grid_normals(grid)
+    radial = head.radial.reshape(N_ROWS, N_THETA, 3)[GAP_MID, c0:c1]
+    grid[GAP_MID, c0:c1] = 0.5 * (lo + up) - radial * depth[:, None]
+    data = head.vertex_data.copy()
+    attrs = data[: N_ROWS * N_THETA].reshape(N_ROWS, N_THETA, -1)
+    attrs[GAP_MID, c0:c1, ATTR_GAP] = 0.5 * opening
+    attrs[GAP_LO, c0:c1, ATTR_GAP] = opening
+    attrs[GAP_LO:GAP_UP + 1, c0:c1, ATTR_OPEN] = opening
+    # normals change only inside the face window (plus its one-vertex border)
+    rr = slice(max(r0 - 1, 0), min(r1 + 1, N_ROWS))
+    cc = slice(max(c0 - 1, 0), min(c1 + 1, N_THETA))
+    attrs[rr, cc, NUM_ATTRS:] = grid_normals(grid, rr, cc)
+    tris, kind = mesh_topology()
+    return Mesh(
+        positions=positions.astype(np.float32),
+        triangles=tris,
+        kind=kind,
+        vertex_data=data,
+    )
+
+
+@lru_cache(maxsize=1)
+def mesh_topology() -> tuple[np.ndarray, np.ndarray]:
+    """Triangles ``[T, 3]`` and kinds ``[T]`` of the whole mesh: head grid, left ear, right ear."""
     tris, kind = head_topology()
     ear_tris = ear_topology()
     n_head, n_ear = N_ROWS * N_THETA, EAR_U * EAR_V
-    ear_attrs = np.zeros((2 * n_ear, NUM_ATTRS), dtype=np.float32)
-    ear_attrs[:, :3] = head.ear_local
-    right_ear = ear_tris[:, ::-1] + n_head + n_ear  # mirrored ear: reverse the winding
-    return Mesh(
-        positions=np.concatenate([grid.reshape(-1, 3), head.ears]).astype(np.float32),
-        normals=np.concatenate([normals.reshape(-1, 3), head.ear_normals]).astype(np.float32),
-        triangles=np.concatenate([tris, ear_tris + n_head, right_ear]),
-        kind=np.concatenate([kind, np.full(2 * len(ear_tris), KIND_EAR, np.uint8)]),
-        attributes=np.concatenate([attrs.reshape(-1, NUM_ATTRS), ear_attrs]),
+    right_ear = ear_tris[:, ::-1] + n_head + n_ear  # the mirrored ear: reverse the winding
+    return (
+        np.concatenate([tris, ear_tris + n_head, right_ear]).astype(np.int32),
+        np.concatenate([kind, np.full(2 * len(ear_tris), KIND_EAR, np.uint8)]),
     )
 
 
@@ -448,13 +479,19 @@ def _row_neighbours() -> tuple[np.ndarray, np.ndarray]:
     return down, up
 
 
-def grid_normals(grid: np.ndarray) -> np.ndarray:
-    """Outward unit normals ``[R, C, 3]`` of a ``[R, C, 3]`` grid surface (columns wrap around)."""
+def grid_normals(grid: np.ndarray, rows: slice = slice(None), cols: slice = slice(None)) -> np.ndarray:
+    """Outward unit normals of the ``[N_ROWS, N_THETA, 3]`` grid surface, for a window of it.
+
+    Returns ``[len(rows), len(cols), 3]``; columns wrap around the head.
+    """
     down, up = _row_neighbours()
-    d_theta = np.roll(grid, -1, axis=1) - np.roll(grid, 1, axis=1)
-    d_phi = grid[up] - grid[down]
+    r = np.arange(N_ROWS)[rows]
+    c = np.arange(N_THETA)[cols]
+    left, right = (c - 1) % N_THETA, (c + 1) % N_THETA
+    d_theta = grid[r][:, right] - grid[r][:, left]
+    d_phi = grid[up[r]][:, c] - grid[down[r]][:, c]
     n = np.cross(d_theta, d_phi)
-    length = np.linalg.norm(n, axis=-1, keepdims=True)
-    fallback = grid - grid.mean(axis=(0, 1), keepdims=True)  # at the poles: point away from the centre
+    length = np.sqrt((n * n).sum(-1, keepdims=True))
+    fallback = grid[r][:, c]  # at the poles: away from the head centre
     n = np.where(length > 1e-9, n / np.maximum(length, 1e-12), fallback)
-    return n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
+    return n / np.sqrt((n * n).sum(-1, keepdims=True))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from phanet.data.synthetic.expressions import NUM_AUS, sample_aus
-from phanet.data.synthetic.geometry import KIND_MOUTH, build_mesh
+from phanet.data.synthetic.geometry import KIND_MOUTH, NUM_ATTRS, build_mesh
 from phanet.data.synthetic.identity import Identity, sample_identity
 from phanet.data.synthetic.paint import paint
 from phanet.data.synthetic.raster import rasterize
@@ -110,10 +110,11 @@ def render(ident: Identity, aus: np.ndarray, view: View, scene: Scene, size: int
     frags = rasterize(xy, depth, mesh.triangles, big, big)
 
     verts = mesh.triangles[frags.triangle]  # [N, 3]
-    w = frags.bary[:, :, None]
-    attrs = (mesh.attributes[verts] * w).sum(1)
-    normals = (mesh.normals[verts] * w).sum(1) @ rot.T
-    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-6)
+    vd, w = mesh.vertex_data, frags.bary
+    data = vd[verts[:, 0]] * w[:, 0:1] + vd[verts[:, 1]] * w[:, 1:2] + vd[verts[:, 2]] * w[:, 2:3]
+    attrs = data[:, :NUM_ATTRS]
+    normals = data[:, NUM_ATTRS:] @ rot.T
+    normals /= np.sqrt(np.maximum((normals * normals).sum(1, keepdims=True), 1e-12))
     kind = mesh.kind[frags.triangle]
     surface = paint(ident, aus, scene.gaze, kind, attrs)
     colour = _shade(surface, normals, kind, scene)
