@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_WINDOWS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 2048)
+_WINDOWS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 
 
 @dataclass(frozen=True)
@@ -49,49 +49,53 @@ def rasterize(xy: np.ndarray, depth: np.ndarray, triangles: np.ndarray, width: i
     keep = np.nonzero((area > 1e-9) & (x_hi >= x_lo) & (y_hi >= y_lo))[0]
     if len(keep) == 0:
         return Fragments(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3), np.float32))
-    # from here on in float64 relative to each triangle's first pixel, for exact edge tests
-    x_lo, x_hi, y_lo, y_hi = x_lo[keep], x_hi[keep], y_lo[keep], y_hi[keep]
-    px0, py0 = x_lo + 0.5, y_lo + 0.5
-    ax, bx, cx = (v[keep].astype(np.float64) - px0 for v in (ax, bx, cx))
-    ay, by, cy = (v[keep].astype(np.float64) - py0 for v in (ay, by, cy))
-    inv_area = 1.0 / ((bx - ax) * (cy - ay) - (by - ay) * (cx - ax))
-    # barycentric weight of each vertex, linear in the pixel offset (dx, dy) from the window corner
-    coef_x = (np.stack([by - cy, cy - ay, ay - by]) * inv_area).astype(np.float32)  # [3, T]
-    coef_y = (np.stack([cx - bx, ax - cx, bx - ax]) * inv_area).astype(np.float32)
-    start = (np.stack([bx * cy - by * cx, cx * ay - cy * ax, ax * by - ay * bx]) * inv_area).astype(np.float32)
+    # group triangles by the window (from _WINDOWS) that holds their bounding box
     windows = np.asarray(_WINDOWS)
-    kx = np.searchsorted(windows, x_hi - x_lo + 1)
-    ky = np.searchsorted(windows, y_hi - y_lo + 1)
+    kx = np.searchsorted(windows, x_hi[keep] - x_lo[keep] + 1)
+    ky = np.searchsorted(windows, y_hi[keep] - y_lo[keep] + 1)
     group_key = kx * len(windows) + ky
     order = np.argsort(group_key, kind="stable")
+    keep = keep[order]
     bounds = np.flatnonzero(np.diff(group_key[order])) + 1
-    tri_parts, pix_parts, w_parts = [], [], []
-    for group in np.split(order, bounds):
-        wx, wy = windows[kx[group[0]]], windows[ky[group[0]]]
+    # in float64 relative to each triangle's first pixel centre, for exact edge tests
+    x0, y0 = x_lo[keep], y_lo[keep]
+    ax, bx, cx = (v[keep].astype(np.float64) - (x0 + 0.5) for v in (ax, bx, cx))
+    ay, by, cy = (v[keep].astype(np.float64) - (y0 + 0.5) for v in (ay, by, cy))
+    inv_area = 1.0 / ((bx - ax) * (cy - ay) - (by - ay) * (cx - ax))
+    # barycentric weight of each vertex, linear in the pixel offset (dx, dy) from the window corner
+    coef_x = np.stack([by - cy, cy - ay, ay - by]) * inv_area  # [3, T]
+    coef_y = np.stack([cx - bx, ax - cx, bx - ax]) * inv_area
+    start = np.stack([bx * cy - by * cx, cx * ay - cy * ax, ax * by - ay * bx]) * inv_area
+    c32x, c32y, s32 = coef_x.astype(np.float32), coef_y.astype(np.float32), start.astype(np.float32)
+    found_t, found_y, found_x = [], [], []
+    for lo, hi in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [len(keep)]])):
+        wx, wy = windows[kx[order[lo]]], windows[ky[order[lo]]]
         dx = np.arange(wx, dtype=np.float32)
         dy = np.arange(wy, dtype=np.float32)[:, None]
-        w = start[:, group, None, None] + coef_y[:, group, None, None] * dy + coef_x[:, group, None, None] * dx
-        inside = np.minimum(np.minimum(w[0], w[1]), w[2]) >= 0  # [G, wy, wx]
-        g, iy, ix = np.nonzero(inside)
-        t = group[g]
-        px = x_lo[t].astype(np.int64) + ix
-        py = y_lo[t].astype(np.int64) + iy
-        ok = (px <= x_hi[t]) & (py <= y_hi[t])
-        tri_parts.append(t[ok])
-        pix_parts.append((py * width + px)[ok])
-        w_parts.append(w[:, g[ok], iy[ok], ix[ok]])
-    tri = np.concatenate(tri_parts)
-    pix = np.concatenate(pix_parts)
-    bary = np.concatenate(w_parts, axis=1)  # [3, N]
-    vert = triangles[keep[tri]]
-    inv_depth = (1.0 / depth).astype(np.float32)
-    inv_z = bary[0] * inv_depth[vert[:, 0]] + bary[1] * inv_depth[vert[:, 1]] + bary[2] * inv_depth[vert[:, 2]]
+        w = s32[:, lo:hi, None, None] + c32y[:, lo:hi, None, None] * dy + c32x[:, lo:hi, None, None] * dx
+        g, iy, ix = np.nonzero(np.minimum(np.minimum(w[0], w[1]), w[2]) >= 0)
+        found_t.append(g + lo)
+        found_y.append(iy)
+        found_x.append(ix)
+    t = np.concatenate(found_t)
+    px = x0[t].astype(np.int64) + np.concatenate(found_x)
+    py = y0[t].astype(np.int64) + np.concatenate(found_y)
+    inside_image = (px < width) & (py < height)
+    if not inside_image.all():
+        t, px, py = t[inside_image], px[inside_image], py[inside_image]
+    pix = py * width + px
+    # perspective depth test on inverse depth, which is linear in screen space
+    dx, dy = px - x0[t], py - y0[t]
+    w = start[:, t] + coef_x[:, t] * dx + coef_y[:, t] * dy  # [3, N]
+    vert = triangles[keep[t]]
+    inv_depth = 1.0 / depth.astype(np.float64)
+    inv_z = w[0] * inv_depth[vert[:, 0]] + w[1] * inv_depth[vert[:, 1]] + w[2] * inv_depth[vert[:, 2]]
     # nearest surface per pixel: smallest key = largest inverse depth, ties to the first candidate
     lo, hi = inv_z.min(), inv_z.max()
     q = ((hi - inv_z) * ((2**30 - 1) / max(float(hi - lo), 1e-12))).astype(np.int64)
-    key = (q << 32) | np.arange(len(tri), dtype=np.int64)
+    key = (q << 32) | np.arange(len(t), dtype=np.int64)
     empty = np.iinfo(np.int64).max
     buf = np.full(width * height, empty, dtype=np.int64)
     np.minimum.at(buf, pix, key)
     won = buf[buf != empty] & 0xFFFFFFFF
-    return Fragments(pixel=pix[won], triangle=keep[tri[won]], bary=np.ascontiguousarray(bary[:, won].T))
+    return Fragments(pixel=pix[won], triangle=keep[t[won]], bary=np.ascontiguousarray(w[:, won].T, dtype=np.float32))
