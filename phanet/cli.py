@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError) as err:  # user errors: a clear line, no traceback (-v shows it)
         if args.verbose:
             raise
         print(f"phanet {args.command}: error: {err}", file=sys.stderr)

@@ -74,3 +74,14 @@ def test_a_landmarks_csv_with_a_bad_row_names_file_and_line(tmp_path):
     path.write_text("image,points\n")
     with pytest.raises(ValueError, match=r"missing column\(s\) landmarks"):
         read_landmarks_csv(path)
+
+
+def test_real_frontal_photos_with_detected_five_points_come_out_frontal(london_sample):
+    facenet = pytest.importorskip("facenet_pytorch")
+    from PIL import Image
+
+    detector = facenet.MTCNN(keep_all=False, device="cpu")
+    for path in sorted(london_sample.glob("*/*.jpg"))[::4]:
+        _, _, points = detector.detect(Image.open(path).convert("RGB"), landmarks=True)
+        yaw = estimate_head_pose(points[0]).yaw
+        assert abs(yaw) < 10, f"{path.name}: frontal face estimated at yaw {yaw:.1f}"

@@ -126,9 +126,12 @@ def estimate_head_pose(landmarks: np.ndarray) -> HeadPose:
         raise ValueError("landmarks are all at one point")
     focal = FOCAL_PER_EXTENT * extent
     camera = np.array([[focal, 0.0, centre[0]], [0.0, focal, centre[1]], [0.0, 0.0, 1.0]])
-    ok, rvec, _ = cv2.solvePnP(
-        model.reshape(-1, 1, 3), image_points.reshape(-1, 1, 2), camera, None, flags=cv2.SOLVEPNP_SQPNP
-    )
+    try:
+        ok, rvec, _ = cv2.solvePnP(
+            model.reshape(-1, 1, 3), image_points.reshape(-1, 1, 2), camera, None, flags=cv2.SOLVEPNP_SQPNP
+        )
+    except cv2.error as err:
+        raise ValueError(f"solvePnP failed on these landmarks ({err.msg if hasattr(err, 'msg') else err})") from err
     if not ok:
         raise ValueError("solvePnP found no pose for these landmarks")
     rotation, _ = cv2.Rodrigues(rvec)

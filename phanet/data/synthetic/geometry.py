@@ -32,8 +32,8 @@ from phanet.data.synthetic.expressions import AU_INDEX
 from phanet.data.synthetic.identity import Identity
 
 N_THETA = 96  # grid columns (around the head)
-N_LO = 34  # rows from the bottom of the neck up to just below the lip line
-N_HI = 40  # rows from just above the lip line up to the crown
+N_LO = 30  # rows from the bottom of the neck up to just below the lip line
+N_HI = 42  # rows from just above the lip line up to the crown
 GAP_LO, GAP_MID, GAP_UP = N_LO, N_LO + 1, N_LO + 2  # the three lip-line rows
 N_ROWS = N_LO + 3 + N_HI
 EAR_U, EAR_V = 14, 12  # ear ellipsoid grid (around, pole to pole)
@@ -88,8 +88,8 @@ def grid_columns() -> np.ndarray:
 @lru_cache(maxsize=1)
 def _canonical_rows() -> tuple[np.ndarray, np.ndarray, float]:
     """Row elevations (degrees) below and above a canonical lip line, from a density profile."""
-    knots = np.array([-90, -72, -62, -45, -20, -5, 15, 30, 50, 90], dtype=float)
-    density = np.array([0.25, 0.35, 0.9, 1.0, 0.85, 0.9, 0.75, 0.5, 0.3, 0.25])  # rows per degree
+    knots = np.array([-90, -72, -60, -50, -20, -5, 15, 30, 50, 90], dtype=float)
+    density = np.array([0.2, 0.25, 0.45, 1.0, 0.9, 0.95, 0.8, 0.5, 0.3, 0.25])  # rows per degree
     phi = np.linspace(-90, 90, 1801)
     cum = np.concatenate([[0], np.cumsum(np.interp(phi, knots, density)[:-1] * 0.1)])
     lip = -37.0
@@ -134,10 +134,18 @@ def ear_topology() -> np.ndarray:
 # ----------------------------------------------------------------------------------------- base shape
 
 
-def _ellipsoid_exit(d: np.ndarray, centre, axes) -> np.ndarray:
-    """Distance along unit rays ``d [N, 3]`` from the origin to where they leave an ellipsoid (0: miss)."""
+def _ellipsoid_exit(d: np.ndarray, centre, axes, tilt: float = 0.0) -> np.ndarray:
+    """Distance along unit rays ``d [N, 3]`` from the origin to where they leave an ellipsoid (0: miss).
+
+    ``tilt`` (degrees) turns the ellipsoid about the x axis, its front end downwards.
+    """
+    centre = np.asarray(centre, dtype=float)
+    if tilt:
+        a = np.radians(tilt)
+        rot = np.array([[1, 0, 0], [0, np.cos(a), np.sin(a)], [0, -np.sin(a), np.cos(a)]])
+        d, centre = d @ rot.T, rot @ centre
     q = d / np.asarray(axes)
-    c = np.asarray(centre) / np.asarray(axes)
+    c = centre / np.asarray(axes)
     a = (q * q).sum(-1)
     b = -2.0 * (q @ c)
     c0 = c @ c - 1.0
@@ -173,9 +181,9 @@ def base_radius(ident: Identity, d: np.ndarray) -> np.ndarray:
     fz = ident.face[2]
     cz = ident.chin[2]
     r = _ellipsoid_exit(d, (0.0, 2.5, -0.5), ident.cranium)
-    r = _smax(r, _ellipsoid_exit(d, (0.0, ident.eye_y - 3.0, 9.0 - fz), ident.face), 1.5)
-    r = _smax(r, _ellipsoid_exit(d, (0.0, ident.mouth_y + 0.3, 2.6), (ident.jaw_width, 4.0, 5.4)), 1.2)
-    r = _smax(r, _ellipsoid_exit(d, (0.0, ident.chin_y + ident.chin[1], 8.4 - cz), ident.chin), 1.0)
+    fw, fh, _ = ident.face
+    r = _smax(r, _ellipsoid_exit(d, (0.0, ident.eye_y - 3.0, 9.0 - fz), (fw, fh, fz), tilt=14.0), 1.5)
+    r = _smax(r, _ellipsoid_exit(d, (0.0, ident.chin_y + ident.chin[1], 8.1 - cz), ident.chin), 1.6)
     r = _smax(r, _neck_exit(d, ident.neck_radius, -1.8, -5.0, -30.0), 2.5)
     return r
 
@@ -325,10 +333,9 @@ def rest_head(ident: Identity) -> RestHead:
     data[len(grid):, NUM_ATTRS:] = np.concatenate([ear_normals, ear_normals * mirror])
     # the face window: every vertex an action unit can move (front of the head, brow to below the chin)
     y_grid, z_grid = y.reshape(N_ROWS, N_THETA), z.reshape(N_ROWS, N_THETA)
-    cols = np.nonzero(np.abs(theta) < np.radians(110))[0]
-    band = (y_grid[:, cols] > ident.chin_y - 5.0) & (y_grid[:, cols] < ident.eye_y + ident.brow_y + 6.0)
-    band &= z_grid[:, cols] > -2.0
-    rows = np.nonzero(band.any(1))[0]
+    moving = (z_grid > -1.5) & (y_grid > ident.chin_y - 4.6) & (y_grid < ident.eye_y + ident.brow_y + 5.6)
+    rows = np.nonzero(moving.any(1))[0]
+    cols = np.nonzero(moving.any(0))[0]
     return RestHead(
         positions=np.concatenate([grid, ear, ear * mirror]),
         rest=rest,
@@ -342,12 +349,18 @@ def rest_head(ident: Identity) -> RestHead:
 # ----------------------------------------------------------------------------------------- expressions
 
 
-def _sided(aus: np.ndarray, au: int, x: np.ndarray) -> np.ndarray:
-    """Per-vertex intensity of ``au``, blending the right (x<0) and left (x>0) values smoothly."""
-    right, left = aus[AU_INDEX[au]]
-    if right == 0.0 and left == 0.0:
-        return np.zeros_like(x)
-    return 0.5 * (left + right) + 0.5 * (left - right) * np.tanh(x / 1.0)
+class _Sided:
+    """Per-vertex intensity of an AU, blending the right (x<0) and left (x>0) values smoothly."""
+
+    def __init__(self, aus: np.ndarray, x: np.ndarray):
+        self.aus = aus
+        self.blend = np.tanh(x)
+
+    def __call__(self, au: int) -> np.ndarray | float:
+        right, left = self.aus[AU_INDEX[au]]
+        if right == left:
+            return float(right)
+        return 0.5 * (left + right) + 0.5 * (left - right) * self.blend
 
 
 def expression_offsets(ident: Identity, rest: np.ndarray, lower: np.ndarray, aus: np.ndarray) -> np.ndarray:
@@ -365,9 +378,7 @@ def expression_offsets(ident: Identity, rest: np.ndarray, lower: np.ndarray, aus
     by = ey + ident.brow_y
     my, mw = ident.mouth_y, ident.mouth_w
     off = np.zeros_like(rest)
-
-    def au(n: int) -> np.ndarray:
-        return _sided(aus, n, x)
+    au = _Sided(aus, x)
 
     # --- brows and forehead: the skin above the upper lid moves; the lid region stretches
     lift = _smoothstep(ey + 0.55, by - 0.2, y) * (1.0 - _smoothstep(by + 1.0, by + 5.5, y)) * front

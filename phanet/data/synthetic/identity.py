@@ -45,7 +45,6 @@ class Identity:
     # skull and face masses (semi-axes of the ellipsoids in geometry.base_radius)
     cranium: tuple[float, float, float] = (7.3, 10.0, 9.6)
     face: tuple[float, float, float] = (6.4, 9.0, 6.6)
-    jaw_width: float = 5.8
     chin: tuple[float, float, float] = (3.0, 2.3, 3.0)
     neck_radius: float = 5.3
     # landmarks on the frontal face
@@ -101,7 +100,6 @@ def sample_identity(seed: int, subject: int) -> Identity:
     cw = scale * (7.6 - 0.25 * long_face + u(-0.25, 0.25))
     fw = scale * (6.7 - 0.3 * long_face + u(-0.3, 0.3))
     face_h = scale * (9.0 + 0.45 * long_face)
-    jaw = fw * u(0.74, 0.88)
     tone = _blend(_SKIN_TONES, rng)
     lightness = float(tone.mean())
     skin = np.clip(tone * (1 + rng.normal(0, 0.03, 3)), 0, 1)
@@ -114,8 +112,7 @@ def sample_identity(seed: int, subject: int) -> Identity:
     return Identity(
         cranium=(cw, scale * u(9.6, 10.4), scale * u(9.3, 10.0)),
         face=(fw, face_h, scale * u(6.3, 6.9)),
-        jaw_width=jaw,
-        chin=(scale * u(2.6, 3.4), scale * u(2.0, 2.6), scale * u(2.7, 3.3)),
+        chin=(scale * u(3.0, 3.8), scale * u(2.0, 2.5), scale * u(2.2, 2.7)),
         neck_radius=scale * u(4.9, 5.7),
         eye_y=u(0.8, 1.2),
         eye_x=scale * u(2.95, 3.35),

@@ -80,18 +80,44 @@ def background(scene: Scene, size: int) -> np.ndarray:
     t = ((np.arange(size, dtype=np.float32) + 0.5) / size)[:, None, None]
     top, bottom = (np.asarray(c, dtype=np.float32) for c in scene.background)
     img = np.broadcast_to(top * (1 - t) + bottom * t, (size, size, 3)).copy()
-    if scene.blobs:
-        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-        for bx, by, radius, r, g, b, alpha in scene.blobs:
-            w = alpha * np.exp(-((xx - bx) ** 2 + (yy - by) ** 2) / (2 * radius**2))
-            img += w[..., None] * (np.array([r, g, b], dtype=np.float32) - img)
+    u = (np.arange(size, dtype=np.float32) + 0.5) / size
+    for bx, by, radius, r, g, b, alpha in scene.blobs:
+        w = alpha * np.outer(np.exp(-((u - by) ** 2) / (2 * radius**2)), np.exp(-((u - bx) ** 2) / (2 * radius**2)))
+        img += w[..., None] * (np.array([r, g, b], dtype=np.float32) - img)
     return img
 
 
-def render(ident: Identity, aus: np.ndarray, view: View, scene: Scene, size: int = 112, supersample: int = 2) -> np.ndarray:
+def _box3(a: np.ndarray) -> np.ndarray:
+    """3 x 3 box average of ``[H, W, C]`` (edges clamped)."""
+    p = np.pad(a, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    rows = p[:-2] + p[1:-1] + p[2:]
+    return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) * (1.0 / 9.0)
+
+
+def composite(colour: np.ndarray, cover: np.ndarray, backdrop: np.ndarray) -> np.ndarray:
+    """Put the face ``colour [H, W, 3]`` (where ``cover [H, W]`` is 1) over ``backdrop``.
+
+    The silhouette is anti-aliased by giving pixels along it the 3 x 3 average coverage as their
+    opacity; pixels just outside take the average colour of their face neighbours.
+    """
+    stack = np.concatenate([colour * cover[..., None], cover[..., None]], axis=2)
+    smooth = _box3(stack)
+    alpha = smooth[..., 3]
+    edge = (alpha > 0) & (alpha < 1)
+    out = np.where(cover[..., None] > 0, colour, backdrop)
+    if edge.any():
+        own = np.where(cover[edge][:, None] > 0, colour[edge], smooth[edge][:, :3] / alpha[edge][:, None])
+        a = alpha[edge][:, None]
+        out[edge] = a * own + (1 - a) * backdrop[edge]
+    return out
+
+
+def render(ident: Identity, aus: np.ndarray, view: View, scene: Scene, size: int = 112, supersample: int = 1) -> np.ndarray:
     """Render one face: ``[size, size, 3]`` uint8 RGB.
 
-    ``aus`` is ``[NUM_AUS, 2]`` (see :mod:`.expressions`).
+    ``aus`` is ``[NUM_AUS, 2]`` (see :mod:`.expressions`). Painted features and the silhouette are
+    anti-aliased analytically; ``supersample > 1`` renders ``supersample``-times larger and
+    averages down, for smoother inner edges at ``supersample**2`` times the cost.
     """
     if size < 8:
         raise ValueError(f"image size must be at least 8 pixels, got {size}")
@@ -109,6 +135,7 @@ def render(ident: Identity, aus: np.ndarray, view: View, scene: Scene, size: int
     xy[:, 1] = big * (0.5 + view.shift[1]) - focal * cam[:, 1] / depth
     frags = rasterize(xy, depth, mesh.triangles, big, big)
 
+    # interpolate rest coordinates, mouth attributes and normals at each visible pixel
     verts = mesh.triangles[frags.triangle]  # [N, 3]
     vd, w = mesh.vertex_data, frags.bary
     data = vd[verts[:, 0]] * w[:, 0:1] + vd[verts[:, 1]] * w[:, 1:2] + vd[verts[:, 2]] * w[:, 2:3]
@@ -116,16 +143,21 @@ def render(ident: Identity, aus: np.ndarray, view: View, scene: Scene, size: int
     normals = data[:, NUM_ATTRS:] @ rot.T
     normals /= np.sqrt(np.maximum((normals * normals).sum(1, keepdims=True), 1e-12))
     kind = mesh.kind[frags.triangle]
-    surface = paint(ident, aus, scene.gaze, kind, attrs)
+    pixel_cm = FIELD / (big * view.scale)
+    surface = paint(ident, aus, scene.gaze, kind, attrs, pixel_cm)
     colour = _shade(surface, normals, kind, scene)
 
     image = np.zeros((big * big, 3), dtype=np.float32)
     cover = np.zeros(big * big, dtype=np.float32)
     image[frags.pixel] = colour
     cover[frags.pixel] = 1.0
-    image = image.reshape(size, supersample, size, supersample, 3).mean(axis=(1, 3))
-    cover = cover.reshape(size, supersample, size, supersample).mean(axis=(1, 3))
-    image += (1.0 - cover)[..., None] * background(scene, size)
+    image, cover = image.reshape(big, big, 3), cover.reshape(big, big)
+    if supersample > 1:
+        image = image.reshape(size, supersample, size, supersample, 3).mean(axis=(1, 3))
+        cover = cover.reshape(size, supersample, size, supersample).mean(axis=(1, 3))
+        image = image + (1.0 - cover)[..., None] * background(scene, size)
+    else:
+        image = composite(image, cover, background(scene, size))
     return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 

@@ -1,0 +1,372 @@
+"""Training throughput and peak memory of every PhaNet variant next to its plain backbone, and data-loading speed.
+
+Run by hand (never in CI; tests run the core functions on a tiny setting):
+
+    python benchmarks/train_speed.py                        # CPU, 112x112, batch 32, r18 family
+    python benchmarks/train_speed.py --models all --device cuda --batch 128 --steps 20
+    python benchmarks/train_speed.py --skip-data            # model part only
+
+Model part: for each variant it times full training steps - the engine's own ``train_one_epoch`` over
+pre-collated batches of random images (forward, the PhaNet loss with learned task weights, backward,
+AdamW, LR schedule) - interleaving the variant and its plain counterpart (same backbone + global
+pooling + classifier: ``baseline_r18`` for ResNet-18) round by round, so that machine noise hits both
+alike; the ratio is what to read. Peak memory is measured in a fresh subprocess per model: on CPU the
+growth of the process's peak RSS (``ru_maxrss``) over what it held before the model was built, on CUDA
+``torch.cuda.max_memory_allocated``.
+
+Data part: images/s of the engine's real input pipeline (:class:`FaceDataset` + :class:`FaceTransform`
+with ``standard`` augmentation + :func:`phanet.engine.make_loader`) over a dataset in the generic
+layout (``labels.csv`` + JPEG files, decoded every epoch) and over the same samples read from the crop
+cache (:mod:`phanet.data.cache`), with 0 and N DataLoader workers. The tree is written once under
+``--workdir`` (default ``/tmp/phanet_train_speed``), never in the repo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from phanet.config import Config
+from phanet.data.base import SEVEN_EXPRESSIONS, LabelSpace, PoseBin
+from phanet.engine import (
+    StepContext,
+    build_model,
+    build_optimizer,
+    build_scheduler,
+    build_task_weighting,
+    resolve_device,
+    train_one_epoch,
+)
+from phanet.models import create_model, list_models
+
+R18_FAMILY = ("baseline_r18", "mtl_r18", "att_r18", "phanet_r18")
+PLAIN = {"resnet18": "baseline_r18"}
+POSES = tuple(PoseBin(f"yaw{yaw:+d}", float(yaw), 0.0) for yaw in (-90, -45, 0, 45, 90))
+LABEL_SPACE = LabelSpace(SEVEN_EXPRESSIONS, POSES)
+
+
+# ----------------------------------------------------------------------------- model part
+
+
+def train_config(name: str, size: int, batch: int, device: str, channels_last: bool = False,
+                 options: dict | None = None) -> Config:
+    config = Config()
+    config.model.name = name
+    config.model.pretrained = False
+    config.model.input_size = size
+    config.model.options = dict(options or {})
+    config.train.batch_size = batch
+    config.train.device = device
+    config.train.channels_last = channels_last
+    return config
+
+
+def plain_options(name: str) -> tuple[str, dict]:
+    """The registered name and options of the plain counterpart of variant ``name`` (backbone + GAP)."""
+    backbone = create_model(name, num_expressions=2, num_poses=1).config.backbone
+    if backbone in PLAIN:
+        return PLAIN[backbone], {}
+    return name, {"use_attention": False, "use_pose": False, "scale_fusion": "mean"}
+
+
+class StepTimer:
+    """A model with its task weighting, AdamW and schedule, trained by the engine's ``train_one_epoch``.
+
+    ``run(steps)`` performs ``steps`` real training steps on one fixed random batch and returns the
+    seconds they took (synchronised on CUDA). ``compile=True`` wraps the model in ``torch.compile``.
+    """
+
+    def __init__(self, name: str, size: int = 112, batch: int = 32, device: str = "cpu",
+                 channels_last: bool = False, compile: bool = False, amp: bool = True, options: dict | None = None,
+                 seed: int = 0):
+        torch.manual_seed(seed)
+        self.config = train_config(name, size, batch, device, channels_last, options)
+        self.device = resolve_device(device)
+        model = build_model(self.config, LABEL_SPACE).to(self.device)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        weighting = build_task_weighting(model, self.config).to(self.device)
+        optimizer = build_optimizer(model, weighting, self.config)
+        scheduler = build_scheduler(optimizer, self.config, steps_per_epoch=10_000)
+        scaler = torch.amp.GradScaler(self.device.type, enabled=self.device.type == "cuda" and amp)
+        self.model = torch.compile(model) if compile else model
+        self.ctx = StepContext(weighting, optimizer, scheduler, scaler, self.device, amp=amp,
+                               channels_last=channels_last, progress=False)
+        generator = torch.Generator().manual_seed(seed)
+        self.batch = {
+            "image": torch.randn(batch, 3, size, size, generator=generator),
+            "expression": torch.randint(0, LABEL_SPACE.num_expressions, (batch,), generator=generator),
+            "pose": torch.randint(0, LABEL_SPACE.num_poses, (batch,), generator=generator),
+            "index": torch.arange(batch),
+            "skipped": 0,
+        }
+        if self.device.type == "cuda":
+            self.batch = {k: v.pin_memory() if torch.is_tensor(v) else v for k, v in self.batch.items()}
+
+    @property
+    def batch_size(self) -> int:
+        return len(self.batch["expression"])
+
+    def run(self, steps: int) -> float:
+        self._sync()
+        start = time.perf_counter()
+        train_one_epoch(self.model, [self.batch] * steps, self.ctx, epoch=0)
+        self._sync()
+        return time.perf_counter() - start
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+
+def interleaved_step_seconds(timers: list[StepTimer], steps: int, rounds: int, warmup: int = 2) -> list[float]:
+    """Median seconds per training step of each timer, measured in interleaved rounds of ``steps`` steps."""
+    for timer in timers:
+        timer.run(warmup)
+    per_round: list[list[float]] = [[] for _ in timers]
+    for _ in range(rounds):
+        for times, timer in zip(per_round, timers):
+            times.append(timer.run(steps) / steps)
+    return [statistics.median(times) for times in per_round]
+
+
+def peak_memory_mb(name: str, size: int, batch: int, device: str, steps: int = 3, options: dict | None = None,
+                   channels_last: bool = False) -> float:
+    """Peak training memory of ``name`` in MB, measured in a fresh subprocess (see module docstring)."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--probe-memory", name, "--size", str(size),
+               "--batch", str(batch), "--device", device, "--steps", str(steps),
+               "--options", json.dumps(options or {})]
+    if channels_last:
+        command.append("--channels-last")
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return float(json.loads(done.stdout.strip().splitlines()[-1])["peak_mb"])
+
+
+def _probe_memory(name: str, size: int, batch: int, device: str, steps: int, options: dict,
+                  channels_last: bool) -> None:
+    """In the subprocess: train ``steps`` steps and print the peak memory growth as JSON."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    timer = StepTimer(name, size, batch, device, channels_last=channels_last, options=options)
+    if timer.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(timer.device)
+    timer.run(steps)
+    if timer.device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(timer.device) / 2**20
+    else:  # ru_maxrss is in KiB on Linux
+        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    print(json.dumps({"model": name, "peak_mb": peak}))
+
+
+def compare_models(names: list[str], size: int, batch: int, device: str, steps: int, rounds: int,
+                   memory: bool = True, channels_last: bool = False) -> list[dict]:
+    """Per variant: img/s and peak memory next to its plain counterpart, timed in the same interleaved loop."""
+    rows = []
+    for name in names:
+        plain_name, plain_opts = plain_options(name)
+        variant = StepTimer(name, size, batch, device, channels_last=channels_last)
+        plain = StepTimer(plain_name, size, batch, device, channels_last=channels_last, options=plain_opts)
+        seconds, plain_seconds = interleaved_step_seconds([variant, plain], steps, rounds)
+        row = {
+            "model": name, "plain": plain_name if not plain_opts else f"{variant.model.config.backbone}+gap",
+            "params_m": sum(p.numel() for p in variant.model.parameters()) / 1e6,
+            "step_ms": seconds * 1e3, "plain_step_ms": plain_seconds * 1e3,
+            "images_per_s": batch / seconds, "plain_images_per_s": batch / plain_seconds,
+            "step_ratio": seconds / plain_seconds,
+        }
+        del variant, plain
+        if memory:
+            row["peak_mb"] = peak_memory_mb(name, size, batch, device, channels_last=channels_last)
+            row["plain_peak_mb"] = peak_memory_mb(plain_name, size, batch, device, options=plain_opts,
+                                                  channels_last=channels_last)
+            row["memory_ratio"] = row["peak_mb"] / row["plain_peak_mb"]
+        rows.append(row)
+    return rows
+
+
+def model_table(rows: list[dict]) -> str:
+    memory = "peak_mb" in rows[0]
+    header = (f"| {'model':<14} | {'plain':<14} | params M | step ms | plain ms | img/s | plain img/s | time ratio |"
+              + (" peak MB | plain MB | mem ratio |" if memory else ""))
+    lines = [header, "|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|"]
+    for r in rows:
+        line = (f"| {r['model']:<14} | {r['plain']:<14} | {r['params_m']:8.2f} | {r['step_ms']:7.0f} | "
+                f"{r['plain_step_ms']:8.0f} | {r['images_per_s']:5.1f} | {r['plain_images_per_s']:11.1f} | "
+                f"{r['step_ratio']:10.2f} |")
+        if memory:
+            line += f" {r['peak_mb']:7.0f} | {r['plain_peak_mb']:8.0f} | {r['memory_ratio']:9.2f} |"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- data part
+
+
+def write_generic_tree(root: Path, subjects: int, image_size: int, seed: int = 0) -> int:
+    """A generic-layout tree (``labels.csv`` + JPEGs) of ``subjects`` x 7 expressions x 5 poses.
+
+    Pictures are smooth, face-like and ``image_size`` pixels square (JPEG quality 94), so decoding costs
+    what a real portrait of that size costs. Written once; returns the number of images.
+    """
+    from PIL import Image
+
+    labels = root / "labels.csv"
+    rows = []
+    for subject in range(subjects):
+        for e, expression in enumerate(SEVEN_EXPRESSIONS):
+            for p, pose in enumerate(POSES):
+                rows.append((f"s{subject:03d}/{expression}_{pose.name}.jpg", expression, pose, subject,
+                             (subject * 7 + e) * 5 + p))
+    if labels.is_file() and len(labels.read_text().splitlines()) == len(rows) + 1:
+        return len(rows)
+    lines = ["image,expression,pose,subject,yaw,pitch,split"]
+    for path, expression, pose, subject, k in rows:
+        file = root / path
+        file.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(_face_like_picture(seed + k, image_size)).save(file, "JPEG", quality=94)
+        lines.append(f"{path},{expression},{pose.name},s{subject:03d},{pose.yaw:g},0,")
+    labels.write_text("\n".join(lines) + "\n")
+    return len(rows)
+
+
+def _face_like_picture(seed: int, size: int) -> np.ndarray:
+    """Smooth random background with a bright ellipse and mild noise: JPEG-compresses like a portrait."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    coarse = Image.fromarray(rng.integers(40, 220, (8, 8, 3), dtype=np.uint8))
+    image = np.asarray(coarse.resize((size, size), Image.BICUBIC)).astype(np.int16)
+    yy, xx = np.mgrid[:size, :size]
+    face = ((xx - size / 2) / (0.3 * size)) ** 2 + ((yy - 0.45 * size) / (0.38 * size)) ** 2 < 1
+    image[face] = (image[face] + np.array([210, 170, 150])) // 2
+    image += rng.integers(-6, 7, image.shape, dtype=np.int16)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def loader_images_per_s(index, size: int, workers: int, batch: int = 64, augment: str = "standard",
+                        epochs: int = 2) -> float:
+    """Images/s of the engine's training input pipeline over ``index`` (worker start-up included)."""
+    from phanet.data.base import FaceDataset
+    from phanet.data.transforms import FaceTransform
+    from phanet.engine import DistInfo, EpochSampler, make_loader
+
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    dataset = FaceDataset(index.samples, index.label_space, FaceTransform(size, mean, std, augment))
+    sampler = EpochSampler(len(dataset), 0, DistInfo(), shuffle=True)
+    seen = 0
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        dataset.epoch = epoch
+        sampler.set_epoch(epoch)
+        for out in make_loader(dataset, batch, sampler, workers, torch.device("cpu"), drop_last=False):
+            seen += len(out["expression"])
+    return seen / (time.perf_counter() - start)
+
+
+def compare_data(workdir: Path, subjects: int, image_size: int, size: int, workers: list[int],
+                 rounds: int = 2) -> list[dict]:
+    """Images/s of generic JPEGs vs the crop cache, for each worker count, interleaved over ``rounds``."""
+    from phanet.data.cache import build_cache, load_cached
+    from phanet.data.registry import load_dataset
+
+    tree = workdir / f"generic-{subjects}x{image_size}"
+    count = write_generic_tree(tree, subjects, image_size)
+    index = load_dataset("generic", tree)
+    start = time.perf_counter()
+    cache = build_cache(index, size, workdir / "cache", progress=False)
+    build_seconds = time.perf_counter() - start
+    cached = load_cached(index, cache, size)
+    rows = []
+    for n in workers:
+        files, crops = [], []
+        for _ in range(rounds):
+            files.append(loader_images_per_s(index, size, n))
+            crops.append(loader_images_per_s(cached, size, n))
+        rows.append({"workers": n, "images": count, "image_size": image_size, "size": size,
+                     "generic_images_per_s": statistics.median(files), "cache_images_per_s": statistics.median(crops),
+                     "cache_build_s": build_seconds})
+    return rows
+
+
+def data_table(rows: list[dict]) -> str:
+    lines = ["| loader workers | generic JPEG img/s | cached crops img/s | cache speed-up |",
+             "|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['workers']} | {r['generic_images_per_s']:.0f} | {r['cache_images_per_s']:.0f} | "
+                     f"{r['cache_images_per_s'] / r['generic_images_per_s']:.2f} |")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def machine_line(device: str) -> str:
+    device = str(resolve_device(device))
+    where = torch.cuda.get_device_name() if device.startswith("cuda") else (platform.processor() or platform.machine())
+    return (f"torch {torch.__version__}, {device} ({where}), {torch.get_num_threads()} threads, "
+            f"python {platform.python_version()}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="*", default=list(R18_FAMILY),
+                        help="variants to time ('all': every registered model); default: the r18 ablation family")
+    parser.add_argument("--size", type=int, default=112)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=3, help="training steps per timed round")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median taken)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    parser.add_argument("--skip-models", action="store_true")
+    parser.add_argument("--skip-data", action="store_true")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/phanet_train_speed"))
+    parser.add_argument("--data-subjects", type=int, default=40, help="subjects x 35 images in the data tree")
+    parser.add_argument("--image-size", type=int, default=256, help="side of the JPEGs in the data tree")
+    parser.add_argument("--workers", type=int, nargs="*", default=[0, 2], help="DataLoader worker counts")
+    parser.add_argument("--out", type=Path, default=None, help="write all results as JSON")
+    parser.add_argument("--probe-memory", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--options", default="{}", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.probe_memory:
+        _probe_memory(args.probe_memory, args.size, args.batch, args.device, args.steps, json.loads(args.options),
+                      args.channels_last)
+        return
+
+    results = {"machine": machine_line(args.device), "args": {k: str(v) for k, v in vars(args).items()}}
+    print(results["machine"])
+    if not args.skip_models:
+        names = list_models() if args.models == ["all"] else args.models
+        print(f"\nTraining step at {args.size}x{args.size}, batch {args.batch}, {args.device}"
+              f"{', channels-last' if args.channels_last else ''}: median of {args.rounds} interleaved rounds of "
+              f"{args.steps} steps (engine train_one_epoch: forward, loss, backward, AdamW); peak memory in a fresh "
+              f"process per model ({'max_memory_allocated' if args.device.startswith('cuda') else 'RSS growth'})\n")
+        results["models"] = compare_models(names, args.size, args.batch, args.device, args.steps, args.rounds,
+                                           memory=not args.no_memory, channels_last=args.channels_last)
+        print(model_table(results["models"]))
+    if not args.skip_data:
+        print(f"\nData loading to {args.size}x{args.size} tensors (FaceDataset + FaceTransform 'standard' + "
+              f"engine make_loader, batch 64, 2 epochs incl. worker start-up): {args.data_subjects * 35} "
+              f"{args.image_size}x{args.image_size} JPEGs in the generic layout vs the crop cache\n")
+        results["data"] = compare_data(args.workdir, args.data_subjects, args.image_size, args.size, args.workers)
+        print(data_table(results["data"]))
+        print(f"\n(building the cache once took {results['data'][0]['cache_build_s']:.1f} s)")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
