@@ -11,7 +11,8 @@ pre-collated batches of random images (forward, the PhaNet loss with learned tas
 AdamW, LR schedule) - interleaving the variant and its plain counterpart (same backbone + global
 pooling + classifier: ``baseline_r18`` for ResNet-18) round by round, so that machine noise hits both
 alike; the ratio is what to read. Peak memory is measured in a fresh subprocess per model: on CPU the
-growth of the process's peak RSS (``ru_maxrss``) over what it held before the model was built, on CUDA
+growth of the peak resident size (``ru_maxrss``, and RSS polled while training) over what it held before the model was
+built, on CUDA
 ``torch.cuda.max_memory_allocated``.
 
 Data part: images/s of the engine's real input pipeline (:class:`FaceDataset` + :class:`FaceTransform`
@@ -152,18 +153,42 @@ def peak_memory_mb(name: str, size: int, batch: int, device: str, steps: int = 3
     return float(json.loads(done.stdout.strip().splitlines()[-1])["peak_mb"])
 
 
+def _current_rss_kib() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * resource.getpagesize() // 1024
+
+
 def _probe_memory(name: str, size: int, batch: int, device: str, steps: int, options: dict,
                   channels_last: bool) -> None:
-    """In the subprocess: train ``steps`` steps and print the peak memory growth as JSON."""
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """In the subprocess: train ``steps`` steps and print the peak memory growth as JSON.
+
+    On CPU the peak is the larger of ``ru_maxrss`` and the resident size polled every 2 ms while
+    training (the poll catches a training peak that stays below a transient peak of the imports).
+    """
+    import threading
+
+    before_max = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _current_rss_kib()
+    polled = [before]
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.wait(0.002):
+            polled[0] = max(polled[0], _current_rss_kib())
+
+    watcher = threading.Thread(target=poll, daemon=True)
+    watcher.start()
     timer = StepTimer(name, size, batch, device, channels_last=channels_last, options=options)
     if timer.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(timer.device)
     timer.run(steps)
+    done.set()
+    watcher.join()
     if timer.device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(timer.device) / 2**20
-    else:  # ru_maxrss is in KiB on Linux
-        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    else:  # ru_maxrss and statm-derived sizes in KiB (Linux)
+        after_max = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak = (max(polled[0], after_max if after_max > before_max else 0) - before) / 1024
     print(json.dumps({"model": name, "peak_mb": peak}))
 
 

@@ -6,11 +6,17 @@ from pathlib import Path
 import pytest
 import yaml
 
+from phanet.config import load_config
 from phanet.data.protocols import PROTOCOLS
-from phanet.data.registry import _DATASETS, list_datasets
+from phanet.data.registry import get_dataset_loader, list_datasets
+from phanet.models import list_models
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 DATASET_CONFIGS = [p for p in CONFIGS if yaml.safe_load(p.read_text())["data"].get("dataset") in set(list_datasets())]
+
+
+def test_every_config_names_a_registered_dataset():
+    assert CONFIGS and DATASET_CONFIGS == CONFIGS
 
 
 def test_every_real_dataset_has_a_config_for_its_default_protocol():
@@ -32,13 +38,13 @@ def test_config_explains_its_protocol_and_fits_the_loader(path):
     assert set(config) == {"model", "data", "train"}
     data = config["data"]
     assert data["protocol"] in PROTOCOLS
-    accepted = set(list(inspect.signature(_DATASETS[data["dataset"]]).parameters)[1:])
+    accepted = set(list(inspect.signature(get_dataset_loader(data["dataset"])).parameters)[1:])
     assert set(data["options"]) <= accepted, f"{path.name}: options {set(data['options']) - accepted} unknown"
     assert config["model"]["input_size"] in (112, 224)
 
 
 @pytest.mark.parametrize("path", DATASET_CONFIGS, ids=lambda p: p.name)
-def test_config_loads_with_the_run_config_schema(path):
-    config_module = pytest.importorskip("phanet.config")
-    config = config_module.load_config(path)
+def test_config_loads_with_the_run_config_schema_and_names_a_registered_model(path):
+    config = load_config(path)
     assert config.data.dataset == yaml.safe_load(path.read_text())["data"]["dataset"]
+    assert config.model.name in list_models()

@@ -73,11 +73,11 @@ def parse_options(pairs: list[str]) -> dict:
 
 def load(args):
     """The dataset index for ``--dataset/--root/--option``, with unknown options named clearly."""
-    from phanet.data.registry import _DATASETS, list_datasets, load_dataset
+    from phanet.data.registry import get_dataset_loader, list_datasets, load_dataset
 
     options = parse_options(args.option)
     if args.dataset in list_datasets():
-        accepted = list(inspect.signature(_DATASETS[args.dataset]).parameters)[1:]
+        accepted = list(inspect.signature(get_dataset_loader(args.dataset)).parameters)[1:]
         unknown = sorted(set(options) - set(accepted))
         if unknown:
             raise ValueError(f"dataset {args.dataset!r} has no option {', '.join(unknown)}; "
@@ -86,10 +86,10 @@ def load(args):
 
 
 def run_list(args) -> int:
-    from phanet.data.registry import _DATASETS, list_datasets
+    from phanet.data.registry import get_dataset_loader, list_datasets
 
     for name in list_datasets():
-        doc = (sys.modules[_DATASETS[name].__module__].__doc__ or "").strip().splitlines()
+        doc = (sys.modules[get_dataset_loader(name).__module__].__doc__ or "").strip().splitlines()
         print(f"{name:10s} {doc[0] if doc else ''}")
     return 0
 

@@ -67,10 +67,15 @@ def list_datasets() -> list[str]:
     return sorted(_DATASETS)
 
 
-def load_dataset(name: str, root: str | Path | None, **options) -> DatasetIndex:
+def get_dataset_loader(name: str) -> Callable[..., DatasetIndex]:
+    """The registered indexing function of ``name`` (its keyword arguments are the dataset's options)."""
     _import_all()
     if name not in _DATASETS:
         raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(_DATASETS))}")
-    index = _DATASETS[name](root, **options)
+    return _DATASETS[name]
+
+
+def load_dataset(name: str, root: str | Path | None, **options) -> DatasetIndex:
+    index = get_dataset_loader(name)(root, **options)
     index.name = index.name or name
     return index

@@ -385,8 +385,8 @@ def expression_offsets(ident: Identity, rest: np.ndarray, lower: np.ndarray, aus
     off[:, 1] += 1.0 * au(1) * lift * _gauss(ax - 1.4, 0.0, 1.5, 1.0)
     off[:, 1] += 0.9 * au(2) * lift * _gauss(ax - (ex + 1.4), 0.0, 1.7, 1.0)
     brow4 = au(4) * lift * _gauss(ax - 1.9, 0.0, 2.0, 1.0)
-    off[:, 1] -= 0.8 * brow4
-    off[:, 0] -= 0.45 * sx * brow4
+    off[:, 1] -= 1.0 * brow4
+    off[:, 0] -= 0.5 * sx * brow4
     off[:, 2] += 0.25 * brow4
     # --- eyes and cheeks
     off[:, 1] += 0.15 * au(5) * _gauss(ax - ex, y - (ey + 0.9), 1.5, 0.5) * front
@@ -401,8 +401,8 @@ def expression_offsets(ident: Identity, rest: np.ndarray, lower: np.ndarray, aus
     # --- lips: corner fields act on both lip rows alike; upper/lower fields by side of the mouth
     corner = _gauss(ax - mw, y - my, 1.3, 1.3) * front
     a12, a15, a20, a23 = au(12), au(15), au(20), au(23)
-    off[:, 0] += sx * corner * (0.55 * a12 + 0.15 * a15 + 0.8 * a20 - 0.45 * a23)
-    off[:, 1] += corner * (0.8 * a12 - 0.65 * a15 - 0.15 * a20)
+    off[:, 0] += sx * corner * (0.7 * a12 + 0.15 * a15 + 0.8 * a20 - 0.45 * a23)
+    off[:, 1] += corner * (1.0 * a12 - 0.9 * a15 - 0.15 * a20)
     off[:, 2] += corner * (-0.35 * a12 - 0.2 * a20 + 0.1 * a23)
     cheek12 = _gauss(ax - (mw + 0.9), y - (my + 1.9), 1.2, 1.3) * front
     off[:, 2] += 0.45 * a12 * cheek12

@@ -97,8 +97,8 @@ def sample_identity(seed: int, subject: int) -> Identity:
     u = rng.uniform
     scale = u(0.93, 1.07)  # overall head size
     long_face = u(-1, 1)  # long narrow vs short broad faces
-    cw = scale * (7.6 - 0.25 * long_face + u(-0.25, 0.25))
-    fw = scale * (6.7 - 0.3 * long_face + u(-0.3, 0.3))
+    cw = scale * (7.9 - 0.25 * long_face + u(-0.25, 0.25))
+    fw = scale * (7.1 - 0.3 * long_face + u(-0.3, 0.3))
     face_h = scale * (9.0 + 0.45 * long_face)
     tone = _blend(_SKIN_TONES, rng)
     lightness = float(tone.mean())
@@ -119,7 +119,7 @@ def sample_identity(seed: int, subject: int) -> Identity:
         eye_w=scale * u(1.3, 1.6),
         eye_open=u(0.36, 0.48),
         brow_y=u(2.3, 3.0),
-        brow_thick=u(0.35, 0.7),
+        brow_thick=u(0.45, 0.8),
         brow_arch=u(0.1, 0.55),
         brow_len=scale * u(4.2, 5.0),
         nose_y=mouth_y + u(2.6, 3.3),
@@ -129,7 +129,7 @@ def sample_identity(seed: int, subject: int) -> Identity:
         mouth_w=scale * u(2.2, 2.8),
         lip_up=u(0.4, 0.7),
         lip_lo=u(0.5, 0.85),
-        chin_y=-scale * (11.0 + 0.5 * long_face),
+        chin_y=-scale * (10.6 + 0.5 * long_face),
         cheekbone=u(0.3, 0.7),
         ear_size=scale * u(0.9, 1.1),
         skin=tuple(skin),

@@ -26,6 +26,8 @@ from phanet.data.synthetic.geometry import ATTR_GAP, ATTR_OPEN, KIND_EAR, KIND_M
 from phanet.data.synthetic.identity import Identity
 
 F32 = np.float32
+# the "orange peel" of a raised chin (AU 17): soft dimples at these offsets (cm, |x| and from the chin boss)
+_CHIN_DIMPLES = ((0.0, 0.3), (0.6, -0.2), (0.5, 0.6), (1.1, 0.2), (0.2, -0.7), (0.9, -0.8))
 
 
 @dataclass
@@ -198,8 +200,9 @@ def _creases(p: _Pixels, face: np.ndarray) -> np.ndarray:
     if len(sub):
         fold_x = mw + 0.1 - 0.2 * (my - ys)
         dark[sub] += 0.3 * p.au(15, idx) * p.line(xs - fold_x, 0.08) * (1 - _ss(1.5, 2.5, my - ys))
-        dimples = (np.sin(xs * 9.0) * np.sin(ys * 11.0)) ** 2 * _g(xs, 1.3) * _g(ys - (ident.chin_y + 1.4), 0.9)
-        dark[sub] += 0.35 * p.au(17, idx) * dimples
+        cy = ident.chin_y + 1.4
+        dimples = sum(_g(xs - bx, 0.3) * _g(ys - cy - by, 0.25) for bx, by in _CHIN_DIMPLES)
+        dark[sub] += 0.3 * p.au(17, idx) * dimples
         dark[sub] += 0.1 * _g(ys - (my - ident.lip_lo - 0.45), 0.12) * _g(xs, 1.2)
     # philtrum edges
     sub, idx, xs, ys = region((ax < 0.7) & (y > my + 0.2) & (y < ident.nose_y - 0.6))

@@ -26,8 +26,8 @@ from phanet.data.synthetic.paint import paint
 from phanet.data.synthetic.raster import rasterize
 
 CAMERA_DISTANCE = 70.0  # cm from the pivot
-FIELD = 25.0  # cm spanned by the image at the pivot's distance (scale 1)
-PIVOT = np.array([0.0, -0.6, 0.8])  # head point kept at the image centre, and rotation centre
+FIELD = 22.0  # cm spanned by the image at the pivot's distance (scale 1)
+PIVOT = np.array([0.0, -1.3, 0.8])  # head point kept at the image centre, and rotation centre
 
 
 @dataclass(frozen=True)
