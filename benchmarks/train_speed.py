@@ -11,9 +11,8 @@ pre-collated batches of random images (forward, the PhaNet loss with learned tas
 AdamW, LR schedule) - interleaving the variant and its plain counterpart (same backbone + global
 pooling + classifier: ``baseline_r18`` for ResNet-18) round by round, so that machine noise hits both
 alike; the ratio is what to read. Peak memory is measured in a fresh subprocess per model: on CPU the
-growth of the peak resident size (``ru_maxrss``, and RSS polled while training) over what it held before the model was
-built, on CUDA
-``torch.cuda.max_memory_allocated``.
+growth of the resident size (the larger of ``ru_maxrss`` and RSS polled while training) over what the
+process held before the model was built; on CUDA ``torch.cuda.max_memory_allocated``.
 
 Data part: images/s of the engine's real input pipeline (:class:`FaceDataset` + :class:`FaceTransform`
 with ``standard`` augmentation + :func:`phanet.engine.make_loader`) over a dataset in the generic
@@ -28,7 +27,6 @@ import argparse
 import json
 import platform
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -118,27 +116,34 @@ class StepTimer:
     def batch_size(self) -> int:
         return len(self.batch["expression"])
 
-    def run(self, steps: int) -> float:
+    def run(self, steps: int) -> tuple[float, float]:
+        """``steps`` training steps; returns (wall seconds, CPU seconds of this process)."""
         self._sync()
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         train_one_epoch(self.model, [self.batch] * steps, self.ctx, epoch=0)
         self._sync()
-        return time.perf_counter() - start
+        return time.perf_counter() - wall, time.process_time() - cpu
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
 
-def interleaved_step_seconds(timers: list[StepTimer], steps: int, rounds: int, warmup: int = 2) -> list[float]:
-    """Median seconds per training step of each timer, measured in interleaved rounds of ``steps`` steps."""
+def interleaved_step_times(timers: list[StepTimer], steps: int, rounds: int, warmup: int = 2) -> list[dict]:
+    """Seconds per training step of each timer, from interleaved rounds of ``steps`` steps.
+
+    Returns per timer ``{"wall": s, "cpu": s}``, each the minimum over rounds (the round least disturbed
+    by other processes). On a shared CPU, the CPU-time ratios (at 1 thread) are the stable ones; wall
+    time is what a user waits for on a free machine.
+    """
     for timer in timers:
         timer.run(warmup)
-    per_round: list[list[float]] = [[] for _ in timers]
+    per_round: list[list[tuple[float, float]]] = [[] for _ in timers]
     for _ in range(rounds):
         for times, timer in zip(per_round, timers):
-            times.append(timer.run(steps) / steps)
-    return [statistics.median(times) for times in per_round]
+            wall, cpu = timer.run(steps)
+            times.append((wall / steps, cpu / steps))
+    return [{"wall": min(w for w, _ in times), "cpu": min(c for _, c in times)} for times in per_round]
 
 
 def peak_memory_mb(name: str, size: int, batch: int, device: str, steps: int = 3, options: dict | None = None,
@@ -200,13 +205,15 @@ def compare_models(names: list[str], size: int, batch: int, device: str, steps: 
         plain_name, plain_opts = plain_options(name)
         variant = StepTimer(name, size, batch, device, channels_last=channels_last)
         plain = StepTimer(plain_name, size, batch, device, channels_last=channels_last, options=plain_opts)
-        seconds, plain_seconds = interleaved_step_seconds([variant, plain], steps, rounds)
+        variant_t, plain_t = interleaved_step_times([variant, plain], steps, rounds)
         row = {
             "model": name, "plain": plain_name if not plain_opts else f"{variant.model.config.backbone}+gap",
             "params_m": sum(p.numel() for p in variant.model.parameters()) / 1e6,
-            "step_ms": seconds * 1e3, "plain_step_ms": plain_seconds * 1e3,
-            "images_per_s": batch / seconds, "plain_images_per_s": batch / plain_seconds,
-            "step_ratio": seconds / plain_seconds,
+            "step_ms": variant_t["wall"] * 1e3, "plain_step_ms": plain_t["wall"] * 1e3,
+            "images_per_s": batch / variant_t["wall"], "plain_images_per_s": batch / plain_t["wall"],
+            "step_ratio": variant_t["wall"] / plain_t["wall"],
+            "cpu_step_ms": variant_t["cpu"] * 1e3, "plain_cpu_step_ms": plain_t["cpu"] * 1e3,
+            "cpu_ratio": variant_t["cpu"] / plain_t["cpu"],
         }
         del variant, plain
         if memory:
@@ -218,18 +225,22 @@ def compare_models(names: list[str], size: int, batch: int, device: str, steps: 
     return rows
 
 
-def model_table(rows: list[dict]) -> str:
+def model_table(rows: list[dict], cuda: bool = False) -> str:
     memory = "peak_mb" in rows[0]
-    header = (f"| {'model':<14} | {'plain':<14} | params M | step ms | plain ms | img/s | plain img/s | time ratio |"
-              + (" peak MB | plain MB | mem ratio |" if memory else ""))
-    lines = [header, "|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|"]
+    header = ["model", "plain", "params M", "step ms", "plain ms", "img/s", "plain img/s", "wall ratio"]
+    if not cuda:
+        header += ["CPU-time ratio"]
+    if memory:
+        header += ["peak MB", "plain MB", "mem ratio"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for r in rows:
-        line = (f"| {r['model']:<14} | {r['plain']:<14} | {r['params_m']:8.2f} | {r['step_ms']:7.0f} | "
-                f"{r['plain_step_ms']:8.0f} | {r['images_per_s']:5.1f} | {r['plain_images_per_s']:11.1f} | "
-                f"{r['step_ratio']:10.2f} |")
+        cells = [r["model"], r["plain"], f"{r['params_m']:.2f}", f"{r['step_ms']:.0f}", f"{r['plain_step_ms']:.0f}",
+                 f"{r['images_per_s']:.1f}", f"{r['plain_images_per_s']:.1f}", f"{r['step_ratio']:.2f}"]
+        if not cuda:
+            cells.append(f"{r['cpu_ratio']:.2f}")
         if memory:
-            line += f" {r['peak_mb']:7.0f} | {r['plain_peak_mb']:8.0f} | {r['memory_ratio']:9.2f} |"
-        lines.append(line)
+            cells += [f"{r['peak_mb']:.0f}", f"{r['plain_peak_mb']:.0f}", f"{r['memory_ratio']:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -317,7 +328,7 @@ def compare_data(workdir: Path, subjects: int, image_size: int, size: int, worke
             files.append(loader_images_per_s(index, size, n))
             crops.append(loader_images_per_s(cached, size, n))
         rows.append({"workers": n, "images": count, "image_size": image_size, "size": size,
-                     "generic_images_per_s": statistics.median(files), "cache_images_per_s": statistics.median(crops),
+                     "generic_images_per_s": max(files), "cache_images_per_s": max(crops),
                      "cache_build_s": build_seconds})
     return rows
 
@@ -348,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=112)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=3, help="training steps per timed round")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median taken)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (the fastest is kept)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--channels-last", action="store_true")
@@ -375,12 +386,12 @@ def main(argv: list[str] | None = None) -> None:
     if not args.skip_models:
         names = list_models() if args.models == ["all"] else args.models
         print(f"\nTraining step at {args.size}x{args.size}, batch {args.batch}, {args.device}"
-              f"{', channels-last' if args.channels_last else ''}: median of {args.rounds} interleaved rounds of "
+              f"{', channels-last' if args.channels_last else ''}: fastest of {args.rounds} interleaved rounds of "
               f"{args.steps} steps (engine train_one_epoch: forward, loss, backward, AdamW); peak memory in a fresh "
               f"process per model ({'max_memory_allocated' if args.device.startswith('cuda') else 'RSS growth'})\n")
         results["models"] = compare_models(names, args.size, args.batch, args.device, args.steps, args.rounds,
                                            memory=not args.no_memory, channels_last=args.channels_last)
-        print(model_table(results["models"]))
+        print(model_table(results["models"], cuda=args.device.startswith("cuda")))
     if not args.skip_data:
         print(f"\nData loading to {args.size}x{args.size} tensors (FaceDataset + FaceTransform 'standard' + "
               f"engine make_loader, batch 64, 2 epochs incl. worker start-up): {args.data_subjects * 35} "

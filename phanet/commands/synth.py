@@ -11,7 +11,8 @@ pose presets:
   bu3dfe35    yaw -45..45 x pitch -30..30, 15 degree steps
   multipie7   yaw -45..45, 15 degree steps
   multipie13  yaw -90..90, 15 degree steps
-or a list of yaw:pitch in degrees, e.g. --poses "-30:0,0:0,30:0,0:20".
+or a list of yaw:pitch in degrees, e.g. --poses=-30:0,0:0,30:0,0:20 (write the "=" when
+the list starts with a minus sign).
 Positive yaw: the subject turns to their own left (nose towards the image's right);
 positive pitch: the subject looks up.
 

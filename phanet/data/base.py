@@ -188,7 +188,7 @@ class FaceDataset(torch.utils.data.Dataset):
             generator = torch.Generator().manual_seed(hash((self.seed, self.epoch, index)) & 0x7FFF_FFFF_FFFF)
             image, flipped = self.transform(image, sample, generator)
         else:
-            image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255)
+            image = torch.from_numpy(np.array(image, dtype=np.float32)).permute(2, 0, 1).div_(255)
         pose = sample.pose
         if flipped and pose >= 0:
             pose = self._mirror[pose]

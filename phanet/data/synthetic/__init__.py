@@ -11,7 +11,8 @@ deterministic from ``(seed, subject, expression, pose, variant)``:
   eye sockets, ears, hair volume, a real mouth opening) and moves it with the AUs;
 - :mod:`.render` projects it with a perspective camera at a yaw/pitch, removes hidden surfaces with
   a z-buffer (:mod:`.raster`), paints eyes, brows, lips, teeth, wrinkles and hair per pixel
-  (:mod:`.paint`) and shades it (Lambert + Blinn-Phong) -- about 100+ images/s at 112 px on one core;
+  (:mod:`.paint`) and shades it (Lambert + Blinn-Phong) -- about 110 images/s at 112 px on one core
+  (``benchmarks/synth_speed.py``);
 - :mod:`.dataset` indexes samples (pose presets ``kdef5``, ``bu3dfe35``, ``multipie7``,
   ``multipie13``), registers the dataset ``synthetic`` and gives a torch Dataset;
 - :mod:`.writer` writes images + ``labels.csv`` in the generic CSV layout (``phanet synth``).
@@ -32,7 +33,7 @@ from phanet.data.synthetic.dataset import (
 )
 from phanet.data.synthetic.expressions import ACTION_UNITS, PROTOTYPES, prototype_aus, sample_aus
 from phanet.data.synthetic.identity import Identity, sample_identity
-from phanet.data.synthetic.render import Scene, View, render, render_face
+from phanet.data.synthetic.render import Scene, View, render_face, render_scene
 from phanet.data.synthetic.writer import contact_sheet, write_synthetic_dataset
 
 __all__ = [
@@ -49,8 +50,8 @@ __all__ = [
     "parse_poses",
     "pose_bins",
     "prototype_aus",
-    "render",
     "render_face",
+    "render_scene",
     "sample_aus",
     "sample_identity",
     "synthetic_index",

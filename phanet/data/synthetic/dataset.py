@@ -62,7 +62,11 @@ def parse_poses(poses: PoseSpec) -> list[tuple[float, float]]:
         raise ValueError("no poses given")
     out = []
     for item in items:
-        yaw, pitch = (float(item), 0.0) if np.isscalar(item) else (float(item[0]), float(item[1]) if len(item) > 1 else 0.0)
+        if np.isscalar(item):
+            yaw, pitch = float(item), 0.0
+        else:
+            yaw, pitch = float(item[0]), float(item[1]) if len(item) > 1 else 0.0
+        yaw, pitch = yaw + 0.0, pitch + 0.0  # no "-0" bins
         if not (-180 <= yaw <= 180 and -90 <= pitch <= 90):
             raise ValueError(f"pose yaw={yaw:g}, pitch={pitch:g} is out of range (|yaw| <= 180, |pitch| <= 90)")
         out.append((yaw, pitch))

@@ -2,8 +2,9 @@
 
 The head is one closed surface sampled on a grid of azimuth ``θ`` (columns, 0 = straight ahead,
 positive towards the subject's left) by elevation ``φ`` (rows, from the bottom of the neck to the
-crown). Its *base* is a star-shaped union of ellipsoids (cranium, face, jaw, chin) and a neck
-cylinder, found analytically as the distance at which a ray from the head centre leaves the union.
+crown). Its *base* is a star-shaped smooth union of ellipsoids (cranium, a forward-tilted face mass
+that tapers to the jaw, chin) and a neck, found analytically as the distance at which a ray from the
+head centre leaves each solid (combined with a smooth maximum, so the junctions blend).
 Features (brow ridge, eye sockets and eyeballs, nose, cheekbones, lips, chin, hair volume) are smooth
 displacements of that base; action units (:mod:`.expressions`) are further displacement fields
 around the landmarks of :class:`~.identity.Identity`.
@@ -13,8 +14,9 @@ row and the lower lip's edge). At rest they coincide, so the triangles between t
 when the jaw drops (AU 26/27), the lips part (AU 25) or the upper lip rises (AU 10), the rows separate
 and those triangles become the mouth interior, with the middle row pushed back into the head so it
 reads as a cavity. Everything else -- eyes, brows, lips, wrinkles, hair colour -- is painted per
-pixel by :mod:`.render` in *rest coordinates* (each vertex's position before any displacement),
-which the rasteriser interpolates, so paint follows the skin as it moves.
+pixel by :mod:`.paint` in *rest coordinates* (each vertex's position on the base surface), which the
+rasteriser interpolates, so paint follows the skin as it moves. Ears are separate flattened
+ellipsoids (hidden under long hair).
 
 Lengths are centimetres in the head frame of :mod:`.identity` (x: subject's left, y: up, z: out of
 the face). The grid is mirror-symmetric about the midline (and so is its triangulation), so that a
@@ -40,7 +42,7 @@ EAR_U, EAR_V = 14, 12  # ear ellipsoid grid (around, pole to pole)
 
 KIND_SKIN, KIND_MOUTH, KIND_EAR = 0, 1, 2
 
-# Attribute channels interpolated per pixel (see Mesh.attributes).
+# Attribute channels interpolated per pixel (see Mesh.vertex_data).
 ATTR_X, ATTR_Y, ATTR_Z, ATTR_GAP, ATTR_OPEN = range(5)
 NUM_ATTRS = 5
 
@@ -140,15 +142,18 @@ def _ellipsoid_exit(d: np.ndarray, centre, axes, tilt: float = 0.0) -> np.ndarra
     ``tilt`` (degrees) turns the ellipsoid about the x axis, its front end downwards.
     """
     centre = np.asarray(centre, dtype=float)
+    dx, dy, dz = d[:, 0], d[:, 1], d[:, 2]
     if tilt:
         a = np.radians(tilt)
-        rot = np.array([[1, 0, 0], [0, np.cos(a), np.sin(a)], [0, -np.sin(a), np.cos(a)]])
-        d, centre = d @ rot.T, rot @ centre
-    q = d / np.asarray(axes)
-    c = centre / np.asarray(axes)
-    a = (q * q).sum(-1)
-    b = -2.0 * (q @ c)
-    c0 = c @ c - 1.0
+        ca, sa = np.cos(a), np.sin(a)
+        dy, dz = ca * dy + sa * dz, ca * dz - sa * dy
+        centre = np.array([centre[0], ca * centre[1] + sa * centre[2], ca * centre[2] - sa * centre[1]])
+    ax, ay, az = axes
+    cx, cy, cz = centre / np.asarray(axes)
+    qx, qy, qz = dx / ax, dy / ay, dz / az
+    a = qx * qx + qy * qy + qz * qz
+    b = -2.0 * (qx * cx + qy * cy + qz * cz)
+    c0 = cx * cx + cy * cy + cz * cz - 1.0
     disc = b * b - 4 * a * c0
     t = (-b + np.sqrt(np.maximum(disc, 0.0))) / (2 * a)
     return np.where(disc > 0, np.maximum(t, 0.0), 0.0)
@@ -178,10 +183,9 @@ def _smax(a: np.ndarray, b: np.ndarray, k: float) -> np.ndarray:
 
 def base_radius(ident: Identity, d: np.ndarray) -> np.ndarray:
     """Radial distance ``[N]`` of the base head surface along unit directions ``d [N, 3]``."""
-    fz = ident.face[2]
+    fw, fh, fz = ident.face
     cz = ident.chin[2]
     r = _ellipsoid_exit(d, (0.0, 2.5, -0.5), ident.cranium)
-    fw, fh, _ = ident.face
     r = _smax(r, _ellipsoid_exit(d, (0.0, ident.eye_y - 3.0, 9.0 - fz), (fw, fh, fz), tilt=14.0), 1.5)
     r = _smax(r, _ellipsoid_exit(d, (0.0, ident.chin_y + ident.chin[1], 8.1 - cz), ident.chin), 1.6)
     r = _smax(r, _neck_exit(d, ident.neck_radius, -1.8, -5.0, -30.0), 2.5)
@@ -194,16 +198,24 @@ def _directions(theta: np.ndarray, phi: np.ndarray) -> np.ndarray:
 
 
 def _lip_line_elevation(ident: Identity, theta: np.ndarray) -> np.ndarray:
-    """Per column, the elevation (rad) at which the base surface passes the lip line's height."""
-    lo = np.full(theta.shape, np.radians(-80.0))
-    hi = np.full(theta.shape, np.radians(-5.0))
-    for _ in range(22):
-        mid = 0.5 * (lo + hi)
-        y = base_radius(ident, _directions(theta, mid)) * np.sin(mid)
-        above = y > ident.mouth_y
-        hi = np.where(above, mid, hi)
-        lo = np.where(above, lo, mid)
-    return 0.5 * (lo + hi)
+    """Per column, the elevation (rad) at which the base surface passes the lip line's height.
+
+    The height along each column falls monotonically with elevation; it is sampled coarsely for all
+    columns at once, interpolated at the lip height and refined by one secant step.
+    """
+    phi = np.radians(np.linspace(-80.0, -5.0, 48))
+    th, ph = np.meshgrid(theta, phi, indexing="ij")  # [C, S]
+    y = base_radius(ident, _directions(th.reshape(-1), ph.reshape(-1))).reshape(th.shape) * np.sin(ph)
+    above = y > ident.mouth_y
+    i = np.clip(np.argmax(above, axis=1), 1, len(phi) - 1)  # first sample above the lip line
+    rows = np.arange(len(theta))
+    y0, y1, p0, p1 = y[rows, i - 1], y[rows, i], phi[i - 1], phi[i]
+    guess = p0 + (ident.mouth_y - y0) * (p1 - p0) / np.where(y1 > y0, y1 - y0, 1.0)
+    y_guess = base_radius(ident, _directions(theta, guess)) * np.sin(guess)
+    left = y_guess > ident.mouth_y  # secant step on the side of the bracket that holds the root
+    pa, ya = np.where(left, p0, guess), np.where(left, y0, y_guess)
+    pb, yb = np.where(left, guess, p1), np.where(left, y_guess, y1)
+    return pa + (ident.mouth_y - ya) * (pb - pa) / np.where(yb > ya, yb - ya, 1.0)
 
 
 def hair_boundary(ident: Identity, theta: np.ndarray) -> np.ndarray:
@@ -211,9 +223,14 @@ def hair_boundary(ident: Identity, theta: np.ndarray) -> np.ndarray:
     ey = ident.eye_y
     front = ey + ident.hairline - ident.fringe * (ident.hairline - ident.brow_y - 0.9)
     deg = np.abs(np.degrees(theta + 0.12 * ident.parting * np.cos(theta)))
-    knots = [0, 30, 52, 70, 78, 84, 95, 112, 140, 180]
-    heights = [front, front - 0.3, ey + 3.0, ey + 1.0, ey - 1.2, ey + 1.2, ey + 1.8, ey - 0.5,
-               ident.hair_back, ident.hair_back]
+    if ident.hair_long:  # a curtain from the temples down past the jaw, over the ears
+        low = ident.chin_y - 3.0
+        knots = [0, 30, 50, 64, 74, 140, 180]
+        heights = [front, front - 0.3, ey + 3.2, ey + 1.5, low, low - 2.0, low - 2.0]
+    else:
+        knots = [0, 30, 52, 70, 78, 84, 95, 112, 140, 180]
+        heights = [front, front - 0.3, ey + 3.0, ey + 1.0, ey - 1.2, ey + 1.2, ey + 1.8, ey - 0.5,
+                   ident.hair_back, ident.hair_back]
     wave = 0.25 * ident.fringe * np.sin(theta * 30.0) * (deg < 40)
     return np.interp(deg, knots, heights) + wave
 
@@ -222,7 +239,7 @@ def hair_boundary(ident: Identity, theta: np.ndarray) -> np.ndarray:
 class RestHead:
     """The neutral head of one identity, with everything an expression does not change precomputed.
 
-    ``positions`` ``[V, 3]`` float64: grid vertices (``V = N_ROWS * N_THETA``, row-major) then both
+    ``positions`` ``[V, 3]`` float32: grid vertices (``V = N_ROWS * N_THETA``, row-major) then both
     ears, features included. ``rest`` ``[N_ROWS * N_THETA, 3]``: base-surface points (the paint
     coordinates). ``vertex_data`` ``[V, NUM_ATTRS + 3]`` float32: the attributes of :class:`Mesh`
     followed by the neutral normals. Expressions only move the face window: grid rows
@@ -249,10 +266,10 @@ def _feature_offsets(ident: Identity, x: np.ndarray, y: np.ndarray, z: np.ndarra
     out += 0.55 * _gauss(ax - ex, y - ey, 1.05, 0.62)
     out += ident.cheekbone * _gauss(ax - (ex + 1.2), y - (ey - 1.7), 1.7, 1.3)
     my, mw = ident.mouth_y, ident.mouth_w
-    out += 0.45 * _gauss(x, y - my, 2.8, 2.0)
+    out += 0.3 * _gauss(x, y - my, 2.8, 2.0)
     lip_span = np.clip(1.0 - (x / (mw * 1.05)) ** 2, 0.0, 1.0) ** 0.7
-    out += 0.5 * lip_span * _gauss(0.0, y - (my + 0.28 * ident.lip_up + 0.1), 1.0, 0.32)
-    out += 0.55 * lip_span * _gauss(0.0, y - (my - 0.45 * ident.lip_lo), 1.0, 0.38)
+    out += 0.35 * lip_span * _gauss(0.0, y - (my + 0.28 * ident.lip_up + 0.1), 1.0, 0.32)
+    out += 0.4 * lip_span * _gauss(0.0, y - (my - 0.45 * ident.lip_lo), 1.0, 0.38)
     out -= 0.3 * _gauss(x, y - (my - ident.lip_lo - 0.45), 1.8, 0.35)  # groove below the lower lip
     out += 0.55 * _gauss(x, y - (ident.chin_y + 1.4), 1.7, 1.1)
     out *= front
@@ -290,22 +307,22 @@ def _left_ear(ident: Identity, head_x: float) -> tuple[np.ndarray, np.ndarray, n
     azi = np.arange(EAR_U) * (2 * np.pi / EAR_U)
     p, a = np.meshgrid(pol, azi, indexing="ij")
     unit = np.stack([np.sin(p) * np.cos(a), np.cos(p), np.sin(p) * np.sin(a)], -1).reshape(-1, 3)
-    axes = np.array([0.3, 3.0 * s, 1.75 * s])
+    axes = np.array([0.5, 3.0 * s, 1.75 * s])
     local = unit * axes
     normals = unit / axes
     tilt, flare = np.radians(-16.0), np.radians(-30.0)
     rx = np.array([[1, 0, 0], [0, np.cos(tilt), -np.sin(tilt)], [0, np.sin(tilt), np.cos(tilt)]])
     ry = np.array([[np.cos(flare), 0, np.sin(flare)], [0, 1, 0], [-np.sin(flare), 0, np.cos(flare)]])
     rot = ry @ rx
-    local = local @ rot.T + np.array([head_x + 0.45, ident.eye_y - 1.7, -0.5])
+    local = local @ rot.T + np.array([head_x + 0.2, ident.eye_y - 1.7, -0.5])
     normals = normals @ rot.T
     normals /= np.linalg.norm(normals, axis=1, keepdims=True)
     return local, normals, unit
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=128)
 def rest_head(ident: Identity) -> RestHead:
-    """The neutral head of ``ident`` (cached: identities are hashable and reused across images)."""
+    """The neutral head of ``ident`` (cached, about 0.5 MB each: identities recur across images)."""
     theta = grid_columns()
     lower, upper, lip = _canonical_rows()
     lip_phi = np.degrees(_lip_line_elevation(ident, theta))  # [N_THETA]
@@ -321,9 +338,12 @@ def rest_head(ident: Identity) -> RestHead:
     grid = rest + _feature_offsets(ident, x, y, z, radial)
     if ident.asymmetry:
         grid[:, 1] += 0.12 * ident.asymmetry * np.tanh(x / 2.0) * _smoothstep(1.0, 5.0, z)
-    side_dir = _directions(np.array([np.pi / 2]), np.radians(np.array([-8.0])))
-    head_x = float(base_radius(ident, side_dir)[0]) * float(side_dir[0, 0])
+    # the ear stands on the side of the head as built (hair volume included), behind the jaw joint
+    near = (np.abs(y - (ident.eye_y - 1.7)) < 2.5) & (np.abs(z + 0.5) < 1.5) & (x > 0)
+    head_x = float(grid[near, 0].max()) if near.any() else float(ident.cranium[0])
     ear, ear_normals, ear_unit = _left_ear(ident, head_x)
+    if ident.hair_long:  # the ears are under the hair: shrink them to a point inside the head
+        ear = ear.mean(0) + 0.01 * (ear - ear.mean(0)) - np.array([2.0, 0.0, 0.0])
     mirror = np.array([-1.0, 1.0, 1.0])
     n_ear = len(ear)
     data = np.zeros((len(grid) + 2 * n_ear, NUM_ATTRS + 3), dtype=np.float32)
@@ -336,10 +356,11 @@ def rest_head(ident: Identity) -> RestHead:
     moving = (z_grid > -1.5) & (y_grid > ident.chin_y - 4.6) & (y_grid < ident.eye_y + ident.brow_y + 5.6)
     rows = np.nonzero(moving.any(1))[0]
     cols = np.nonzero(moving.any(0))[0]
+    f32 = np.float32
     return RestHead(
-        positions=np.concatenate([grid, ear, ear * mirror]),
-        rest=rest,
-        radial=radial,
+        positions=np.concatenate([grid, ear, ear * mirror]).astype(f32),
+        rest=rest.astype(f32),
+        radial=radial.astype(f32),
         vertex_data=data,
         rows=(int(rows[0]), int(rows[-1]) + 1),
         cols=(int(cols[0]), int(cols[-1]) + 1),
@@ -401,8 +422,9 @@ def expression_offsets(ident: Identity, rest: np.ndarray, lower: np.ndarray, aus
     # --- lips: corner fields act on both lip rows alike; upper/lower fields by side of the mouth
     corner = _gauss(ax - mw, y - my, 1.3, 1.3) * front
     a12, a15, a20, a23 = au(12), au(15), au(20), au(23)
-    off[:, 0] += sx * corner * (0.7 * a12 + 0.15 * a15 + 0.8 * a20 - 0.45 * a23)
-    off[:, 1] += corner * (1.0 * a12 - 0.9 * a15 - 0.15 * a20)
+    a26 = au(26)
+    off[:, 0] += sx * corner * (0.8 * a12 + 0.15 * a15 + 0.8 * a20 - 0.45 * a23 - 0.3 * a26)
+    off[:, 1] += corner * (1.3 * a12 - 0.9 * a15 - 0.15 * a20 - 0.35 * a26)
     off[:, 2] += corner * (-0.35 * a12 - 0.2 * a20 + 0.1 * a23)
     cheek12 = _gauss(ax - (mw + 0.9), y - (my + 1.9), 1.2, 1.3) * front
     off[:, 2] += 0.45 * a12 * cheek12
@@ -423,7 +445,7 @@ def expression_offsets(ident: Identity, rest: np.ndarray, lower: np.ndarray, aus
     off[:, 1] += chin * 0.45 * au(17) + lower_lip * 0.2 * au(17)
     off[:, 2] += chin * 0.25 * au(17) + lower_lip * 0.15 * au(17)
     # --- jaw: the lower face swings down and back, fading towards the ears and the neck
-    jaw = 1.5 * au(26) + 2.8 * au(27) + 0.15 * au(25)
+    jaw = 2.0 * a26 + 3.2 * au(27) + 0.15 * au(25)
     width = mw + 1.3 * below
     cone = np.clip(1.0 - (x / width) ** 2, 0.0, 1.0) ** 0.6
     cone *= _smoothstep(-1.5, 5.0, z) * (1.0 - _smoothstep(ident.chin_y - 0.5, ident.chin_y - 4.5, y))
@@ -460,7 +482,7 @@ def build_mesh(ident: Identity, aus: np.ndarray) -> Mesh:
     attrs[rr, cc, NUM_ATTRS:] = grid_normals(grid, rr, cc)
     tris, kind = mesh_topology()
     return Mesh(
-        positions=positions.astype(np.float32),
+        positions=positions,
         triangles=tris,
         kind=kind,
         vertex_data=data,
@@ -498,11 +520,17 @@ def grid_normals(grid: np.ndarray, rows: slice = slice(None), cols: slice = slic
     down, up = _row_neighbours()
     r = np.arange(N_ROWS)[rows]
     c = np.arange(N_THETA)[cols]
-    left, right = (c - 1) % N_THETA, (c + 1) % N_THETA
-    d_theta = grid[r][:, right] - grid[r][:, left]
-    d_phi = grid[up[r]][:, c] - grid[down[r]][:, c]
-    n = np.cross(d_theta, d_phi)
-    length = np.sqrt((n * n).sum(-1, keepdims=True))
+    if c[0] > 0 and c[-1] < N_THETA - 1:  # no wrap-around: plain slices
+        band = grid[r]
+        d_theta = band[:, c[0] + 1:c[-1] + 2] - band[:, c[0] - 1:c[-1]]
+        d_phi = grid[up[r], c[0]:c[-1] + 1] - grid[down[r], c[0]:c[-1] + 1]
+    else:
+        d_theta = grid[r][:, (c + 1) % N_THETA] - grid[r][:, (c - 1) % N_THETA]
+        d_phi = grid[up[r]][:, c] - grid[down[r]][:, c]
+    tx, ty, tz = d_theta[..., 0], d_theta[..., 1], d_theta[..., 2]
+    px, py, pz = d_phi[..., 0], d_phi[..., 1], d_phi[..., 2]
+    n = np.stack([ty * pz - tz * py, tz * px - tx * pz, tx * py - ty * px], -1)
+    length = np.sqrt(n[..., 0] ** 2 + n[..., 1] ** 2 + n[..., 2] ** 2)[..., None]
     fallback = grid[r][:, c]  # at the poles: away from the head centre
     n = np.where(length > 1e-9, n / np.maximum(length, 1e-12), fallback)
-    return n / np.sqrt((n * n).sum(-1, keepdims=True))
+    return n / np.sqrt(n[..., 0] ** 2 + n[..., 1] ** 2 + n[..., 2] ** 2)[..., None]

@@ -25,7 +25,7 @@ _SKIN_TONES = np.array(
         (0.66, 0.46, 0.34),
         (0.78, 0.58, 0.45),
         (0.88, 0.69, 0.57),
-        (0.95, 0.78, 0.68),
+        (0.92, 0.74, 0.63),
     ]
 )
 _EYE_COLOURS = np.array(
@@ -75,6 +75,7 @@ class Identity:
     hairline: float = 7.0  # forehead hairline height above the eyes
     hair_volume: float = 1.0
     hair_back: float = -7.0  # lowest point of the hair at the back of the head
+    hair_long: bool = False  # hair falls to below the jaw at the sides and covers the ears
     fringe: float = 0.0  # 0 none .. 1 full fringe over the forehead
     parting: float = 0.0  # -1 .. 1, side of the parting (0: none); breaks symmetry
     stubble: float = 0.0
@@ -105,8 +106,11 @@ def sample_identity(seed: int, subject: int) -> Identity:
     skin = np.clip(tone * (1 + rng.normal(0, 0.03, 3)), 0, 1)
     # darker skin tends to go with dark eyes and hair; light skin with any
     eye = _blend(_EYE_COLOURS, rng, 0, 1.5 if lightness < 0.55 else 5)
-    hair = _blend(_HAIR_COLOURS, rng, 0, 1.2 if lightness < 0.55 else 6)
-    brow = np.clip(hair * u(0.55, 0.85), 0, 1)
+    if rng.random() < 0.1:  # grey or white hair
+        hair = _blend(_HAIR_COLOURS, rng, 5, 6)
+    else:
+        hair = _blend(_HAIR_COLOURS, rng, 0, 1.2 if lightness < 0.55 else 4.3)
+    brow = np.minimum(hair * u(0.45, 0.7), 0.35)  # brows are darker than the hair, so they read
     lip = np.clip(skin * np.array([0.92, 0.62, 0.62]) * u(0.85, 1.05), 0, 1)
     mouth_y = -6.4 * scale - 0.4 * long_face + u(-0.3, 0.3)
     return Identity(
@@ -138,8 +142,9 @@ def sample_identity(seed: int, subject: int) -> Identity:
         hair_colour=tuple(hair),
         brow_colour=tuple(brow),
         hairline=u(6.3, 7.6),
-        hair_volume=u(0.8, 2.0),
+        hair_volume=u(1.2, 2.4),
         hair_back=u(-12.0, -6.5) if rng.random() < 0.4 else u(-7.5, -6.0),
+        hair_long=bool(rng.random() < 0.3),
         fringe=u(0.3, 1.0) if rng.random() < 0.25 else 0.0,
         parting=float(rng.choice([-1.0, 0.0, 1.0])) * u(0.5, 1.0),
         stubble=u(0.2, 0.6) if rng.random() < 0.25 else 0.0,

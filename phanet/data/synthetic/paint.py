@@ -185,7 +185,8 @@ def _creases(p: _Pixels, face: np.ndarray) -> np.ndarray:
         dark[sub] += 0.4 * a6 * rays
         u = (xs - ex) / ew
         fold_y = ey - 0.75 + 0.2 * (a6 + a7) - 0.1 * u**2
-        dark[sub] += (0.08 + 0.25 * np.maximum(a6, a7) + 0.1 * ident.wrinkle) * p.line(ys - fold_y, 0.06) * (np.abs(u) < 1)
+        fold = p.line(ys - fold_y, 0.06) * (np.abs(u) < 1)
+        dark[sub] += (0.08 + 0.25 * np.maximum(a6, a7) + 0.1 * ident.wrinkle) * fold
     # nasolabial folds: a curve from the nose wing round the mouth corner, deeper when smiling
     y_top, y_bot = ident.nose_y - 0.2, my - 1.4
     sub, idx, xs, ys = region((y < y_top) & (y > y_bot) & (ax < mw + 1.5) & (ax > ident.nose_w * 0.7))
@@ -315,7 +316,8 @@ def _hair(p: _Pixels, z, col, spec) -> None:
     th, ys = theta[idx], p.y[idx]
     alpha = _ss(edge[idx] - 0.2, edge[idx] + 0.35 + p.soft, ys)
     wave = th * 40.0 + 2.0 * np.sin(ys * 0.9 + th * 3.0)
-    strands = (0.9 + 0.05 * np.sin(wave) + 0.04 * np.sin(wave * 2.7 + ys * 2.0)) * (0.93 + 0.07 * np.sin(ys * 3.0 + th * 9))
+    strands = 0.9 + 0.05 * np.sin(wave) + 0.04 * np.sin(wave * 2.7 + ys * 2.0)
+    strands *= 0.93 + 0.07 * np.sin(ys * 3.0 + th * 9)
     hair = np.asarray(ident.hair_colour, dtype=F32) * strands[:, None].astype(F32)
     _mix(col, idx, hair, alpha)
     spec[idx] = spec[idx] * (1 - alpha) + 0.18 * alpha
@@ -341,10 +343,11 @@ def _mouth_interior(ident, aus, attrs, pixel_cm):
     col *= (1.0 - 0.5 * _ss(0.0, 0.6, depth))[:, None]
     tongue = (opening - g < 0.45 * opening) & (opening > 0.8)
     col[tongue] = np.array([0.45, 0.16, 0.17], dtype=F32) * np.clip(opening[tongue] - 0.6, 0, 1)[:, None]
-    lower16 = float(aus[AU_INDEX[16]].mean())
+    # the lower teeth show when the lower lip is pulled down or the jaw drops far
+    lower_show = 0.1 + 0.3 * aus[AU_INDEX[16]].mean() + 0.15 * (aus[AU_INDEX[26]].mean() + aus[AU_INDEX[27]].mean())
     lateral = np.clip(1 - (ax / (ident.mouth_w * 1.05)) ** 2, 0, 1)
     teeth_up = (g < 0.75) & (ax < ident.mouth_w * 0.95) & (opening > 0.12)
-    teeth_lo = (opening - g < 0.22 + 0.35 * lower16) & (ax < ident.mouth_w * 0.8) & ~teeth_up & (opening > 0.4)
+    teeth_lo = (opening - g < lower_show) & (ax < ident.mouth_w * 0.8) & ~teeth_up & (opening > 0.6)
     tooth_edge = np.abs(np.mod(ax + 0.21, 0.42) - 0.21)
     gaps = 1 - 0.45 * _g(tooth_edge, max(0.025, 0.3 * pixel_cm)) * min(1.0, 0.025 / (0.3 * pixel_cm))
     teeth = np.array([0.93, 0.9, 0.82], dtype=F32)[None, :] * (0.45 + 0.55 * lateral**0.7 * gaps)[:, None]

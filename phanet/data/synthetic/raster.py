@@ -86,9 +86,9 @@ def rasterize(xy: np.ndarray, depth: np.ndarray, triangles: np.ndarray, width: i
     pix = py * width + px
     # perspective depth test on inverse depth, which is linear in screen space
     dx, dy = px - x0[t], py - y0[t]
-    w = start[:, t] + coef_x[:, t] * dx + coef_y[:, t] * dy  # [3, N]
+    w = s32[:, t] + c32x[:, t] * dx.astype(np.float32) + c32y[:, t] * dy.astype(np.float32)  # [3, N]
     vert = triangles[keep[t]]
-    inv_depth = 1.0 / depth.astype(np.float64)
+    inv_depth = (1.0 / depth).astype(np.float32)
     inv_z = w[0] * inv_depth[vert[:, 0]] + w[1] * inv_depth[vert[:, 1]] + w[2] * inv_depth[vert[:, 2]]
     # nearest surface per pixel: smallest key = largest inverse depth, ties to the first candidate
     lo, hi = inv_z.min(), inv_z.max()

@@ -1,10 +1,13 @@
 """Render a synthetic face: perspective camera, z-buffer rasterisation, Lambert/Phong shading.
 
-``render`` takes an identity, AU intensities, a :class:`View` (yaw, pitch, roll, scale, shift) and a
-:class:`Scene` (lights, background, gaze) and returns an ``[size, size, 3]`` uint8 RGB image. It
-renders at ``supersample`` times the size and box-filters down, which anti-aliases silhouettes and
-painted features. ``render_face`` draws all of those from ``(seed, subject, expression, variant)``
-and the pose, deterministically.
+``render_scene`` takes an identity, AU intensities, a :class:`View` (yaw, pitch, roll, scale, shift)
+and a :class:`Scene` (lights, background, gaze) and returns an ``[size, size, 3]`` uint8 RGB image.
+Pipeline: build the mesh (:mod:`.geometry`), turn and project it, rasterise with a z-buffer
+(:mod:`.raster`), interpolate rest coordinates and normals per pixel, paint (:mod:`.paint`), shade,
+composite over the backdrop. Painted edges and the outer silhouette are anti-aliased analytically,
+so one sample per pixel suffices (``supersample`` renders larger and averages down, for smoother
+inner silhouettes at a proportional cost). ``render_face`` draws everything from
+``(seed, subject, expression, variant)`` and the pose, deterministically.
 
 Pose convention (the one of :class:`phanet.data.PoseBin`): positive **yaw** turns the head to the
 subject's own left, so the nose points to the image's right and the right cheek and ear come into
@@ -20,14 +23,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from phanet.data.synthetic.expressions import NUM_AUS, sample_aus
-from phanet.data.synthetic.geometry import KIND_MOUTH, NUM_ATTRS, build_mesh
+from phanet.data.synthetic.geometry import KIND_EAR, KIND_MOUTH, NUM_ATTRS, build_mesh
 from phanet.data.synthetic.identity import Identity, sample_identity
 from phanet.data.synthetic.paint import paint
 from phanet.data.synthetic.raster import rasterize
 
 CAMERA_DISTANCE = 70.0  # cm from the pivot
-FIELD = 22.0  # cm spanned by the image at the pivot's distance (scale 1)
-PIVOT = np.array([0.0, -1.3, 0.8])  # head point kept at the image centre, and rotation centre
+FIELD = 23.0  # cm spanned by the image at the pivot's distance (scale 1)
+PIVOT = np.array([0.0, -1.3, 0.8])  # the head turns about this point (head frame, cm)
+LOOK_AT = np.array([0.0, 0.0, 3.0])  # offset from PIVOT to the head point framed at the image centre
 
 
 @dataclass(frozen=True)
@@ -87,32 +91,35 @@ def background(scene: Scene, size: int) -> np.ndarray:
     return img
 
 
-def _box3(a: np.ndarray) -> np.ndarray:
-    """3 x 3 box average of ``[H, W, C]`` (edges clamped)."""
-    p = np.pad(a, ((1, 1), (1, 1), (0, 0)), mode="edge")
-    rows = p[:-2] + p[1:-1] + p[2:]
-    return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) * (1.0 / 9.0)
-
-
 def composite(colour: np.ndarray, cover: np.ndarray, backdrop: np.ndarray) -> np.ndarray:
     """Put the face ``colour [H, W, 3]`` (where ``cover [H, W]`` is 1) over ``backdrop``.
 
     The silhouette is anti-aliased by giving pixels along it the 3 x 3 average coverage as their
     opacity; pixels just outside take the average colour of their face neighbours.
     """
-    stack = np.concatenate([colour * cover[..., None], cover[..., None]], axis=2)
-    smooth = _box3(stack)
-    alpha = smooth[..., 3]
-    edge = (alpha > 0) & (alpha < 1)
+    h, w = cover.shape
+    padded = np.pad(cover, 1, mode="edge")
+    rows = padded[:-2] + padded[1:-1] + padded[2:]
+    alpha = (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) * (1.0 / 9.0)
     out = np.where(cover[..., None] > 0, colour, backdrop)
-    if edge.any():
-        own = np.where(cover[edge][:, None] > 0, colour[edge], smooth[edge][:, :3] / alpha[edge][:, None])
-        a = alpha[edge][:, None]
-        out[edge] = a * own + (1 - a) * backdrop[edge]
+    ey, ex = np.nonzero((alpha > 0) & (alpha < 1))
+    if len(ey):
+        a = alpha[ey, ex][:, None]
+        inside = cover[ey, ex] > 0
+        # mean face colour of the 3 x 3 neighbourhood, for pixels just outside the face
+        total = np.zeros((len(ey), 3), dtype=np.float32)
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                yy, xx = np.clip(ey + dy, 0, h - 1), np.clip(ex + dx, 0, w - 1)
+                total += colour[yy, xx] * cover[yy, xx][:, None]
+        own = np.where(inside[:, None], colour[ey, ex], total / (9.0 * a))
+        out[ey, ex] = a * own + (1 - a) * backdrop[ey, ex]
     return out
 
 
-def render(ident: Identity, aus: np.ndarray, view: View, scene: Scene, size: int = 112, supersample: int = 1) -> np.ndarray:
+def render_scene(
+    ident: Identity, aus: np.ndarray, view: View, scene: Scene, size: int = 112, supersample: int = 1
+) -> np.ndarray:
     """Render one face: ``[size, size, 3]`` uint8 RGB.
 
     ``aus`` is ``[NUM_AUS, 2]`` (see :mod:`.expressions`). Painted features and the silhouette are
@@ -127,7 +134,9 @@ def render(ident: Identity, aus: np.ndarray, view: View, scene: Scene, size: int
     mesh = build_mesh(ident, aus)
     big = size * supersample
     rot = _rotation(view.yaw, view.pitch, view.roll).astype(np.float32)
-    cam = (mesh.positions - PIVOT.astype(np.float32)) @ rot.T
+    # turn the head about PIVOT, then frame the turned face centre (PIVOT + LOOK_AT) in the middle
+    centre = (rot @ LOOK_AT.astype(np.float32)) * np.float32([1, 1, 0])
+    cam = (mesh.positions - PIVOT.astype(np.float32)) @ rot.T - centre
     depth = CAMERA_DISTANCE - cam[:, 2]
     focal = big * CAMERA_DISTANCE / FIELD * view.scale
     xy = np.empty((len(cam), 2), dtype=np.float32)
@@ -141,8 +150,12 @@ def render(ident: Identity, aus: np.ndarray, view: View, scene: Scene, size: int
     data = vd[verts[:, 0]] * w[:, 0:1] + vd[verts[:, 1]] * w[:, 1:2] + vd[verts[:, 2]] * w[:, 2:3]
     attrs = data[:, :NUM_ATTRS]
     normals = data[:, NUM_ATTRS:] @ rot.T
-    normals /= np.sqrt(np.maximum((normals * normals).sum(1, keepdims=True), 1e-12))
+    normals /= np.sqrt(np.maximum(normals[:, 0:1] ** 2 + normals[:, 1:2] ** 2 + normals[:, 2:3] ** 2, 1e-12))
     kind = mesh.kind[frags.triangle]
+    # the ear's thin rolled rim would shade to a dark one-pixel outline: bend its normals to the camera
+    ear = kind == KIND_EAR
+    normals[ear, 2] += 0.8
+    normals[ear] /= np.sqrt((normals[ear] ** 2).sum(1, keepdims=True))
     pixel_cm = FIELD / (big * view.scale)
     surface = paint(ident, aus, scene.gaze, kind, attrs, pixel_cm)
     colour = _shade(surface, normals, kind, scene)
@@ -158,7 +171,13 @@ def render(ident: Identity, aus: np.ndarray, view: View, scene: Scene, size: int
         image = image + (1.0 - cover)[..., None] * background(scene, size)
     else:
         image = composite(image, cover, background(scene, size))
-    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return (_tone(image) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _tone(image: np.ndarray) -> np.ndarray:
+    """Soft highlight roll-off (1 stays 1, mid-tones lift slightly), so pale skin does not clip."""
+    k = np.float32(1.3)
+    return np.clip((1.0 - np.exp(-k * np.maximum(image, 0.0))) / (1.0 - np.exp(-k)), 0.0, 1.0)
 
 
 def _shade(surface, normals: np.ndarray, kind: np.ndarray, scene: Scene) -> np.ndarray:
@@ -206,8 +225,8 @@ def sample_scene(seed: int, subject: int, expression: int, variant: int) -> Scen
     return Scene(
         light=(float(np.sin(az) * np.cos(el)), float(np.sin(el)), float(np.cos(az) * np.cos(el))),
         light_colour=light_colour,
-        intensity=rng.uniform(0.8, 1.0),
-        ambient=rng.uniform(0.4, 0.55),
+        intensity=rng.uniform(0.6, 0.85),
+        ambient=rng.uniform(0.3, 0.45),
         ambient_colour=tuple(1.0 + rng.normal(0, 0.04, 3)),
         fill=rng.uniform(0.0, 0.3),
         background=(tuple(top), tuple(bottom)),
@@ -255,4 +274,4 @@ def render_face(
     aus = sample_aus(_rng(seed, subject, expression, variant, 0xE), expression)
     scene = sample_scene(seed, subject, expression, variant)
     view = sample_view(seed, subject, expression, variant, yaw, pitch, jitter)
-    return render(ident, aus, view, scene, size)
+    return render_scene(ident, aus, view, scene, size)

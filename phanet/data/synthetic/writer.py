@@ -52,14 +52,15 @@ def write_synthetic_dataset(
     ``FileExistsError`` if ``out_dir`` already holds a ``labels.csv`` and not ``overwrite``.
     """
     out = Path(out_dir)
+    index = synthetic_index(subjects, poses, size, seed, per_cell, splits)  # validates the arguments
     if (out / "labels.csv").exists() and not overwrite:
         raise FileExistsError(f"{out / 'labels.csv'} exists; choose another folder or overwrite")
-    index = synthetic_index(subjects, poses, size, seed, per_cell, splits)
     space = index.label_space
     rows, tasks = [], []
     for sample in index.samples:
         recipe = sample.image
-        rel = f"images/{sample.subject}/{space.expressions[sample.expression]}_{space.poses[sample.pose].name}_v{recipe.variant}.png"
+        name = f"{space.expressions[sample.expression]}_{space.poses[sample.pose].name}_v{recipe.variant}"
+        rel = f"images/{sample.subject}/{name}.png"
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         tasks.append((recipe, str(out / rel)))
         rows.append((rel, space.expressions[sample.expression], space.poses[sample.pose].name, sample.subject,

@@ -1,0 +1,322 @@
+"""What PhaNet's parts buy: baseline vs + pose multi-task vs + attention vs full PhaNet, per head pose.
+
+The paper (Liu et al., arXiv:1905.10059) claims that hierarchical attention plus pose-adaptive scale
+selection makes expression recognition more robust to pose than a plain network. This script measures
+that claim on the data that runs anywhere: the built-in synthetic multi-view faces
+(:mod:`phanet.data.synthetic`), with a subject-independent split (train / val / test subjects are
+disjoint identities), for the pose presets ``kdef5`` (5 yaws) and ``bu3dfe35`` (7 yaws x 5 pitches).
+
+Every model trains under the same budget: same rendered pixels (each preset is rendered once into
+memory, exactly as ``phanet demo`` does, and reused by every model and seed), same epochs, batch,
+learning rate, augmentation and no early stopping; the best-validation checkpoint is tested on the
+unseen test subjects. Seeds vary the training (initialisation, sample order, augmentation, dropout),
+not the subjects. Printed per preset: expression accuracy per pose and overall (mean ± std over seeds,
+in %), PhaNet minus the baseline paired by seed, the pose branch's accuracy, the learned task weights,
+and PhaNet's mean scale weights per pose.
+
+    python benchmarks/ablation.py                                  # CPU default (<= 45 min on 2 free cores)
+    python benchmarks/ablation.py --presets kdef5 --seeds 0 1 --epochs 4       # quicker look
+    python benchmarks/ablation.py --device cuda --size 112 --epochs 30 --seeds 0 1 2 3 4 \\
+        --train-subjects 60 --per-cell 2 --batch-size 64 --workers 4 --out ablation_gpu.json   # GPU scale
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from phanet.demo import DemoSettings, demo_config, render_demo_data
+
+MODELS = ("baseline_r18", "mtl_r18", "att_r18", "phanet_r18")
+PRESETS = ("kdef5", "bu3dfe35")
+# Per-preset data sizes of the CPU default (a bu3dfe35 subject has 7x more images than a kdef5 one):
+# (train subjects, images per subject x expression x pose cell).
+PRESET_DEFAULTS = {"kdef5": (16, 2), "bu3dfe35": (8, 1)}
+FALLBACK_DEFAULT = (12, 1)
+
+
+@dataclass
+class AblationSettings:
+    """Everything that defines an ablation run; defaults are the CPU-sized budget."""
+
+    presets: tuple[str, ...] = PRESETS
+    models: tuple[str, ...] = MODELS
+    seeds: tuple[int, ...] = (0, 1, 2)
+    size: int = 64
+    epochs: int = 8
+    train_subjects: int | None = None  # None: PRESET_DEFAULTS
+    val_subjects: int = 4
+    test_subjects: int = 8
+    per_cell: int | None = None  # None: PRESET_DEFAULTS
+    batch_size: int = 32
+    lr: float = 2e-3
+    augment: str = "light"
+    data_seed: int = 0  # which synthetic identities are drawn (fixed across training seeds)
+    device: str = "auto"
+    workers: int = 0
+    channels_last: bool = False
+    model_options: dict = field(default_factory=dict)
+
+    def demo_settings(self, preset: str) -> DemoSettings:
+        subjects, per_cell = PRESET_DEFAULTS.get(preset, FALLBACK_DEFAULT)
+        return DemoSettings(
+            poses=preset, size=self.size, train_subjects=self.train_subjects or subjects,
+            val_subjects=self.val_subjects, test_subjects=self.test_subjects, per_cell=self.per_cell or per_cell,
+            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.data_seed,
+            models=tuple(self.models), device=self.device, workers=self.workers,
+        )
+
+
+def train_config(settings: AblationSettings, preset: str, model: str, seed: int):
+    """The demo's config for ``model`` with this ablation's augmentation and training seed."""
+    config = demo_config(settings.demo_settings(preset), model)
+    config.train.seed = seed
+    config.train.augment = settings.augment
+    config.train.channels_last = settings.channels_last
+    config.model.options = dict(settings.model_options)
+    return config
+
+
+KEPT = ("accuracy", "macro_f1", "per_pose_accuracy", "per_pose_count", "pose_accuracy", "task_weights",
+        "mean_scale_weights", "mean_scale_weights_per_pose", "best_epoch", "train_seconds", "split_sizes")
+
+
+def run_ablation(settings: AblationSettings, workdir: str | Path | None = None, progress: bool = False,
+                 log_line=print) -> dict:
+    """Train and test every (preset, seed, model); returns a JSON-able dict of settings, runs and timings."""
+    from phanet.engine import PreparedData, fit
+
+    started = time.perf_counter()
+    out = {"settings": asdict(settings), "machine": machine_line(), "presets": {}}
+    with tempfile.TemporaryDirectory(prefix="phanet_ablation_") as scratch:
+        root = Path(workdir) if workdir else Path(scratch)
+        for preset in settings.presets:
+            t0 = time.perf_counter()
+            index, split = render_demo_data(settings.demo_settings(preset), progress=progress)
+            render_seconds = time.perf_counter() - t0
+            entry = {"poses": [p.name for p in index.label_space.poses],
+                     "pose_angles": [[p.yaw, p.pitch] for p in index.label_space.poses],
+                     "split_sizes": {k: len(v) for k, v in split.items()},
+                     "render_seconds": render_seconds, "runs": {m: [] for m in settings.models}}
+            log_line(f"[{preset}] rendered {len(index.samples)} images in {render_seconds:.0f} s; "
+                     f"split {entry['split_sizes']}")
+            for seed in settings.seeds:
+                for model in settings.models:
+                    config = train_config(settings, preset, model, seed)
+                    data = PreparedData(index, copy.deepcopy(split))
+                    result = fit(config, root / preset / f"seed{seed}" / model, data=data, progress=progress,
+                                 write_report=False)
+                    run = {k: result[k] for k in KEPT if k in result}
+                    run["seed"] = seed
+                    entry["runs"][model].append(run)
+                    log_line(f"[{preset}] seed {seed} {model:<13} test acc {100 * result['accuracy']:5.1f}%  "
+                             f"best epoch {result['best_epoch']}  {result['train_seconds']:.0f} s")
+            out["presets"][preset] = entry
+    out["wall_seconds"] = time.perf_counter() - started
+    return out
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def mean_std(values: list[float | None]) -> tuple[float, float, int] | None:
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0, len(values)
+
+
+def cell(values: list[float | None], scale: float = 100.0, digits: int = 1) -> str:
+    stats = mean_std(values)
+    if stats is None:
+        return "—"
+    mean, std, n = stats
+    return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}" if n > 1 else f"{scale * mean:.{digits}f}"
+
+
+def markdown(rows: list[list[str]], header: list[str]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def accuracy_table(entry: dict) -> str:
+    """Rows: poses + overall; columns: models; cells: accuracy % mean ± std over seeds."""
+    runs, models = entry["runs"], list(entry["runs"])
+    rows = [[pose] + [cell([r["per_pose_accuracy"].get(pose) for r in runs[m]]) for m in models]
+            for pose in entry["poses"]]
+    rows.append(["**overall**"] + [cell([r["accuracy"] for r in runs[m]]) for m in models])
+    rows.append(["macro-F1"] + [cell([r["macro_f1"] for r in runs[m]]) for m in models])
+    rows.append(["pose-branch acc"] + [cell([r.get("pose_accuracy") for r in runs[m]]) for m in models])
+    return markdown(rows, ["pose"] + models)
+
+
+def marginal_tables(entry: dict) -> str:
+    """With several pitches (bu3dfe35): accuracy by yaw (mean over pitch) and by pitch (mean over yaw).
+
+    The test set has the same number of images in every pose bin, so the mean of per-pose accuracies
+    over a group is that group's accuracy.
+    """
+    angles = [tuple(a) for a in entry["pose_angles"]]
+    if len({pitch for _, pitch in angles}) < 2 or len({yaw for yaw, _ in angles}) < 2:
+        return ""
+    runs, models = entry["runs"], list(entry["runs"])
+    out = []
+    for axis, label in ((0, "yaw"), (1, "pitch")):
+        values = sorted({a[axis] for a in angles})
+        rows = []
+        for value in values:
+            poses = [p for p, a in zip(entry["poses"], angles) if a[axis] == value]
+            rows.append([f"{label} {value:+g}"] + [
+                cell([statistics.fmean(r["per_pose_accuracy"][p] for p in poses) for r in runs[m]])
+                for m in models])
+        out.append(markdown(rows, [label] + models))
+    return "\n\n".join(out)
+
+
+def paired_gain_table(entry: dict, reference: str = "baseline_r18") -> str:
+    """Each model minus ``reference``, paired by seed (same data, same seed): overall and worst pose."""
+    runs = entry["runs"]
+    if reference not in runs:
+        return ""
+    by_seed = {r["seed"]: r for r in runs[reference]}
+    rows = []
+    for model, model_runs in runs.items():
+        if model == reference:
+            continue
+        pairs = [(r, by_seed[r["seed"]]) for r in model_runs if r["seed"] in by_seed]
+        overall = [a["accuracy"] - b["accuracy"] for a, b in pairs]
+        worst = [min(a["per_pose_accuracy"].values()) - min(b["per_pose_accuracy"].values()) for a, b in pairs]
+        wins = sum(d > 0 for d in overall)
+        rows.append([model, cell(overall), cell(worst), f"{wins}/{len(pairs)}"])
+    return markdown(rows, ["model", f"overall − {reference} (pts)", "worst pose − its worst pose (pts)",
+                           "seeds better"])
+
+
+def task_weight_table(entry: dict) -> str:
+    """Learned task weights exp(-s_t) at the end of training, mean ± std over seeds, per model."""
+    rows, tasks = [], []
+    for runs in entry["runs"].values():
+        for r in runs:
+            tasks += [t for t in r.get("task_weights", {}) if t not in tasks]
+    for model, runs in entry["runs"].items():
+        if any("task_weights" in r for r in runs):
+            rows.append([model] + [cell([r.get("task_weights", {}).get(t) for r in runs], 1.0, 2) for t in tasks])
+    return markdown(rows, ["model"] + tasks) if rows else ""
+
+
+def scale_weight_table(entry: dict, model: str = "phanet_r18") -> str:
+    """Mean gate weights per scale (shallow to deep) for each test pose, mean over seeds."""
+    runs = [r for r in entry["runs"].get(model, []) if r.get("mean_scale_weights_per_pose")]
+    if not runs:
+        return ""
+    scales = len(runs[0]["mean_scale_weights"])
+    rows = []
+    for pose in entry["poses"]:
+        per_seed = [r["mean_scale_weights_per_pose"].get(pose) for r in runs]
+        rows.append([pose] + [cell([w[s] for w in per_seed if w], 1.0, 3) for s in range(scales)])
+    rows.append(["all poses"] + [cell([r["mean_scale_weights"][s] for r in runs], 1.0, 3) for s in range(scales)])
+    spread = [statistics.fmean(max(w[s] for w in r["mean_scale_weights_per_pose"].values())
+                               - min(w[s] for w in r["mean_scale_weights_per_pose"].values()) for r in runs)
+              for s in range(scales)]
+    rows.append(["max − min over poses"] + [f"{v:.3f}" for v in spread])
+    return markdown(rows, ["pose"] + [f"scale {s + 1}/{scales}" for s in range(scales)])
+
+
+def report(results: dict) -> str:
+    """Every table of an ablation result, as markdown."""
+    s = results["settings"]
+    parts = []
+    for preset, entry in results["presets"].items():
+        seeds = ", ".join(str(x) for x in s["seeds"])
+        parts.append(f"### Synthetic `{preset}`: expression accuracy (%) on unseen test subjects, "
+                     f"mean ± std over seeds {seeds}\n\nsplit (images): {entry['split_sizes']}; "
+                     f"{s['size']}px, {s['epochs']} epochs, batch {s['batch_size']}, lr {s['lr']}, "
+                     f"augment {s['augment']}\n")
+        parts.append(accuracy_table(entry))
+        marginal = marginal_tables(entry)
+        if marginal:
+            parts.append(f"\nBy yaw and by pitch ({preset}):\n\n{marginal}")
+        gains = paired_gain_table(entry)
+        if gains:
+            parts.append(f"\nDifference to the baseline, paired by seed ({preset}):\n\n{gains}")
+        weights = task_weight_table(entry)
+        if weights:
+            parts.append(f"\nLearned task weights exp(−s_t) at the end of training ({preset}):\n\n{weights}")
+        scales = scale_weight_table(entry)
+        if scales:
+            parts.append(f"\nPhaNet's mean scale weights β per test pose ({preset}; scale 1 = shallowest):\n\n{scales}")
+        parts.append("")
+    parts.append(f"{results['machine']}; wall time {results['wall_seconds'] / 60:.1f} min")
+    return "\n".join(parts)
+
+
+def machine_line() -> str:
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
+    return f"torch {torch.__version__}, {device}, {torch.get_num_threads()} CPU threads"
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[AblationSettings, argparse.Namespace]:
+    defaults = AblationSettings()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", nargs="+", default=list(defaults.presets), help="synthetic pose presets")
+    parser.add_argument("--models", nargs="+", default=list(defaults.models))
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(defaults.seeds), help="training seeds")
+    parser.add_argument("--size", type=int, default=defaults.size, help="image side in pixels")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--train-subjects", type=int, default=None,
+                        help=f"training subjects (default per preset: {PRESET_DEFAULTS})")
+    parser.add_argument("--val-subjects", type=int, default=defaults.val_subjects)
+    parser.add_argument("--test-subjects", type=int, default=defaults.test_subjects)
+    parser.add_argument("--per-cell", type=int, default=None, help="images per subject x expression x pose")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--augment", default=defaults.augment, choices=("none", "light", "standard", "strong"))
+    parser.add_argument("--data-seed", type=int, default=defaults.data_seed, help="seed of the synthetic identities")
+    parser.add_argument("--device", default=defaults.device, help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--workers", type=int, default=defaults.workers, help="DataLoader workers")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--out", type=Path, default=None, help="write every run's results as JSON")
+    parser.add_argument("--keep-runs", type=Path, default=None, help="keep run folders (checkpoints) here")
+    parser.add_argument("--progress", action="store_true", help="progress bars")
+    args = parser.parse_args(argv)
+    settings = AblationSettings(
+        presets=tuple(args.presets), models=tuple(args.models), seeds=tuple(args.seeds), size=args.size,
+        epochs=args.epochs, train_subjects=args.train_subjects, val_subjects=args.val_subjects,
+        test_subjects=args.test_subjects, per_cell=args.per_cell, batch_size=args.batch_size, lr=args.lr,
+        augment=args.augment, data_seed=args.data_seed, device=args.device, workers=args.workers,
+        channels_last=args.channels_last,
+    )
+    return settings, args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    settings, args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    print(f"ablation: {json.dumps(asdict(settings))}", flush=True)
+    results = run_ablation(settings, args.keep_runs, progress=args.progress,
+                           log_line=lambda line: print(line, flush=True))
+    print("\n" + report(results), flush=True)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()
