@@ -26,6 +26,7 @@ import argparse
 import copy
 import json
 import logging
+import os
 import platform
 import statistics
 import tempfile
@@ -33,15 +34,20 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
+# Set before torch loads OpenMP: idle OpenMP threads then sleep instead of spinning. On a CPU shared with
+# other processes, spinning threads make a 2-thread training step several times slower (see
+# benchmarks/README.md); an explicit OMP_WAIT_POLICY in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from phanet.demo import DemoSettings, demo_config, render_demo_data
+import torch  # noqa: E402
+
+from phanet.demo import DemoSettings, demo_config, render_demo_data  # noqa: E402
 
 MODELS = ("baseline_r18", "mtl_r18", "att_r18", "phanet_r18")
 PRESETS = ("kdef5", "bu3dfe35")
 # Per-preset data sizes of the CPU default (a bu3dfe35 subject has 7x more images than a kdef5 one):
 # (train subjects, images per subject x expression x pose cell).
-PRESET_DEFAULTS = {"kdef5": (16, 2), "bu3dfe35": (8, 1)}
+PRESET_DEFAULTS = {"kdef5": (24, 1), "bu3dfe35": (6, 1)}
 FALLBACK_DEFAULT = (12, 1)
 
 
@@ -53,9 +59,9 @@ class AblationSettings:
     models: tuple[str, ...] = MODELS
     seeds: tuple[int, ...] = (0, 1, 2)
     size: int = 64
-    epochs: int = 8
+    epochs: int = 10
     train_subjects: int | None = None  # None: PRESET_DEFAULTS
-    val_subjects: int = 4
+    val_subjects: int = 3
     test_subjects: int = 8
     per_cell: int | None = None  # None: PRESET_DEFAULTS
     batch_size: int = 32

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -33,11 +34,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from phanet.config import Config
-from phanet.data.base import SEVEN_EXPRESSIONS, LabelSpace, PoseBin
-from phanet.engine import (
+# Set before torch loads OpenMP: idle OpenMP threads then sleep instead of spinning. On a CPU shared with
+# other processes, spinning threads make a 2-thread training step several times slower (see
+# benchmarks/README.md); an explicit OMP_WAIT_POLICY in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+
+from phanet.config import Config  # noqa: E402
+from phanet.data.base import SEVEN_EXPRESSIONS, LabelSpace, PoseBin  # noqa: E402
+from phanet.engine import (  # noqa: E402
     StepContext,
     build_model,
     build_optimizer,
@@ -46,7 +53,7 @@ from phanet.engine import (
     resolve_device,
     train_one_epoch,
 )
-from phanet.models import create_model, list_models
+from phanet.models import create_model, list_models  # noqa: E402
 
 R18_FAMILY = ("baseline_r18", "mtl_r18", "att_r18", "phanet_r18")
 PLAIN = {"resnet18": "baseline_r18"}
@@ -78,16 +85,29 @@ def plain_options(name: str) -> tuple[str, dict]:
     return name, {"use_attention": False, "use_pose": False, "scale_fusion": "mean"}
 
 
+class CpuBf16Autocast(torch.nn.Module):
+    """Runs the wrapped model's forward under ``torch.autocast("cpu", bfloat16)`` (AMX/AVX512-BF16 CPUs)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return self.model(images)
+
+
 class StepTimer:
     """A model with its task weighting, AdamW and schedule, trained by the engine's ``train_one_epoch``.
 
     ``run(steps)`` performs ``steps`` real training steps on one fixed random batch and returns the
-    seconds they took (synchronised on CUDA). ``compile=True`` wraps the model in ``torch.compile``.
+    seconds they took (synchronised on CUDA). ``compile=True`` wraps the model in ``torch.compile``;
+    ``cpu_bf16=True`` runs its forward under CPU bf16 autocast (the engine's ``amp`` is CUDA-only).
     """
 
     def __init__(self, name: str, size: int = 112, batch: int = 32, device: str = "cpu",
                  channels_last: bool = False, compile: bool = False, amp: bool = True, options: dict | None = None,
-                 seed: int = 0):
+                 seed: int = 0, cpu_bf16: bool = False):
         torch.manual_seed(seed)
         self.config = train_config(name, size, batch, device, channels_last, options)
         self.device = resolve_device(device)
@@ -99,6 +119,8 @@ class StepTimer:
         scheduler = build_scheduler(optimizer, self.config, steps_per_epoch=10_000)
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.device.type == "cuda" and amp)
         self.model = torch.compile(model) if compile else model
+        if cpu_bf16:
+            self.model = CpuBf16Autocast(self.model)
         self.ctx = StepContext(weighting, optimizer, scheduler, scaler, self.device, amp=amp,
                                channels_last=channels_last, progress=False)
         generator = torch.Generator().manual_seed(seed)

@@ -30,11 +30,11 @@ class DemoSettings:
 
     poses: str = "kdef5"
     size: int = 64
-    train_subjects: int = 20
+    train_subjects: int = 28
     val_subjects: int = 4
     test_subjects: int = 8
     per_cell: int = 2
-    epochs: int = 12
+    epochs: int = 14
     batch_size: int = 32
     lr: float = 2e-3
     seed: int = 0
@@ -44,7 +44,8 @@ class DemoSettings:
 
     @classmethod
     def quick(cls) -> DemoSettings:
-        return cls(train_subjects=8, val_subjects=2, test_subjects=4, per_cell=1, epochs=6)
+        # A smoke run of every stage: too little training to tell the models apart.
+        return cls(train_subjects=10, val_subjects=2, test_subjects=4, per_cell=1, epochs=8, batch_size=16)
 
 
 def render_demo_data(settings: DemoSettings, progress: bool = True) -> tuple[DatasetIndex, dict[str, list[int]]]:

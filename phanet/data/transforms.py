@@ -39,6 +39,10 @@ class FaceTransform:
     def __post_init__(self):
         if self.augment not in AUGMENT_PRESETS:
             raise ValueError(f"augment={self.augment!r}; expected one of {sorted(AUGMENT_PRESETS)}")
+        # Normalisation as one fused multiply-add on [0, 1] floats: x * (1/std) - mean/std.
+        std = torch.tensor(self.std, dtype=torch.float32).view(-1, 1, 1)
+        self._inv_std = 1.0 / std
+        self._shift = -torch.tensor(self.mean, dtype=torch.float32).view(-1, 1, 1) / std
 
     def __call__(self, image: np.ndarray, sample=None, generator: torch.Generator | None = None):
         image = np.ascontiguousarray(image)
@@ -53,6 +57,9 @@ class FaceTransform:
             if flip_p and _uniform(generator, 0, 1) < flip_p:
                 tensor = TF.horizontal_flip(tensor)
                 flipped = True
+            # The geometric and colour steps run on [0, 1] floats: 1.5-3x cheaper per op than on uint8
+            # (where each colour op converts to float and back), and no rounding between steps.
+            tensor = tensor.float().div_(255.0)
             shift = [round(_uniform(generator, -translate, translate) * self.size) for _ in range(2)]
             tensor = TF.affine(
                 tensor, angle=_uniform(generator, -rotation, rotation), translate=shift,
@@ -64,7 +71,9 @@ class FaceTransform:
                 tensor = TF.adjust_saturation(tensor, _uniform(generator, 1 - jitter, 1 + jitter))
             if gray_p and _uniform(generator, 0, 1) < gray_p:
                 tensor = TF.rgb_to_grayscale(tensor, num_output_channels=3)
-        tensor = TF.normalize(tensor.float().div_(255.0), list(self.mean), list(self.std))
+        else:
+            tensor = tensor.float().div_(255.0)
+        tensor = torch.addcmul(self._shift, tensor, self._inv_std)  # out of place: grayscale may be a view
         if erase_p and _uniform(generator, 0, 1) < erase_p:
             side = int(self.size * _uniform(generator, 0.15, 0.35))
             top, left = (int(_uniform(generator, 0, self.size - side)) for _ in range(2))

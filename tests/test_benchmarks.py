@@ -1,0 +1,98 @@
+"""The benchmark scripts' core functions run end to end on tiny settings, so the scripts cannot rot."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import ablation  # noqa: E402
+import profile_train_step  # noqa: E402
+import train_speed  # noqa: E402
+
+
+@pytest.mark.slow
+def test_ablation_trains_every_model_and_reports_per_pose_tables_task_and_scale_weights(tmp_path):
+    settings = ablation.AblationSettings(presets=("kdef5",), seeds=(0, 1), size=32, epochs=1, train_subjects=2,
+                                         val_subjects=1, test_subjects=1, device="cpu")
+    results = ablation.run_ablation(settings, tmp_path, log_line=lambda line: None)
+    entry = results["presets"]["kdef5"]
+    assert set(entry["runs"]) == set(ablation.MODELS)
+    assert all(len(runs) == 2 for runs in entry["runs"].values())
+    text = ablation.report(results)
+    for name in (*ablation.MODELS, *entry["poses"], "overall", "fer", "att0", "scale 1/3"):
+        assert name in text
+    assert " ± " in text
+    phanet = entry["runs"]["phanet_r18"][0]
+    assert set(phanet["mean_scale_weights_per_pose"]) == set(entry["poses"])
+    assert "pose" in phanet["task_weights"] and "task_weights" in entry["runs"]["baseline_r18"][0]
+
+
+def test_ablation_tables_show_mean_and_std_over_seeds_and_marginals_for_pitched_presets():
+    poses = ["yaw-15_pitch-15", "yaw+15_pitch-15", "yaw-15_pitch+15", "yaw+15_pitch+15"]
+    angles = [[-15, -15], [15, -15], [-15, 15], [15, 15]]
+
+    def run(seed, accuracy):
+        return {"seed": seed, "accuracy": accuracy, "macro_f1": accuracy,
+                "per_pose_accuracy": {p: accuracy for p in poses}, "task_weights": {"fer": 1.0}}
+
+    entry = {"poses": poses, "pose_angles": angles, "split_sizes": {},
+             "runs": {"baseline_r18": [run(0, 0.5), run(1, 0.7)], "phanet_r18": [run(0, 0.6), run(1, 0.9)]}}
+    table = ablation.accuracy_table(entry)
+    assert "60.0 ± 10.0" in table and "75.0 ± 15.0" in table
+    marginal = ablation.marginal_tables(entry)
+    assert "yaw -15" in marginal and "pitch +15" in marginal
+    gains = ablation.paired_gain_table(entry)
+    assert "15.0 ± 5.0" in gains and "2/2" in gains
+
+
+def test_ablation_settings_use_per_preset_sizes_unless_overridden():
+    default = ablation.AblationSettings()
+    assert default.demo_settings("bu3dfe35").train_subjects == ablation.PRESET_DEFAULTS["bu3dfe35"][0]
+    assert ablation.AblationSettings(train_subjects=3).demo_settings("kdef5").train_subjects == 3
+    config = ablation.train_config(default, "kdef5", "att_r18", seed=7)
+    assert (config.train.seed, config.train.patience, config.model.pretrained) == (7, 0, False)
+
+
+@pytest.mark.slow
+def test_train_speed_times_a_variant_against_its_plain_backbone_and_measures_memory():
+    rows = train_speed.compare_models(["phanet_r18"], size=32, batch=4, device="cpu", steps=1, rounds=1)
+    row = rows[0]
+    assert row["plain"] == "baseline_r18"
+    assert row["images_per_s"] > 0 and row["step_ratio"] > 0 and row["cpu_ratio"] > 0
+    assert row["peak_mb"] > 0 and row["plain_peak_mb"] > 0
+    assert "phanet_r18" in train_speed.model_table(rows)
+
+
+def test_train_speed_data_part_reads_the_generic_layout_and_the_crop_cache(tmp_path):
+    rows = train_speed.compare_data(tmp_path, subjects=1, image_size=48, size=32, workers=[0], rounds=1)
+    assert rows[0]["images"] == 35
+    assert rows[0]["generic_images_per_s"] > 0 and rows[0]["cache_images_per_s"] > 0
+    assert "cached crops" in train_speed.data_table(rows)
+
+
+def test_the_cpu_bf16_step_timer_trains():
+    timer = train_speed.StepTimer("att_r18", size=32, batch=4, cpu_bf16=True)
+    before = [p.detach().clone() for p in timer.model.parameters()]
+    wall, cpu = timer.run(1)
+    assert wall > 0 and cpu > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, timer.model.parameters()))
+
+
+def test_profile_sections_run_and_the_optimised_transform_matches_the_reference():
+    text, data = profile_train_step.transform_section(32, rounds=1, count=8)
+    assert "before µs" in text
+    for row in data.values():
+        assert row["same_flips"]
+        assert row["max_diff_grey_levels"] < 4.0  # only the uint8 rounding between colour steps differs
+    text, _ = profile_train_step.step_section(32, 4, steps=1, rounds=1, variants=profile_train_step.STEP_VARIANTS[:2])
+    assert "channels-last" in text
+    text, data = profile_train_step.ops_section(32, 4, top=3)
+    assert data["forward_s_per_step"]["backbone"] > 0
+    text, _ = profile_train_step.loader_section(32, rounds=1, count=64, batch=16)
+    assert "2 workers" in text
