@@ -136,19 +136,24 @@ def _default_of(f: dataclasses.Field) -> Any:
     return f.default_factory()  # type: ignore[misc]
 
 
+def parse_key_values(items: list[str], what: str = "option", form: str = "key=value") -> dict[str, Any]:
+    """``["a=1", "b.c=x"]`` -> ``{"a": 1, "b.c": "x"}`` with YAML-parsed values (numbers, lists, ...)."""
+    pairs = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"{what} {item!r} should look like {form}")
+        key, raw = item.split("=", 1)
+        pairs[key] = yaml.safe_load(raw)
+    return pairs
+
+
 def apply_overrides(config: Config, overrides: dict[str, Any] | list[str]) -> Config:
     """Set values by dotted key: ``{"train.epochs": 3}`` or ``["train.epochs=3"]`` (YAML-parsed values).
 
     ``None`` values are skipped: they stand for CLI flags that were not given.
     """
     if isinstance(overrides, list):
-        pairs = {}
-        for item in overrides:
-            if "=" not in item:
-                raise ValueError(f"override {item!r} should look like section.key=value")
-            key, raw = item.split("=", 1)
-            pairs[key] = yaml.safe_load(raw)
-        overrides = pairs
+        overrides = parse_key_values(overrides, "override", "section.key=value")
     for dotted, value in overrides.items():
         if value is None:
             continue  # a CLI flag that was not given

@@ -17,3 +17,12 @@ def london_sample() -> Path:
     if not root.is_dir():
         pytest.skip(f"real test photos not found at {root} (../shared is not beside this checkout)")
     return root
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """MTCNN is many small ops: on a small shared CPU, extra threads only contend (10x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

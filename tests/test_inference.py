@@ -26,18 +26,13 @@ import phanet  # noqa: E402
 from phanet.cli import main  # noqa: E402
 from phanet.data.base import SEVEN_EXPRESSIONS, LabelSpace, PoseBin  # noqa: E402
 from phanet.inference import Predictor, iter_inputs, to_rgb_array  # noqa: E402
+from tests.conftest import SHARED_DATA  # noqa: E402
 
-LONDON = Path(__file__).resolve().parents[2] / "shared" / "data" / "london-sample"
+LONDON = SHARED_DATA / "london-sample"
 POSES = tuple(PoseBin(f"yaw{yaw:+d}", float(yaw), 0.0) for yaw in (-90, -45, 0, 45, 90))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """MTCNN is many small ops: on a small shared CPU, extra threads only contend (10x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("facenet_pytorch")
 pytest.importorskip("cv2")
@@ -25,17 +24,12 @@ from phanet.inference.detect import (  # noqa: E402
     list_detectors,
     register_detector,
 )
+from tests.conftest import SHARED_DATA  # noqa: E402
 
-LONDON = Path(__file__).resolve().parents[2] / "shared" / "data" / "london-sample"
+LONDON = SHARED_DATA / "london-sample"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """MTCNN is many small ops: on a small shared CPU, extra threads only contend (10x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,7 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_config(args):
-    from phanet.config import apply_overrides, load_config
+    from phanet.config import apply_overrides, load_config, parse_key_values
 
     config = load_config(args.config)
     apply_overrides(config, {
@@ -47,15 +47,13 @@ def build_config(args):
     })
     nested = [o for o in args.overrides if o.split("=", 1)[0].count(".") > 1]
     apply_overrides(config, [o for o in args.overrides if o not in nested])
-    for item in nested:  # section.options.key=value sets one entry of an options dict
-        import yaml
-
-        key, raw = item.split("=", 1)
+    # section.options.key=value sets one entry of an options dict
+    for key, value in parse_key_values(nested, "--set", "section.key=value").items():
         section, field, sub = key.split(".", 2)
         target = getattr(getattr(config, section, None), field, None)
         if not isinstance(target, dict):
-            raise ValueError(f"override {item!r}: {section}.{field} is not a mapping")
-        target[sub] = yaml.safe_load(raw)
+            raise ValueError(f"--set {key}: {section}.{field} is not a mapping")
+        target[sub] = value
     return config
 
 

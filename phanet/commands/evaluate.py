@@ -29,25 +29,14 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def parse_options(items: list[str]) -> dict:
-    import yaml
-
-    options = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"--option {item!r} should look like key=value")
-        key, raw = item.split("=", 1)
-        options[key] = yaml.safe_load(raw)
-    return options
-
-
 def run(args) -> int:
+    from phanet.config import parse_key_values
     from phanet.data.protocols import make_split
     from phanet.data.registry import load_dataset
     from phanet.engine import evaluate_checkpoint
     from phanet.report import summary_table
 
-    index = load_dataset(args.dataset, args.root, **parse_options(args.option))
+    index = load_dataset(args.dataset, args.root, **parse_key_values(args.option, "--option"))
     indices = None
     if args.split != "all":
         split = make_split(index, args.protocol, fold=args.fold, k=args.folds, fold_file=args.fold_file)
