@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import random
-import signal
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,151 +31,35 @@ from tqdm import tqdm
 
 from phanet.checkpoint import save_checkpoint
 from phanet.config import Config, save_config
-from phanet.data.base import FaceDataset, LabelSpace, collate_skipping_none
+from phanet.data.base import FaceDataset, LabelSpace
 from phanet.data.registry import DatasetIndex
 from phanet.data.transforms import FaceTransform
+from phanet.distributed import (
+    DistInfo,
+    EpochSampler,
+    all_gather_objects,
+    any_rank,
+    init_distributed,
+    make_loader,
+    resolve_device,
+    seed_everything,
+)
 from phanet.losses import FixedTaskWeights, LearnedTaskWeights, phanet_loss, task_names_for
 from phanet.metrics import classification_report
 from phanet.models import create_model
+from phanet.resume import (
+    RESUME_FILE,
+    load_resume_point,
+    save_resume_point,
+    set_rng_state,
+    stop_on_signals,
+)
 
 log = logging.getLogger(__name__)
-
-RESUME_FILE = "resume.pt"
 
 
 class TrainingInterrupted(Exception):
     """Raised after a stop signal, once the resume point has been written."""
-
-
-# ----------------------------------------------------------------------------- distributed / device
-
-
-@dataclass
-class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-
-def resolve_device(name: str, dist_info: DistInfo | None = None) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda" and dist_info is not None and dist_info.enabled:
-        device = torch.device("cuda", dist_info.local_rank)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    return device
-
-
-def init_distributed(device_name: str = "auto") -> DistInfo:
-    """Join the process group torchrun set up (env ``RANK``/``WORLD_SIZE``); single process otherwise."""
-    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return DistInfo()
-    info = DistInfo(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
-    if not dist.is_initialized():
-        use_nccl = torch.cuda.is_available() and device_name != "cpu"
-        dist.init_process_group(backend="nccl" if use_nccl else "gloo")
-    return info
-
-
-def all_gather_objects(obj, dist_info: DistInfo) -> list:
-    if not dist_info.enabled:
-        return [obj]
-    out = [None] * dist_info.world_size
-    dist.all_gather_object(out, obj)
-    return out
-
-
-def any_rank(flag: bool, dist_info: DistInfo) -> bool:
-    """True on every rank if ``flag`` is True on any (so all ranks stop at the same step)."""
-    if not dist_info.enabled:
-        return flag
-    tensor = torch.tensor([1.0 if flag else 0.0])
-    if dist.get_backend() == "nccl":
-        tensor = tensor.cuda()
-    dist.all_reduce(tensor)
-    return bool(tensor.item() > 0)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-# ----------------------------------------------------------------------------- data
-
-
-class EpochSampler(torch.utils.data.Sampler[int]):
-    """Seeded per-epoch order, sharded over ranks, optionally class-balanced, resumable mid-epoch.
-
-    Like DistributedSampler (each rank takes every ``world_size``-th index of a shared permutation,
-    padded to equal length) plus: class-balanced sampling with replacement (``labels`` given), and
-    ``start`` to skip the samples a rank already consumed before an interruption.
-    """
-
-    def __init__(self, size: int, seed: int, dist_info: DistInfo, shuffle: bool = True,
-                 labels: np.ndarray | None = None):
-        self.size = size
-        self.seed = seed
-        self.dist_info = dist_info
-        self.shuffle = shuffle
-        self.labels = labels
-        self.epoch = 0
-        self.start = 0
-        self.per_rank = math.ceil(size / dist_info.world_size)
-
-    def set_epoch(self, epoch: int, start: int = 0) -> None:
-        self.epoch, self.start = epoch, start
-
-    def _order(self) -> torch.Tensor:
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        if self.labels is not None:
-            counts = np.bincount(self.labels)
-            weights = torch.as_tensor(1.0 / counts[self.labels], dtype=torch.double)
-            return torch.multinomial(weights, self.size, replacement=True, generator=generator)
-        if self.shuffle:
-            return torch.randperm(self.size, generator=generator)
-        return torch.arange(self.size)
-
-    def __iter__(self) -> Iterator[int]:
-        order = self._order()
-        padded = self.per_rank * self.dist_info.world_size
-        if padded > len(order):
-            order = torch.cat([order, order[: padded - len(order)]])
-        mine = order[self.dist_info.rank::self.dist_info.world_size]
-        return iter(mine[self.start:].tolist())
-
-    def __len__(self) -> int:
-        return self.per_rank - self.start
-
-
-def make_loader(dataset: FaceDataset, batch_size: int, sampler, workers: int, device: torch.device,
-                drop_last: bool) -> torch.utils.data.DataLoader:
-    # The loader's own generator (for worker seeds) keeps it from drawing on the global torch RNG,
-    # whose state must depend only on the training steps done (exact resume of dropout).
-    generator = torch.Generator().manual_seed(getattr(sampler, "seed", 0) * 7919 + getattr(sampler, "epoch", 0))
-    return torch.utils.data.DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
-        drop_last=drop_last,
-        collate_fn=collate_skipping_none,
-        # Not persistent: workers are re-created each epoch so they see the dataset's new epoch seed.
-        persistent_workers=False,
-        generator=generator,
-    )
 
 
 # ----------------------------------------------------------------------------- model / optimisation
@@ -241,10 +122,6 @@ def autocast_for(device: torch.device, amp: bool):
         return nullcontext()
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.autocast(device_type="cuda", dtype=dtype)
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "module", model)
 
 
 # ----------------------------------------------------------------------------- train / evaluate
@@ -390,78 +267,6 @@ def evaluate(model: nn.Module, loader, device: torch.device, label_space: LabelS
     return report
 
 
-# ----------------------------------------------------------------------------- resume state
-
-
-def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
-             "python_version": random.getstate()[0], "python_gauss": random.getstate()[2],
-             "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
-             "numpy_pos": int(np.random.get_state()[2])}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate((state["python_version"], tuple(state["python"]), state["python_gauss"]))
-    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save_resume_point(path: Path, model, weighting, optimizer, scheduler, scaler, progress: dict) -> None:
-    """Our own training state (tensors and plain values only), written atomically."""
-    state = {
-        "model": unwrap(model).state_dict(),
-        "weighting": weighting.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict(),
-        "rng": _rng_state(),
-        "progress": progress,
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
-
-
-def load_resume_point(path: Path) -> dict:
-    # weights_only=True: even our own resume file is never unpickled as arbitrary objects.
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-@contextmanager
-def stop_on_signals() -> Iterator[Callable[[], bool]]:
-    """While active, SIGINT/SIGTERM request a graceful stop (checked after each step) instead of killing.
-
-    A second Ctrl-C while a stop is pending interrupts immediately.
-    """
-    requested = {"stop": False}
-    previous = {}
-
-    def handler(signum, frame):
-        if requested["stop"] and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        requested["stop"] = True
-        log.warning("received %s: finishing the current step and saving a resume point",
-                    signal.Signals(signum).name)
-
-    in_main_thread = True
-    try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, handler)
-    except ValueError:  # not the main thread: signals cannot be handled here
-        in_main_thread = False
-    try:
-        yield lambda: requested["stop"]
-    finally:
-        if in_main_thread:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
-
-
 # ----------------------------------------------------------------------------- fit / cross-validate
 
 
@@ -567,7 +372,7 @@ def fit(
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         scaler.load_state_dict(saved["scaler"])
-        _set_rng_state(saved["rng"])
+        set_rng_state(saved["rng"])
         state = saved["progress"]
         log.info("resuming %s at epoch %d, step %d", out_dir, state["epoch"] + 1, state["step"])
     elif resume:
