@@ -16,6 +16,7 @@ and PhaNet's mean scale weights per pose.
 
     python benchmarks/ablation.py                                  # CPU default (<= 45 min on 2 free cores)
     python benchmarks/ablation.py --presets kdef5 --seeds 0 1 --epochs 4       # quicker look
+    python benchmarks/ablation.py --from-json a.json b.json --out all.json      # tables of saved runs, merged
     python benchmarks/ablation.py --device cuda --size 112 --epochs 30 --seeds 0 1 2 3 4 \\
         --train-subjects 60 --per-cell 2 --batch-size 64 --workers 4 --out ablation_gpu.json   # GPU scale
 """
@@ -27,7 +28,6 @@ import copy
 import json
 import logging
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -119,17 +119,90 @@ def run_ablation(settings: AblationSettings, workdir: str | Path | None = None, 
             for seed in settings.seeds:
                 for model in settings.models:
                     config = train_config(settings, preset, model, seed)
-                    data = PreparedData(index, copy.deepcopy(split))
-                    result = fit(config, root / preset / f"seed{seed}" / model, data=data, progress=progress,
-                                 write_report=False)
+                    run_dir = root / preset / f"seed{seed}" / model
+                    result, reused = finished_run(run_dir, config), True
+                    if result is None:
+                        reused = False
+                        data = PreparedData(index, copy.deepcopy(split))
+                        result = fit(config, run_dir, data=data, progress=progress, write_report=False,
+                                     resume=(run_dir / "resume.pt").is_file() and same_config(run_dir, config))
                     run = {k: result[k] for k in KEPT if k in result}
                     run["seed"] = seed
+                    run["history"] = training_curve(run_dir / "history.json")
                     entry["runs"][model].append(run)
                     log_line(f"[{preset}] seed {seed} {model:<13} test acc {100 * result['accuracy']:5.1f}%  "
-                             f"best epoch {result['best_epoch']}  {result['train_seconds']:.0f} s")
+                             f"best epoch {result['best_epoch']}  {result['train_seconds']:.0f} s"
+                             + ("  (finished earlier, reused)" if reused else ""))
             out["presets"][preset] = entry
     out["wall_seconds"] = time.perf_counter() - started
     return out
+
+
+def same_config(run_dir: Path, config) -> bool:
+    """Whether ``run_dir`` was written by a run of exactly ``config`` (its saved ``config.yaml``)."""
+    import yaml
+
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        return False
+    normal = lambda d: json.loads(json.dumps(d))  # noqa: E731 - tuples vs lists
+    return normal(yaml.safe_load(saved.read_text())) == normal(config.to_dict())
+
+
+def finished_run(run_dir: Path, config) -> dict | None:
+    """The test metrics of a finished run of ``config`` in ``run_dir`` (``--keep-runs``), else None.
+
+    Lets an interrupted ablation be restarted with the same ``--keep-runs`` folder: finished runs are
+    reused, the interrupted one resumes from its ``resume.pt`` (exactly, see :mod:`phanet.engine`).
+    """
+    metrics = run_dir / "metrics.json"
+    if metrics.is_file() and same_config(run_dir, config):
+        return json.loads(metrics.read_text())
+    return None
+
+
+def training_curve(path: Path) -> list[dict]:
+    """Per epoch: train loss and accuracy, validation accuracy (from the run's ``history.json``)."""
+    if not path.is_file():
+        return []
+    keys = ("epoch", "train_loss", "train_accuracy", "val_accuracy", "loss_fer")
+    return [{k: record[k] for k in keys if k in record} for record in json.loads(path.read_text())]
+
+
+def merge_results(parts: list[dict]) -> dict:
+    """One result from several ``--out`` files of the same settings (e.g. seeds run apart or a restarted run).
+
+    Settings other than presets/models/seeds must agree; a (preset, model, seed) may appear only once.
+    Wall time is the sum of the parts'.
+    """
+    varying = ("presets", "models", "seeds")
+    first = parts[0]
+    merged = {"settings": dict(first["settings"]), "machine": first["machine"], "presets": {},
+              "wall_seconds": 0.0, "merged_from": len(parts)}
+    for part in parts:
+        fixed = {k: v for k, v in part["settings"].items() if k not in varying}
+        expected = {k: v for k, v in first["settings"].items() if k not in varying}
+        if fixed != expected:
+            changed = sorted(k for k in fixed if fixed[k] != expected.get(k))
+            raise ValueError(f"cannot merge ablation results with different settings: {changed}")
+        for key in varying:
+            merged["settings"][key] = list(dict.fromkeys([*merged["settings"][key], *part["settings"][key]]))
+        if part["machine"] not in merged["machine"]:
+            merged["machine"] += f"; {part['machine']}"
+        merged["wall_seconds"] += part["wall_seconds"]
+        for preset, entry in part["presets"].items():
+            target = merged["presets"].setdefault(preset, {**entry, "runs": {}})
+            if target["poses"] != entry["poses"] or target["split_sizes"] != entry["split_sizes"]:
+                raise ValueError(f"cannot merge {preset}: different poses or split sizes")
+            for model, runs in entry["runs"].items():
+                have = target["runs"].setdefault(model, [])
+                for run in runs:
+                    if any(r["seed"] == run["seed"] for r in have):
+                        raise ValueError(f"{preset} {model} seed {run['seed']} appears in more than one part")
+                    have.append(run)
+                have.sort(key=lambda r: r["seed"])
+    merged["settings"]["seeds"] = sorted(merged["settings"]["seeds"])
+    return merged
 
 
 # ----------------------------------------------------------------------------- tables
@@ -164,6 +237,19 @@ def accuracy_table(entry: dict) -> str:
     rows.append(["macro-F1"] + [cell([r["macro_f1"] for r in runs[m]]) for m in models])
     rows.append(["pose-branch acc"] + [cell([r.get("pose_accuracy") for r in runs[m]]) for m in models])
     return markdown(rows, ["pose"] + models)
+
+
+def fit_table(entry: dict) -> str:
+    """How well each model fits in the budget: last-epoch train accuracy, best validation accuracy, best epoch."""
+    rows = []
+    for model, runs in entry["runs"].items():
+        curves = [r.get("history") or [] for r in runs]
+        if not all(curves):
+            continue
+        rows.append([model, cell([c[-1]["train_accuracy"] for c in curves]),
+                     cell([max((e.get("val_accuracy") or 0.0) for e in c) for c in curves]),
+                     cell([r["accuracy"] for r in runs]), cell([r["best_epoch"] for r in runs], 1.0, 1)])
+    return markdown(rows, ["model", "train acc, last epoch", "best val acc", "test acc", "best epoch"]) if rows else ""
 
 
 def marginal_tables(entry: dict) -> str:
@@ -252,6 +338,9 @@ def report(results: dict) -> str:
         marginal = marginal_tables(entry)
         if marginal:
             parts.append(f"\nBy yaw and by pitch ({preset}):\n\n{marginal}")
+        fitting = fit_table(entry)
+        if fitting:
+            parts.append(f"\nFit within the budget ({preset}; accuracy %, best epoch by validation):\n\n{fitting}")
         gains = paired_gain_table(entry)
         if gains:
             parts.append(f"\nDifference to the baseline, paired by seed ({preset}):\n\n{gains}")
@@ -262,13 +351,18 @@ def report(results: dict) -> str:
         if scales:
             parts.append(f"\nPhaNet's mean scale weights β per test pose ({preset}; scale 1 = shallowest):\n\n{scales}")
         parts.append("")
-    parts.append(f"{results['machine']}; wall time {results['wall_seconds'] / 60:.1f} min")
+    train_minutes = sum(r.get("train_seconds", 0.0) for entry in results["presets"].values()
+                        for runs in entry["runs"].values() for r in runs) / 60
+    parts.append(f"{results['machine']}; wall time of this invocation {results['wall_seconds'] / 60:.1f} min; "
+                 f"training time summed over all runs {train_minutes:.1f} min")
     return "\n".join(parts)
 
 
 def machine_line() -> str:
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
-    return f"torch {torch.__version__}, {device}, {torch.get_num_threads()} CPU threads"
+    from train_speed import cpu_name
+
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"{cpu_name()}, {os.cpu_count()} CPUs"
+    return f"torch {torch.__version__}, {device}, {torch.get_num_threads()} torch threads"
 
 
 # ----------------------------------------------------------------------------- main
@@ -296,8 +390,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[AblationSettings, argpars
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--out", type=Path, default=None, help="write every run's results as JSON")
-    parser.add_argument("--keep-runs", type=Path, default=None, help="keep run folders (checkpoints) here")
+    parser.add_argument("--keep-runs", type=Path, default=None,
+                        help="keep run folders here; rerunning with the same folder reuses finished runs and "
+                             "resumes an interrupted one")
     parser.add_argument("--progress", action="store_true", help="progress bars")
+    parser.add_argument("--from-json", type=Path, nargs="+", default=None,
+                        help="print the tables of saved --out file(s) instead of training (several are merged)")
     args = parser.parse_args(argv)
     settings = AblationSettings(
         presets=tuple(args.presets), models=tuple(args.models), seeds=tuple(args.seeds), size=args.size,
@@ -311,6 +409,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[AblationSettings, argpars
 
 def main(argv: list[str] | None = None) -> dict:
     settings, args = parse_args(argv)
+    if args.from_json:
+        results = merge_results([json.loads(path.read_text()) for path in args.from_json])
+        print(report(results))
+        if args.out:
+            args.out.write_text(json.dumps(results, indent=2))
+        return results
     if args.threads:
         torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -367,11 +367,23 @@ def data_table(rows: list[dict]) -> str:
 # ----------------------------------------------------------------------------- main
 
 
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine_line(device: str) -> str:
     device = str(resolve_device(device))
-    where = torch.cuda.get_device_name() if device.startswith("cuda") else (platform.processor() or platform.machine())
-    return (f"torch {torch.__version__}, {device} ({where}), {torch.get_num_threads()} threads, "
-            f"python {platform.python_version()}")
+    where = torch.cuda.get_device_name() if device.startswith("cuda") else f"{cpu_name()}, {os.cpu_count()} CPUs"
+    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    return (f"torch {torch.__version__}, {device} ({where}), {torch.get_num_threads()} threads{load}, "
+            f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, python {platform.python_version()}")
 
 
 def main(argv: list[str] | None = None) -> None:

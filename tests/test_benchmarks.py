@@ -25,7 +25,7 @@ def test_ablation_trains_every_model_and_reports_per_pose_tables_task_and_scale_
     assert set(entry["runs"]) == set(ablation.MODELS)
     assert all(len(runs) == 2 for runs in entry["runs"].values())
     text = ablation.report(results)
-    for name in (*ablation.MODELS, *entry["poses"], "overall", "fer", "att0", "scale 1/3"):
+    for name in (*ablation.MODELS, *entry["poses"], "overall", "fer", "att0", "scale 1/3", "train acc, last epoch"):
         assert name in text
     assert " ± " in text
     phanet = entry["runs"]["phanet_r18"][0]
