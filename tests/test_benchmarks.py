@@ -32,6 +32,11 @@ def test_ablation_trains_every_model_and_reports_per_pose_tables_task_and_scale_
     assert set(phanet["mean_scale_weights_per_pose"]) == set(entry["poses"])
     assert "pose" in phanet["task_weights"] and "task_weights" in entry["runs"]["baseline_r18"][0]
 
+    lines = []  # a restart with the same --keep-runs folder reuses every finished run
+    again = ablation.run_ablation(settings, tmp_path, log_line=lines.append)
+    assert sum("reused" in line for line in lines) == 2 * len(ablation.MODELS)
+    assert again["presets"]["kdef5"]["runs"] == entry["runs"]
+
 
 def test_ablation_tables_show_mean_and_std_over_seeds_and_marginals_for_pitched_presets():
     poses = ["yaw-15_pitch-15", "yaw+15_pitch-15", "yaw-15_pitch+15", "yaw+15_pitch+15"]
@@ -96,3 +101,22 @@ def test_profile_sections_run_and_the_optimised_transform_matches_the_reference(
     assert data["forward_s_per_step"]["backbone"] > 0
     text, _ = profile_train_step.loader_section(32, rounds=1, count=64, batch=16)
     assert "2 workers" in text
+
+
+def test_ablation_results_of_separate_runs_merge_by_seed_and_refuse_other_settings():
+    def part(seeds, epochs=10):
+        runs = [{"seed": seed, "accuracy": 0.5, "macro_f1": 0.5, "per_pose_accuracy": {"p": 0.5},
+                 "train_seconds": 60.0} for seed in seeds]
+        settings = {**ablation.asdict(ablation.AblationSettings(epochs=epochs)), "seeds": list(seeds)}
+        return {"settings": settings, "machine": "m", "wall_seconds": 60.0 * len(seeds),
+                "presets": {"kdef5": {"poses": ["p"], "pose_angles": [[0, 0]], "split_sizes": {"test": 1},
+                                      "runs": {"phanet_r18": runs}}}}
+
+    merged = ablation.merge_results([part([2]), part([0, 1])])
+    assert merged["settings"]["seeds"] == [0, 1, 2]
+    assert [r["seed"] for r in merged["presets"]["kdef5"]["runs"]["phanet_r18"]] == [0, 1, 2]
+    assert merged["wall_seconds"] == 180.0
+    with pytest.raises(ValueError, match="epochs"):
+        ablation.merge_results([part([0]), part([1], epochs=20)])
+    with pytest.raises(ValueError, match="more than one part"):
+        ablation.merge_results([part([0]), part([0])])
