@@ -14,10 +14,10 @@ not the subjects. Printed per preset: expression accuracy per pose and overall (
 in %), PhaNet minus the baseline paired by seed, the pose branch's accuracy, the learned task weights,
 and PhaNet's mean scale weights per pose.
 
-    python benchmarks/ablation.py                                  # CPU default (<= 45 min on 2 free cores)
+    python benchmarks/ablation.py                                  # CPU default (~35-40 min on 2 free cores, estimated)
     python benchmarks/ablation.py --presets kdef5 --seeds 0 1 --epochs 4       # quicker look
     python benchmarks/ablation.py --from-json a.json b.json --out all.json      # tables of saved runs, merged
-    python benchmarks/ablation.py --device cuda --size 112 --epochs 30 --seeds 0 1 2 3 4 \\
+    python benchmarks/ablation.py --device cuda --size 112 --epochs 30 --seeds 0 1 2 3 4 --val-subjects 10 \\
         --train-subjects 60 --per-cell 2 --batch-size 64 --workers 4 --out ablation_gpu.json   # GPU scale
 """
 
