@@ -335,21 +335,17 @@ def report(results: dict) -> str:
                      f"{s['size']}px, {s['epochs']} epochs, batch {s['batch_size']}, lr {s['lr']}, "
                      f"augment {s['augment']}\n")
         parts.append(accuracy_table(entry))
-        marginal = marginal_tables(entry)
-        if marginal:
-            parts.append(f"\nBy yaw and by pitch ({preset}):\n\n{marginal}")
-        fitting = fit_table(entry)
-        if fitting:
-            parts.append(f"\nFit within the budget ({preset}; accuracy %, best epoch by validation):\n\n{fitting}")
-        gains = paired_gain_table(entry)
-        if gains:
-            parts.append(f"\nDifference to the baseline, paired by seed ({preset}):\n\n{gains}")
-        weights = task_weight_table(entry)
-        if weights:
-            parts.append(f"\nLearned task weights exp(−s_t) at the end of training ({preset}):\n\n{weights}")
-        scales = scale_weight_table(entry)
-        if scales:
-            parts.append(f"\nPhaNet's mean scale weights β per test pose ({preset}; scale 1 = shallowest):\n\n{scales}")
+        optional_tables = (
+            (marginal_tables, f"By yaw and by pitch ({preset})"),
+            (fit_table, f"Fit within the budget ({preset}; accuracy %, best epoch by validation)"),
+            (paired_gain_table, f"Difference to the baseline, paired by seed ({preset})"),
+            (task_weight_table, f"Learned task weights exp(−s_t) at the end of training ({preset})"),
+            (scale_weight_table, f"PhaNet's mean scale weights β per test pose ({preset}; scale 1 = shallowest)"),
+        )
+        for make_table, title in optional_tables:
+            table = make_table(entry)
+            if table:  # a table that does not apply to this run (e.g. no PhaNet) is left out
+                parts.append(f"\n{title}:\n\n{table}")
         parts.append("")
     train_minutes = sum(r.get("train_seconds", 0.0) for entry in results["presets"].values()
                         for runs in entry["runs"].values() for r in runs) / 60
