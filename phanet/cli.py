@@ -10,7 +10,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+
+# Thread policy, set before torch (and its OpenMP runtime) loads; a value in the user's environment wins.
+# PASSIVE: an OpenMP thread that waits for work sleeps instead of spinning. On a CPU shared with other
+# processes a spinning thread burns the time slice its partner thread needs, and training steps get
+# several times slower (measured: benchmarks/README.md, "Thread wait policy" and "Contention").
+THREAD_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
+for _key, _value in THREAD_ENV_DEFAULTS.items():
+    os.environ.setdefault(_key, _value)
 
 # Order is the order shown in `phanet --help`.
 COMMAND_MODULES = (

@@ -57,6 +57,7 @@ class TrainConfig:
     strict: bool = False  # fail on an unreadable image instead of skipping it
     eval_batch_size: int = 128
     channels_last: bool = False
+    keep_resume: bool = False  # keep resume.pt once the run has completed (it is deleted otherwise)
 
 
 @dataclass

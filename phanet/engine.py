@@ -324,7 +324,8 @@ def fit(
     ``data`` lets a caller (the demo, cross-validation) pass an already indexed dataset and split;
     otherwise it comes from ``config.data``. With ``resume=True`` and ``out_dir/resume.pt`` present,
     training continues where it stopped. Writes (rank 0 only) under ``out_dir``: ``config.yaml``,
-    ``best``/``last`` checkpoints, ``resume.pt``, ``history.json``, ``metrics.json`` and the report.
+    ``best``/``last`` checkpoints, ``resume.pt``, ``history.json``, ``metrics.json`` and the report;
+    ``resume.pt`` is deleted once the run completes unless ``train.keep_resume``.
     """
     import json
 
@@ -473,6 +474,8 @@ def fit(
             from phanet.report import write_run_report
 
             write_run_report(out_dir, results, best_model, test_part, arrays, device)
+        if not train_cfg.keep_resume:  # the run is complete: the (large) resume point is not needed any more
+            resume_path.unlink(missing_ok=True)
     return results
 
 

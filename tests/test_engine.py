@@ -24,9 +24,10 @@ def tiny_data(**kw) -> PreparedData:
 
 def test_fit_writes_checkpoints_metrics_and_report_and_the_checkpoint_reloads(tmp_path):
     results = fit(tiny_config("phanet_r18", epochs=3), tmp_path, data=tiny_data(), progress=False)
-    for name in ("best.safetensors", "best.json", "last.safetensors", "last.json", "resume.pt", "config.yaml",
+    for name in ("best.safetensors", "best.json", "last.safetensors", "last.json", "config.yaml",
                  "metrics.json", "history.json", "confusion_matrix.png", "accuracy_vs_pose.png", "attention.png"):
         assert (tmp_path / name).exists(), name
+    assert not (tmp_path / "resume.pt").exists()  # a completed run drops its resume point (train.keep_resume)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics["per_pose_accuracy"]) == {"yaw-45", "yaw+0", "yaw+45"}
     assert metrics["num_samples"] == results["num_samples"] > 0
@@ -42,6 +43,12 @@ def test_the_tiny_problem_is_learned_well_above_chance(tmp_path):
     results = fit(tiny_config("baseline_r18", epochs=6), tmp_path, data=tiny_data(), progress=False,
                   write_report=False)
     assert results["accuracy"] > 0.6  # chance is 1/3
+
+
+def test_keep_resume_keeps_the_resume_point_of_a_completed_run(tmp_path):
+    fit(tiny_config("baseline_r18", epochs=1, keep_resume=True), tmp_path, data=tiny_data(), progress=False,
+        write_report=False)
+    assert (tmp_path / "resume.pt").exists()
 
 
 def _weights(path):

@@ -31,6 +31,36 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                         help="any config value, e.g. --set train.augment=strong --set model.options.top_k=2")
     parser.add_argument("--out", metavar="DIR", help="run folder (default: a new folder under runs/)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    parser.add_argument("--keep-resume", action="store_true", default=None,
+                        help="keep resume.pt after the run completes (default: deleted; train.keep_resume)")
+    add_threads_flag(parser)
+
+
+THREADS_HELP = ("torch CPU threads (default: torch's choice, one per CPU core, or OMP_NUM_THREADS when set); "
+                "on a CPU shared with other jobs, fewer threads than cores can be faster")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_threads_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=positive_int, metavar="N", help=THREADS_HELP)
+
+
+def apply_threads(args) -> None:
+    """``torch.set_num_threads(args.threads)`` when ``--threads`` was given (call first in a run function)."""
+    threads = getattr(args, "threads", None)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def build_config(args):
@@ -43,7 +73,7 @@ def build_config(args):
         "train.epochs": args.epochs, "train.batch_size": args.batch_size, "train.lr": args.lr,
         "model.input_size": args.input_size, "train.workers": args.workers, "train.device": args.device,
         "data.cache_dir": args.cache_dir, "model.pretrained": args.pretrained, "train.strict": args.strict,
-        "data.fold": getattr(args, "fold", None),
+        "data.fold": getattr(args, "fold", None), "train.keep_resume": getattr(args, "keep_resume", None),
     })
     nested = [o for o in args.overrides if o.split("=", 1)[0].count(".") > 1]
     apply_overrides(config, [o for o in args.overrides if o not in nested])

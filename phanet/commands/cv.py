@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from phanet.commands.common import add_run_flags, build_config, default_out
+from phanet.commands.common import add_run_flags, apply_threads, build_config, default_out
 
 
 def register(subparsers) -> None:
@@ -24,6 +24,7 @@ def run(args) -> int:
     from phanet.engine import cross_validate
     from phanet.report import format_table, pct
 
+    apply_threads(args)
     config = build_config(args)
     out = Path(args.out) if args.out else default_out(config, "cv")
     summary = cross_validate(config, out, folds=args.only_folds, progress=not args.no_progress)

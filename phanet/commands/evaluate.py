@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from phanet.commands.common import add_threads_flag, apply_threads
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -26,6 +28,7 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", metavar="DIR", help="write metrics.json and plots here")
+    add_threads_flag(parser)
     parser.set_defaults(func=run)
 
 
@@ -36,6 +39,7 @@ def run(args) -> int:
     from phanet.engine import evaluate_checkpoint
     from phanet.report import summary_table
 
+    apply_threads(args)
     index = load_dataset(args.dataset, args.root, **parse_key_values(args.option, "--option"))
     indices = None
     if args.split != "all":

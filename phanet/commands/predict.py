@@ -11,6 +11,8 @@ import argparse
 import sys
 from collections import Counter
 
+from phanet.commands.common import add_threads_flag, apply_threads
+
 DESCRIPTION = """\
 Find the faces in images, folders (searched recursively) and video files, align each one, and run a
 PhaNet checkpoint on it. For each input (image, or video frame) one record is written:
@@ -65,6 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 if any input failed")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_threads_flag(parser)
     parser.set_defaults(func=run)
 
 
@@ -83,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from phanet.inference.records import RecordWriter, result_record
     from phanet.inference.sources import count_inputs, expand_paths, iter_files
 
+    apply_threads(args)
     if args.every < 1 or args.batch_size < 1:
         raise ValueError("--every and --batch-size must be at least 1")
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from phanet.commands.common import add_run_flags, build_config, default_out
+from phanet.commands.common import add_run_flags, apply_threads, build_config, default_out
 
 
 def register(subparsers) -> None:
@@ -27,6 +27,7 @@ def run(args) -> int:
     from phanet.engine import TrainingInterrupted, fit, init_distributed
     from phanet.report import summary_table
 
+    apply_threads(args)
     if args.resume:
         if not args.out:
             raise ValueError("--resume needs --out DIR (the run folder to continue)")
