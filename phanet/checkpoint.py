@@ -9,6 +9,7 @@ the engine.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -29,6 +30,18 @@ def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
     return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
 
 
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _replace(tmp: Path, final: Path) -> None:
+    tmp.replace(final)
+
+
 def save_checkpoint(
     path: str | Path,
     model: nn.Module,
@@ -39,8 +52,9 @@ def save_checkpoint(
 ) -> Path:
     """Write ``model``'s weights and metadata; returns the weights path.
 
-    Files are written to a temporary name and renamed, so an interruption never leaves a half-written
-    checkpoint under the final name.
+    Both files are written to a temporary name and renamed, weights first and metadata last; the
+    metadata records the weights' sha256, so an interruption between the two renames leaves a pair
+    that :func:`load_checkpoint` refuses (naming both files) instead of one that silently disagrees.
     """
     model = getattr(model, "module", model)  # unwrap DistributedDataParallel
     weights_path, meta_path = checkpoint_paths(path)
@@ -60,37 +74,95 @@ def save_checkpoint(
     tmp_weights = weights_path.with_name(weights_path.name + ".tmp")
     tmp_meta = meta_path.with_name(meta_path.name + ".tmp")
     save_file(state, str(tmp_weights), metadata={"format": FORMAT})
+    meta["weights_sha256"] = file_sha256(tmp_weights)
     tmp_meta.write_text(json.dumps(meta, indent=2))
-    tmp_weights.replace(weights_path)
-    tmp_meta.replace(meta_path)
+    _replace(tmp_weights, weights_path)
+    _replace(tmp_meta, meta_path)
     return weights_path
 
 
 def read_meta(path: str | Path) -> dict:
+    """The checkpoint's JSON metadata, checked for shape; errors name the file."""
     _, meta_path = checkpoint_paths(path)
     if not meta_path.exists():
         raise FileNotFoundError(f"checkpoint metadata {meta_path} not found (expected next to the .safetensors)")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{meta_path} is not a phanet checkpoint (format={meta.get('format')!r})")
+    if not meta_path.is_file():
+        raise ValueError(f"checkpoint metadata {meta_path} is a directory, not a file")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{meta_path}: not a phanet checkpoint (not valid JSON: {err})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"{meta_path} is not a phanet checkpoint (format={found!r})")
+    try:
+        name, arch = meta["model"]["name"], meta["model"]["architecture"]
+        space = LabelSpace.from_json(meta["label_space"])
+        int(meta["input_size"])
+        if not isinstance(name, str) or not isinstance(arch, dict):
+            raise TypeError("model.name must be a string and model.architecture a mapping")
+        int(arch["num_expressions"]), int(arch["num_poses"])
+    except (KeyError, TypeError, ValueError) as err:
+        what = f"missing {err}" if isinstance(err, KeyError) else str(err)
+        raise ValueError(f"{meta_path}: malformed phanet checkpoint metadata ({what})") from None
+    if len(space.expressions) != int(arch["num_expressions"]):
+        raise ValueError(f"{meta_path}: label_space names {len(space.expressions)} expressions but the "
+                         f"architecture has {arch['num_expressions']} (the metadata does not match the model)")
+    if space.poses and len(space.poses) != int(arch["num_poses"]):
+        raise ValueError(f"{meta_path}: label_space names {len(space.poses)} pose bins but the architecture "
+                         f"has {arch['num_poses']}")
     return meta
 
 
+def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a ``.safetensors`` file; a file that is not one is a one-line error naming it."""
+    weights_path = Path(path)
+    if not weights_path.exists():
+        raise FileNotFoundError(f"checkpoint weights {weights_path} not found")
+    if not weights_path.is_file():
+        raise ValueError(f"checkpoint weights {weights_path} is a directory, not a .safetensors file")
+    try:
+        return load_file(str(weights_path), device="cpu")
+    except Exception as err:  # safetensors raises its own error types (and OSError) for damaged files
+        raise ValueError(f"{weights_path}: not a readable safetensors file, truncated or in another format "
+                         f"({type(err).__name__}: {err})") from None
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild the model of a checkpoint, load its weights, put it in eval mode: ``(model, meta)``."""
+    """Rebuild the model of a checkpoint, load its weights, put it in eval mode: ``(model, meta)``.
+
+    The metadata must describe these very weights: its recorded sha256 must match the file, and the
+    architecture (name, class and pose counts, options) must build a model whose tensors are exactly the
+    file's. Any mismatch is a ``ValueError`` naming the files.
+    """
     from phanet.models import create_model
 
-    weights_path, _ = checkpoint_paths(path)
+    weights_path, meta_path = checkpoint_paths(path)
     meta = read_meta(path)
     if not weights_path.exists():
         raise FileNotFoundError(f"checkpoint weights {weights_path} not found")
+    expected = meta.get("weights_sha256")
+    if expected is not None and weights_path.is_file() and file_sha256(weights_path) != expected:
+        raise ValueError(f"{meta_path} does not describe {weights_path} (sha256 differs): the two files come "
+                         "from different saves, e.g. an interrupted one")
+    state = read_weights(weights_path)
     arch = dict(meta["model"]["architecture"])
     arch["pretrained"] = False  # the checkpoint's own weights replace any pretrained init
     arch.pop("backbone", None)  # implied by the registered name
     num_expressions = arch.pop("num_expressions")
     num_poses = arch.pop("num_poses")
-    model = create_model(meta["model"]["name"], num_expressions=num_expressions, num_poses=num_poses, **arch)
-    model.load_state_dict(load_file(str(weights_path), device="cpu"), strict=True)
+    try:
+        model = create_model(meta["model"]["name"], num_expressions=num_expressions, num_poses=num_poses, **arch)
+    except (TypeError, KeyError, ValueError) as err:
+        message = err.args[0] if err.args else str(err)
+        raise ValueError(f"{meta_path}: cannot build its architecture {meta['model']['name']!r} ({message})") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[1:3]) or first[0]
+        raise ValueError(f"{meta_path}: its architecture does not match the tensors in {weights_path} "
+                         f"({detail[:300]})") from None
     model.checkpoint_meta = meta
     model.label_space = LabelSpace.from_json(meta["label_space"])
     return model.to(device).eval(), meta

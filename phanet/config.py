@@ -35,6 +35,7 @@ class DataConfig:
     fold_file: str | None = None  # None: <out>/folds.json
     cache_dir: str | None = None
     options: dict = field(default_factory=dict)  # dataset loader kwargs
+    allow_leaks: bool = False  # train despite duplicates / train-test leaks / paths outside the root
 
 
 @dataclass
@@ -91,7 +92,10 @@ def config_from_dict(data: dict, source: str = "config") -> Config:
         if not isinstance(values, dict):
             raise ValueError(f"{source}: section '{section}' must be a mapping, got {type(values).__name__}")
         _check_keys(section, values, source)
-        parts[section] = cls(**{k: _coerce(cls, k, v, source) for k, v in values.items()})
+        coerced = {k: _coerce(cls, k, v, source) for k, v in values.items()}
+        for key, value in coerced.items():
+            check_value(section, key, value, source)
+        parts[section] = cls(**coerced)
     return Config(**parts)
 
 
@@ -102,7 +106,20 @@ def load_config(path: str | Path | None) -> Config:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"config file {path} not found")
-    return config_from_dict(yaml.safe_load(path.read_text()), source=str(path))
+    if not path.is_file():
+        raise ValueError(f"config file {path} is a directory, not a YAML file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start})") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ValueError(f"{path}{where}: not valid YAML ({problem})") from None
+    if data is not None and not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of sections (model, data, train), got {type(data).__name__}")
+    return config_from_dict(data, source=str(path))
 
 
 def _field_type(cls, key: str) -> Any:
@@ -162,7 +179,71 @@ def apply_overrides(config: Config, overrides: dict[str, Any] | list[str]) -> Co
         if section not in SECTIONS or not key:
             raise ValueError(f"override {dotted!r}: expected section.key with section in {sorted(SECTIONS)}")
         _check_keys(section, {key: value}, "override")
-        setattr(getattr(config, section), key, _coerce(SECTIONS[section], key, value, f"override {dotted}"))
+        value = _coerce(SECTIONS[section], key, value, f"override {dotted}")
+        check_value(section, key, value, f"override {dotted}")
+        setattr(getattr(config, section), key, value)
+    return config
+
+
+# Allowed values: (minimum, maximum, maximum excluded) for numbers, a tuple of names for choices.
+LIMITS: dict[tuple[str, str], tuple] = {
+    ("model", "input_size"): (16, 4096, False),
+    ("data", "folds"): (2, None, False),
+    ("data", "fold"): (0, None, False),
+    ("data", "seed"): (0, None, False),
+    ("data", "val_fraction"): (0.0, 1.0, True),
+    ("train", "epochs"): (1, None, False),
+    ("train", "batch_size"): (1, None, False),
+    ("train", "eval_batch_size"): (1, None, False),
+    ("train", "lr"): (0.0, None, False),
+    ("train", "weight_decay"): (0.0, None, False),
+    ("train", "warmup_epochs"): (0.0, None, False),
+    ("train", "patience"): (0, None, False),
+    ("train", "workers"): (0, None, False),
+    ("train", "seed"): (0, None, False),
+    ("train", "label_smoothing"): (0.0, 1.0, True),
+}
+CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("data", "protocol"): ("subject_kfold", "official"),
+    ("train", "augment"): ("none", "light", "standard", "strong"),
+    ("train", "loss_weighting"): ("learned", "fixed"),
+}
+
+
+def check_value(section: str, key: str, value: Any, source: str) -> None:
+    """Range/choice check of one value; raises ``ValueError`` naming the key, the value and the source."""
+    name = f"{section}.{key}"
+    if value is None:
+        return
+    if (section, key) in CHOICES and value not in CHOICES[section, key]:
+        raise ValueError(f"{source}: {name}={value!r} is not one of {', '.join(CHOICES[section, key])}")
+    if (section, key) in LIMITS:
+        low, high, open_high = LIMITS[section, key]
+        if isinstance(value, float) and value != value:
+            raise ValueError(f"{source}: {name} is NaN")
+        if low is not None and (value < low or (key == "lr" and value <= low)):
+            raise ValueError(f"{source}: {name}={value!r} must be {'>' if key == 'lr' else '>='} {low}")
+        if high is not None and (value >= high if open_high else value > high):
+            raise ValueError(f"{source}: {name}={value!r} must be {'<' if open_high else '<='} {high}")
+    if (section, key) == ("train", "device"):
+        check_device(value, source)
+
+
+def check_device(name: str, source: str = "train.device") -> None:
+    """``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N``; anything else is an error naming it."""
+    import re
+
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(name)):
+        raise ValueError(f"{source}: device {name!r} is not one of auto, cpu, cuda, cuda:N, mps")
+
+
+def validate_config(config: Config, source: str = "config") -> Config:
+    """Every value in range, and the checks that involve two values (fold < folds)."""
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            check_value(section, f.name, getattr(getattr(config, section), f.name), source)
+    if config.data.protocol == "subject_kfold" and config.data.fold >= config.data.folds:
+        raise ValueError(f"{source}: data.fold={config.data.fold} must be < data.folds={config.data.folds}")
     return config
 
 

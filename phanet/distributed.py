@@ -35,9 +35,14 @@ class DistInfo:
 
 
 def resolve_device(name: str, dist_info: DistInfo | None = None) -> torch.device:
+    from phanet.config import check_device
+
+    check_device(name, "device")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r}: no CUDA GPU is available here (use --device cpu or auto)")
     if device.type == "cuda" and dist_info is not None and dist_info.enabled:
         device = torch.device("cuda", dist_info.local_rank)
     if device.type == "cuda":

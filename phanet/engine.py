@@ -66,15 +66,23 @@ class TrainingInterrupted(Exception):
 
 
 def build_model(config: Config, label_space: LabelSpace) -> nn.Module:
-    return create_model(
-        config.model.name,
-        num_expressions=label_space.num_expressions,
-        # A dataset without pose bins still gets a 1-bin pose head (all labels unknown), so the
-        # architecture does not change with the dataset.
-        num_poses=max(1, label_space.num_poses),
-        pretrained=config.model.pretrained,
-        **config.model.options,
-    )
+    reserved = sorted({"num_expressions", "num_poses", "pretrained", "backbone"} & set(config.model.options))
+    if reserved:
+        raise ValueError(f"model.options: {', '.join(reserved)} cannot be set there (set by the model name, "
+                         "the dataset or model.pretrained)")
+    try:
+        return create_model(
+            config.model.name,
+            num_expressions=label_space.num_expressions,
+            # A dataset without pose bins still gets a 1-bin pose head (all labels unknown), so the
+            # architecture does not change with the dataset.
+            num_poses=max(1, label_space.num_poses),
+            pretrained=config.model.pretrained,
+            **config.model.options,
+        )
+    except (TypeError, KeyError) as err:
+        message = err.args[0] if err.args else str(err)
+        raise ValueError(f"model {config.model.name!r} with model.options={config.model.options}: {message}") from None
 
 
 def build_task_weighting(model: nn.Module, config: Config) -> nn.Module:
@@ -289,6 +297,7 @@ def prepare_data(config: Config, out_dir: Path, dist_info: DistInfo) -> Prepared
         log.warning("%s: %s", data.dataset, problem)
     if len(index.problems) > 20:
         log.warning("%s: ... and %d more problems (see `phanet data check`)", data.dataset, len(index.problems) - 20)
+    raw_index = index  # duplicates/leaks are checked on the original files, not on the cache
     if data.cache_dir:
         from phanet.data.cache import build_cache, load_cached
 
@@ -307,6 +316,9 @@ def prepare_data(config: Config, out_dir: Path, dist_info: DistInfo) -> Prepared
     if not dist_info.is_main:  # read the fold file rank 0 wrote, so every rank has the same split
         split = make_split(index, protocol, fold=data.fold, k=data.folds, seed=data.seed,
                            val_fraction=data.val_fraction, fold_file=fold_file)
+    from phanet.data.check import refuse_leaks
+
+    refuse_leaks(raw_index, split, data.allow_leaks)
     return PreparedData(index, split)
 
 
@@ -318,8 +330,14 @@ def fit(
     progress: bool = True,
     on_step: Callable[[int, int], None] | None = None,
     write_report: bool = True,
+    overwrite: bool = False,
 ) -> dict:
     """Train one model on one split and evaluate it; returns the test metrics (JSON-able dict).
+
+    The run folder is owned by this process while it runs (:class:`phanet.runfolder.RunLock`, rank 0
+    only): a second writer gets an error naming the holder. An existing run is continued only with
+    ``resume=True`` (an error when the folder holds no resumable run) and replaced only with
+    ``overwrite=True`` (its files are removed first); otherwise it is an error.
 
     ``data`` lets a caller (the demo, cross-validation) pass an already indexed dataset and split;
     otherwise it comes from ``config.data``. With ``resume=True`` and ``out_dir/resume.pt`` present,
@@ -327,15 +345,63 @@ def fit(
     ``best``/``last`` checkpoints, ``resume.pt``, ``history.json``, ``metrics.json`` and the report;
     ``resume.pt`` is deleted once the run completes unless ``train.keep_resume``.
     """
-    import json
+    from phanet.config import validate_config
+    from phanet.runfolder import RunFolderError, RunLock, prepare_run_folder
 
+    validate_config(config)
     out_dir = Path(out_dir)
     dist_info = init_distributed(config.train.device)
+    lock = RunLock(out_dir, enabled=dist_info.is_main)
+    failed = None
+    if dist_info.is_main:
+        try:
+            lock.acquire()
+            keep = (Path(config.data.fold_file),) if config.data.fold_file else ()
+            prepare_run_folder(out_dir, resume=resume, overwrite=overwrite, keep=keep)
+        except RunFolderError as err:
+            lock.release()
+            failed = err
+    if any_rank(failed is not None, dist_info):
+        raise failed or RunFolderError(f"{out_dir}: rank 0 cannot use this run folder (see its error)")
+    try:
+        return _fit_in_owned_folder(config, out_dir, dist_info, data, resume, progress, on_step, write_report)
+    finally:
+        lock.release()
+
+
+def merge_epoch_stats(partial: dict | None, stats: dict, batched: int) -> dict:
+    """Sums over the steps of one epoch so far (``partial``) plus those of ``stats`` (``batched`` samples
+    drawn, of which ``stats["skipped"]`` failed to load): what a resumed epoch's record is made from."""
+    seen = batched - stats["skipped"]
+    partial = partial or {"loss": 0.0, "correct": 0.0, "seen": 0, "skipped": 0, "components": {}}
+    components = dict(partial["components"])
+    for name, value in stats["components"].items():
+        components[name] = components.get(name, 0.0) + value * seen
+    return {"loss": partial["loss"] + stats["loss"] * seen, "correct": partial["correct"] + stats["accuracy"] * seen,
+            "seen": partial["seen"] + seen, "skipped": partial["skipped"] + stats["skipped"], "components": components}
+
+
+def epoch_stats_from(partial: dict) -> dict:
+    seen = max(1, partial["seen"])
+    return {"loss": partial["loss"] / seen, "accuracy": partial["correct"] / seen, "skipped": partial["skipped"],
+            "components": {k: v / seen for k, v in partial["components"].items()}}
+
+
+def _fit_in_owned_folder(config: Config, out_dir: Path, dist_info: DistInfo, data: PreparedData | None,
+                         resume: bool, progress: bool, on_step: Callable[[int, int], None] | None,
+                         write_report: bool) -> dict:
+    """:func:`fit` once the run folder is this process's (lock held, existing run checked)."""
+    import json
+
     device = resolve_device(config.train.device, dist_info)
     if dist_info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, out_dir / "config.yaml")
     seed_everything(config.train.seed)
+    if data is not None:
+        from phanet.data.check import refuse_leaks
+
+        refuse_leaks(data.index, data.split, config.data.allow_leaks)
     data = data or prepare_data(config, out_dir, dist_info)
     index, split = data.index, data.split
     label_space = index.label_space
@@ -377,7 +443,7 @@ def fit(
         state = saved["progress"]
         log.info("resuming %s at epoch %d, step %d", out_dir, state["epoch"] + 1, state["step"])
     elif resume:
-        log.warning("no %s in %s: starting from scratch", RESUME_FILE, out_dir)
+        raise ValueError(f"cannot resume: {resume_path} not found")
 
     train_model = model
     if dist_info.enabled:
@@ -387,7 +453,10 @@ def fit(
     def eval_loader(ds: FaceDataset) -> torch.utils.data.DataLoader:
         sampler = EpochSampler(len(ds), 0, dist_info, shuffle=False)
         return make_loader(ds, train_cfg.eval_batch_size, sampler, train_cfg.workers, device, drop_last=False)
-    meta = {"model": config.model.name, "dataset": index.name, "fold": config.data.fold}
+    from phanet.provenance import training_provenance
+
+    meta = {"model": config.model.name, "dataset": index.name, "fold": config.data.fold,
+            "provenance": training_provenance(index, split)}
 
     def save_model(name: str, extra: dict) -> None:
         if dist_info.is_main:
@@ -397,7 +466,8 @@ def fit(
     def snapshot() -> dict:
         return {k: (list(v) if isinstance(v, list) else v) for k, v in state.items()}
 
-    epochs_without_improvement = 0
+    # after a resume, early stopping continues to count from the best epoch (as an uninterrupted run does)
+    epochs_without_improvement = state["epoch"] - state["best_epoch"] if state["best_epoch"] > 0 else state["epoch"]
     started = time.perf_counter()
     with stop_on_signals() as should_stop:
         ctx = StepContext(weighting, optimizer, scheduler, scaler, device, train_cfg.amp, train_cfg.label_smoothing,
@@ -407,7 +477,12 @@ def fit(
             train_set.epoch = epoch
             train_sampler.set_epoch(epoch, start=state["step"] * batch_size)
             loader = make_loader(train_set, batch_size, train_sampler, train_cfg.workers, device, drop_last=True)
-            stats = train_one_epoch(train_model, loader, ctx, epoch, start_step=state["step"])
+            start_step = state["step"]
+            stats = train_one_epoch(train_model, loader, ctx, epoch, start_step=start_step)
+            done = (stats["stopped_at"] if stats["stopped_at"] is not None else steps_per_epoch) - start_step
+            # the steps run before an interruption count in this epoch's record, as in an uninterrupted run
+            state["partial"] = merge_epoch_stats(state.get("partial"), stats, done * batch_size)
+            stats = {**stats, **epoch_stats_from(state["partial"])}
             if stats["stopped_at"] is not None and stats["stopped_at"] < steps_per_epoch:
                 state["step"] = stats["stopped_at"]
                 if dist_info.is_main:
@@ -434,7 +509,7 @@ def fit(
                 save_model("best", {"epoch": epoch + 1, "val_accuracy": record.get("val_accuracy")})
             else:
                 epochs_without_improvement += 1
-            state["epoch"], state["step"] = epoch + 1, 0
+            state["epoch"], state["step"], state["partial"] = epoch + 1, 0, None
             if dist_info.is_main:
                 save_model("last", {"epoch": epoch + 1})
                 save_resume_point(resume_path, model, weighting, optimizer, scheduler, scaler, snapshot())
@@ -480,12 +555,28 @@ def fit(
 
 
 def cross_validate(config: Config, out_dir: str | Path, folds: list[int] | None = None,
-                   progress: bool = True) -> dict:
-    """Run ``fit`` on each fold (``out_dir/fold<k>``), sharing one fold file; aggregate mean ± std."""
+                   progress: bool = True, overwrite: bool = False) -> dict:
+    """Run ``fit`` on each fold (``out_dir/fold<k>``), sharing one fold file; aggregate mean ± std.
+
+    An existing cross-validation in ``out_dir`` is an error unless ``overwrite`` (then its files, the
+    shared fold file included unless ``data.fold_file`` names another, are removed first).
+    """
     import copy
     import json
 
+    from phanet.runfolder import RunFolderError, RunLock, run_files
+
     out_dir = Path(out_dir)
+    if (out_dir / "cv_metrics.json").exists() and not overwrite:
+        raise RunFolderError(f"{out_dir} already holds a cross-validation (cv_metrics.json); pass --overwrite "
+                             "to replace it, or choose another --out")
+    if overwrite and init_distributed(config.train.device).is_main:
+        with RunLock(out_dir):
+            keep = {Path(config.data.fold_file).resolve()} if config.data.fold_file else set()
+            for path in run_files(out_dir):
+                if path.resolve() not in keep:
+                    path.unlink()
+                    log.warning("--overwrite: removed %s", path)
     out_dir.mkdir(parents=True, exist_ok=True)
     folds = folds if folds is not None else list(range(config.data.folds))
     fold_file = config.data.fold_file or str(out_dir / "folds.json")
@@ -495,7 +586,7 @@ def cross_validate(config: Config, out_dir: str | Path, folds: list[int] | None 
         fold_config.data.fold = k
         fold_config.data.fold_file = fold_file
         log.info("fold %d/%d", k + 1, len(folds))
-        per_fold.append(fit(fold_config, out_dir / f"fold{k}", progress=progress))
+        per_fold.append(fit(fold_config, out_dir / f"fold{k}", progress=progress, overwrite=overwrite))
     summary = aggregate_folds(per_fold)
     if init_distributed(config.train.device).is_main:
         (out_dir / "cv_metrics.json").write_text(json.dumps(summary, indent=2))
@@ -529,11 +620,14 @@ def evaluate_checkpoint(
     batch_size: int = 128,
     workers: int = 2,
     progress: bool = True,
+    root: str | Path | None = None,
 ) -> dict:
     """Evaluate a saved model on (part of) a dataset, mapping classes by name across datasets.
 
     Target classes the model does not know are dropped and listed under ``dropped_classes``; pose
-    accuracy is reported only when the dataset's pose bins are the model's.
+    accuracy is reported only when the dataset's pose bins are the model's. When the evaluated people
+    overlap those the checkpoint was trained/validated on, a warning is logged and stored under
+    ``seen_in_training`` (``root``: the dataset folder, where a ``phanet synth`` folder names its seed).
     """
     import json
 
@@ -545,6 +639,11 @@ def evaluate_checkpoint(
     if indices is not None:
         index = DatasetIndex([index.samples[i] for i in indices], index.label_space, index.problems,
                              index.default_protocol, index.name)
+    from phanet.provenance import seen_overlap
+
+    overlap = seen_overlap(meta, index, root)
+    if overlap:
+        log.warning("%s: %s", checkpoint, overlap)
     mapped, dropped = cross_dataset_index(index, model.label_space)
     if not mapped.samples:
         known = ", ".join(model.label_space.expressions)
@@ -558,7 +657,7 @@ def evaluate_checkpoint(
     if mapped.label_space.poses != model.label_space.poses:
         results.pop("pose_accuracy", None)
     results.update({"model": meta["model"]["name"], "checkpoint": str(checkpoint), "dataset": index.name,
-                    "dropped_classes": dropped, "evaluated_on": "evaluate"})
+                    "dropped_classes": dropped, "evaluated_on": "evaluate", "seen_in_training": overlap})
     if out_dir is not None:
         from phanet.report import write_run_report
 

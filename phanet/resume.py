@@ -62,7 +62,15 @@ def save_resume_point(path: Path, model, weighting, optimizer, scheduler, scaler
 
 def load_resume_point(path: Path) -> dict:
     # weights_only=True: even our own resume file is never unpickled as arbitrary objects.
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle.UnpicklingError (refused object), RuntimeError (truncated zip), EOFError
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path}: not a usable phanet resume point ({type(err).__name__}: {reason[:200]}); "
+                         "it is never unpickled as arbitrary objects") from None
+    if not isinstance(state, dict) or not {"model", "optimizer", "progress"} <= set(state):
+        raise ValueError(f"{path}: not a phanet resume point (expected model, optimizer and progress entries)")
+    return state
 
 
 @contextmanager

@@ -10,12 +10,14 @@ from phanet.data.kdef import ANGLES, EXPRESSIONS
 
 
 def make_kdef(root, folders=("AF01", "BF01", "AM02", "BM02", "AF03", "BF03", "AF04")):
-    for folder in folders:
-        for exp in EXPRESSIONS:
-            for angle in ANGLES:
+    for n, folder in enumerate(folders):
+        for e, exp in enumerate(EXPRESSIONS):
+            for a, angle in enumerate(ANGLES):
                 path = root / "KDEF" / folder / f"{folder}{exp}{angle}.JPG"
                 path.parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(np.full((16, 12, 3), 120, np.uint8)).save(path)
+                image = np.full((16, 12, 3), 120, np.uint8)
+                image[:8, :6] = (n * 30, e * 30, a * 40)  # every file different (equal ones are duplicates)
+                Image.fromarray(image).save(path)
     return root
 
 

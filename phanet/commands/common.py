@@ -30,6 +30,11 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="any config value, e.g. --set train.augment=strong --set model.options.top_k=2")
     parser.add_argument("--out", metavar="DIR", help="run folder (default: a new folder under runs/)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing run in --out (its files are removed first)")
+    parser.add_argument("--allow-leaks", action="store_true", default=None,
+                        help="train even when the data has duplicates, train/test leaks or paths outside the "
+                        "root (data.allow_leaks)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     parser.add_argument("--keep-resume", action="store_true", default=None,
                         help="keep resume.pt after the run completes (default: deleted; train.keep_resume)")
@@ -68,6 +73,7 @@ def build_config(args):
 
     config = load_config(args.config)
     apply_overrides(config, {
+        "data.allow_leaks": getattr(args, "allow_leaks", None),
         "data.dataset": args.dataset, "data.root": args.root, "model.name": args.model,
         "data.protocol": args.protocol, "data.folds": args.folds, "data.fold_file": args.fold_file,
         "train.epochs": args.epochs, "train.batch_size": args.batch_size, "train.lr": args.lr,
@@ -84,7 +90,9 @@ def build_config(args):
         if not isinstance(target, dict):
             raise ValueError(f"--set {key}: {section}.{field} is not a mapping")
         target[sub] = value
-    return config
+    from phanet.config import validate_config
+
+    return validate_config(config, "command line")
 
 
 def default_out(config, kind: str) -> Path:

@@ -27,7 +27,8 @@ def run(args) -> int:
     apply_threads(args)
     config = build_config(args)
     out = Path(args.out) if args.out else default_out(config, "cv")
-    summary = cross_validate(config, out, folds=args.only_folds, progress=not args.no_progress)
+    summary = cross_validate(config, out, folds=args.only_folds, progress=not args.no_progress,
+                             overwrite=args.overwrite)
 
     def cell(stats):
         return "—" if stats is None else f"{pct(stats['mean'])} ± {pct(stats['std'])}"

@@ -95,7 +95,7 @@ def run_list(args) -> int:
 
 
 def run_check(args) -> int:
-    from phanet.data.check import inspect_images, subject_stats, summarize, unusual_subjects
+    from phanet.data.check import find_leaks, inspect_images, subject_stats, summarize, unusual_subjects
 
     index = load(args)
     counts = summarize(index)
@@ -117,9 +117,15 @@ def run_check(args) -> int:
     problems = list(index.problems)
     if not args.no_open:
         problems += inspect_images(index, workers=args.workers, progress=sys.stderr.isatty())
+    leaks = find_leaks(index, content=not args.no_open)
+    problems += leaks
     print(f"problems: {len(problems)}")
     for line in problems:
         print(f"  {line}")
+    if leaks:  # duplicates and leaks make a test score lie: always a failure
+        print(f"phanet data: error: {len(leaks)} duplicate(s) or train/test leak(s) in {args.root}",
+              file=sys.stderr)
+        return 1
     return 1 if args.strict and problems else 0
 
 

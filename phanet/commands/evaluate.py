@@ -46,7 +46,11 @@ def run(args) -> int:
         split = make_split(index, args.protocol, fold=args.fold, k=args.folds, fold_file=args.fold_file)
         indices = split[args.split]
     results = evaluate_checkpoint(args.checkpoint, index, indices, args.out, args.device, args.batch_size,
-                                  args.workers)
+                                  args.workers, root=args.root)
+    if results.get("seen_in_training"):
+        import sys
+
+        print(f"WARNING: {results['seen_in_training']}", file=sys.stderr)
     if results["dropped_classes"]:
         print(f"classes without a counterpart in the model (dropped): {', '.join(results['dropped_classes'])}")
     print(summary_table(results))

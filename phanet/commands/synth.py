@@ -22,6 +22,10 @@ Example: phanet synth --out data/synth --subjects 30 --poses kdef5 --preview
 """
 
 
+# Built-in training defaults use ids 0..39 (`phanet demo`) and 0..19 (the `synthetic` dataset).
+FIRST_SUBJECT = 1000
+
+
 def _splits(text: str) -> dict[str, int]:
     try:
         pairs = [item.split(":") for item in text.split(",")]
@@ -41,8 +45,10 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--subjects", type=int, default=10, metavar="N", help="number of identities (default 10)")
-    parser.add_argument("--first-subject", type=int, default=0, metavar="ID",
-                        help="id of the first identity (default 0); use disjoint ranges for disjoint splits")
+    parser.add_argument("--first-subject", type=int, default=FIRST_SUBJECT, metavar="ID",
+                        help=f"id of the first identity (default {FIRST_SUBJECT}: no built-in training default "
+                        "(demo, synthetic dataset) uses ids that high, so the faces are unseen people); use "
+                        "disjoint ranges for disjoint splits")
     parser.add_argument("--poses", default="kdef5", metavar="POSES",
                         help="preset name or yaw:pitch list (default kdef5; see below)")
     parser.add_argument("--size", type=int, default=112, metavar="PX", help="image side in pixels (default 112)")

@@ -31,12 +31,15 @@ def run(args) -> int:
     if args.resume:
         if not args.out:
             raise ValueError("--resume needs --out DIR (the run folder to continue)")
-        if not args.config and (Path(args.out) / "config.yaml").exists():
+        from phanet.runfolder import prepare_run_folder
+
+        prepare_run_folder(args.out, resume=True, overwrite=args.overwrite)  # a typo in --out is an error
+        if not args.config:
             args.config = str(Path(args.out) / "config.yaml")
     config = build_config(args)
     out = Path(args.out) if args.out else default_out(config, "train")
     try:
-        results = fit(config, out, resume=args.resume, progress=not args.no_progress)
+        results = fit(config, out, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)
     except TrainingInterrupted as stop:
         logging.getLogger("phanet").warning("%s", stop)
         return 130

@@ -104,3 +104,119 @@ def _sizes_are_fixed(sizes: Counter) -> bool:
 def subject_stats(per_subject: Counter) -> tuple[int, float, int]:
     counts = list(per_subject.values())
     return min(counts), statistics.median(counts), max(counts)
+
+
+# ----------------------------------------------------------------------------- duplicates and leaks
+
+IN_MEMORY_HASH_LIMIT = 1 << 30  # bytes of in-memory images hashed for content duplicates; above: skipped
+
+
+def _image_name(sample) -> str:
+    return str(sample.image) if isinstance(sample.image, (str, os.PathLike)) else (sample.item_id or "<in memory>")
+
+
+def _content_key(sample) -> tuple | None:
+    """A cheap first key (file size / array shape) for samples whose content can be compared."""
+    if isinstance(sample.image, (str, os.PathLike)):
+        try:
+            return ("file", os.stat(sample.image).st_size)
+        except OSError:
+            return None
+    if isinstance(sample.image, np.ndarray):
+        return ("array", sample.image.shape, str(sample.image.dtype))
+    return None  # rendered or cached on demand: not compared
+
+
+def _content_hash(sample) -> str | None:
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        if isinstance(sample.image, np.ndarray):
+            digest.update(np.ascontiguousarray(sample.image).tobytes())
+        else:
+            with open(sample.image, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def find_leaks(index: DatasetIndex, parts: dict[str, list[int]] | None = None, content: bool = True) -> list[str]:
+    """Problems that make a test score lie: the same file listed twice, the same file (or the same image
+    content under another name) in two parts, e.g. train and test. ``parts`` maps part name -> sample
+    indices (a training split); by default each sample's own ``split`` is its part.
+
+    Content is compared by sha256, only among samples whose file size (array shape) collides.
+    """
+    samples = index.samples
+    if parts is None:
+        part_of = {i: (s.split or "") for i, s in enumerate(samples)}
+    else:
+        part_of = {i: part for part, indices in parts.items() for i in indices}
+    chosen = sorted(part_of)
+    problems = []
+
+    def where(part: str) -> str:
+        return f" ({part})" if part else ""
+
+    by_path: dict[str, list[int]] = {}
+    for i in chosen:
+        if isinstance(samples[i].image, (str, os.PathLike)):
+            by_path.setdefault(os.path.normpath(str(samples[i].image)), []).append(i)
+    listed_twice = set()
+    for path, rows in by_path.items():
+        if len(rows) < 2:
+            continue
+        listed_twice.update(rows[1:])
+        names = sorted({part_of[i] for i in rows})
+        if len(names) > 1:
+            problems.append(f"{path}: leak, the same file is in {' and '.join(n or 'no split' for n in names)}")
+        else:
+            problems.append(f"{path}: duplicate, listed {len(rows)} times{where(names[0])}")
+    if content:
+        groups: dict[tuple, list[int]] = {}
+        in_memory = 0
+        for i in chosen:
+            if i in listed_twice:
+                continue
+            key = _content_key(samples[i])
+            if key is None:
+                continue
+            if key[0] == "array":
+                in_memory += samples[i].image.nbytes
+            groups.setdefault(key, []).append(i)
+        if in_memory > IN_MEMORY_HASH_LIMIT:
+            groups = {k: v for k, v in groups.items() if k[0] != "array"}
+        by_hash: dict[str, list[int]] = {}
+        for rows in groups.values():
+            if len(rows) > 1:
+                for i in rows:
+                    digest = _content_hash(samples[i])
+                    if digest is not None:
+                        by_hash.setdefault(digest, []).append(i)
+        for rows in by_hash.values():
+            if len(rows) < 2:
+                continue
+            first = rows[0]
+            for other in rows[1:]:
+                a, b = samples[first], samples[other]
+                kind = "leak" if part_of[first] != part_of[other] else "duplicate"
+                problems.append(f"{_image_name(b)}{where(part_of[other])}: {kind}, the same image as "
+                                f"{_image_name(a)}{where(part_of[first])}")
+    return problems
+
+
+def refuse_leaks(index: DatasetIndex, parts: dict[str, list[int]], allow: bool) -> list[str]:
+    """Raise ``ValueError`` when the training split has duplicates or leaks, unless ``allow`` (then warn)."""
+    import logging
+
+    problems = find_leaks(index, parts)
+    if problems and not allow:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ValueError(f"{index.name}: {problems[0]}{more}; `phanet data check` lists them all; fix the data "
+                         "or pass --allow-leaks (data.allow_leaks=true) to train anyway")
+    for line in problems[:20]:
+        logging.getLogger(__name__).warning("%s (allowed by data.allow_leaks)", line)
+    return problems

@@ -25,7 +25,9 @@ not a skipped sample.
 from __future__ import annotations
 
 import csv
+import difflib
 import json
+import os
 import statistics
 from pathlib import Path
 
@@ -50,7 +52,7 @@ def load_generic(root: str | Path | None) -> DatasetIndex:
         raise DatasetLayoutError(f"generic: {labels_path} not found; expected {EXPECTED}")
     rows = read_label_rows(labels_path)
     declared = read_label_space(root / LABELSPACE_FILE)
-    label_space = declared or infer_label_space(rows)
+    label_space = declared or infer_label_space(rows, labels_path)
     samples = [row_to_sample(root, labels_path, line, row, label_space) for line, row in rows]
     check_images_exist(root, labels_path, rows)
     protocol = "official" if any(s.split for s in samples) else "subject_kfold"
@@ -62,6 +64,16 @@ register_dataset("csv")(load_generic)
 
 def read_label_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
     """``(line number, row)`` pairs of a labels CSV; raises on missing columns or ragged rows."""
+    try:
+        return _read_label_rows(path)
+    except UnicodeDecodeError as err:
+        raise DatasetLayoutError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); "
+                                 "save the CSV as UTF-8") from None
+    except csv.Error as err:
+        raise DatasetLayoutError(f"{path}: not a readable CSV ({err})") from None
+
+
+def _read_label_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle, restkey="__extra__")
         header = [name.strip() for name in reader.fieldnames or ()]
@@ -104,7 +116,30 @@ def expression_order(names: set[str]) -> tuple[str, ...]:
     return tuple(canonical + sorted(names - set(canonical)))
 
 
-def infer_label_space(rows: list[tuple[int, dict[str, str]]]) -> LabelSpace:
+def check_expression_names(rows: list[tuple[int, dict[str, str]]], path: Path | str) -> None:
+    """Without ``labelspace.json`` a new class name is accepted only when it is not a near-miss of a
+    canonical name or of another name in the file (``happpy``, ``Happy``): that is a typo, an error."""
+    counts: dict[str, int] = {}
+    first_line: dict[str, int] = {}
+    for line, row in rows:
+        name = row["expression"]
+        counts[name] = counts.get(name, 0) + 1
+        first_line.setdefault(name, line)
+    for name in sorted(counts, key=lambda n: first_line[n]):
+        if not name or name in CANONICAL_EXPRESSIONS:
+            continue
+        others = [n for n in (*CANONICAL_EXPRESSIONS, *counts) if n and n != name
+                  and (n in CANONICAL_EXPRESSIONS or counts[n] > counts[name])]
+        lowered = [n for n in others if n.lower() == name.lower()]
+        close = lowered or difflib.get_close_matches(name, others, n=1, cutoff=0.8)
+        if close:
+            raise DatasetLayoutError(
+                f"{path} line {first_line[name]}: unknown expression {name!r} ({counts[name]} row(s)) looks like "
+                f"a misspelling of {close[0]!r}; fix the label, or declare every class in {LABELSPACE_FILE}")
+
+
+def infer_label_space(rows: list[tuple[int, dict[str, str]]], path: Path | str = LABELS_FILE) -> LabelSpace:
+    check_expression_names(rows, path)
     expressions = {row["expression"] for _, row in rows if row["expression"]}
     angles: dict[str, tuple[list[float], list[float]]] = {}
     for _, row in rows:
@@ -134,6 +169,9 @@ def row_to_sample(root: Path, path: Path, line: int, row: dict[str, str], space:
     where = f"{path} line {line}"
     if not row["image"]:
         raise DatasetLayoutError(f"{where}: empty 'image'; expected a path relative to {root}")
+    if not is_inside(root, row["image"]):
+        raise DatasetLayoutError(f"{where}: image {row['image']!r} is outside the dataset root {root}; "
+                                 "expected a path relative to it, without '..'")
     if row["expression"] not in space.expressions:
         raise DatasetLayoutError(
             f"{where}: expression {row['expression']!r} is not one of {', '.join(space.expressions)}"
@@ -165,6 +203,15 @@ def row_to_sample(root: Path, path: Path, line: int, row: dict[str, str], space:
         split=split or None,
         extra=extra,
     )
+
+
+def is_inside(root: Path, relative: str) -> bool:
+    """True when ``root / relative`` stays under ``root`` (no absolute path, no escaping ``..``)."""
+    if Path(relative).is_absolute() or relative.startswith(("/", "\\")):
+        return False
+    base = os.path.normpath(str(root))
+    target = os.path.normpath(os.path.join(base, relative))
+    return target == base or target.startswith(base.rstrip(os.sep) + os.sep)
 
 
 def check_images_exist(root: Path, path: Path, rows: list[tuple[int, dict[str, str]]]) -> None:

@@ -173,6 +173,8 @@ def synthetic_index(
                         yaw=pose.yaw,
                         pitch=pose.pitch,
                         split=split_of[subject],
+                        # kept when the image is rendered into memory (the demo), for provenance checks
+                        extra={"generator_seed": seed, "generator_id": subject},
                     ))
     protocol = "official" if splits else "subject_kfold"
     return DatasetIndex(samples=samples, label_space=space, default_protocol=protocol, name="synthetic")
