@@ -19,7 +19,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -364,9 +364,31 @@ def fit(
     if any_rank(failed is not None, dist_info):
         raise failed or RunFolderError(f"{out_dir}: rank 0 cannot use this run folder (see its error)")
     try:
-        return _fit_in_owned_folder(config, out_dir, dist_info, data, resume, progress, on_step, write_report)
+        with terminate_raises(out_dir):
+            return _fit_in_owned_folder(config, out_dir, dist_info, data, resume, progress, on_step, write_report)
     finally:
         lock.release()
+
+
+@contextmanager
+def terminate_raises(out_dir: Path):
+    """SIGTERM outside a training step (loading data, evaluating) raises :class:`TrainingInterrupted`, so
+    the run folder's lock is released; inside the training loop it stops gracefully (``stop_on_signals``)."""
+    import signal
+    import threading
+
+    def handler(signum, frame):
+        raise TrainingInterrupted(f"terminated by {signal.Signals(signum).name} outside a training step; run "
+                                  f"again (with --resume if {out_dir / RESUME_FILE} exists)")
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def merge_epoch_stats(partial: dict | None, stats: dict, batched: int) -> dict:

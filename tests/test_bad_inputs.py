@@ -144,6 +144,24 @@ def test_the_lock_is_held_while_training_and_released_on_exceptions_and_sigterm(
     assert (interrupted / "resume.pt").exists() and not (interrupted / LOCK_FILE).exists()
 
 
+def test_sigterm_before_training_starts_releases_the_lock_too(tmp_path, monkeypatch):
+    import phanet.engine as engine
+
+    real = engine.build_model
+
+    def build_then_terminated(*args):
+        model = real(*args)
+        signal.raise_signal(signal.SIGTERM)  # e.g. while the data is loading, before the first step
+        return model
+
+    monkeypatch.setattr(engine, "build_model", build_then_terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TrainingInterrupted, match="terminated by SIGTERM outside a training step"):
+        quick_fit(tmp_path / "run")
+    assert not (tmp_path / "run" / LOCK_FILE).exists() and not (tmp_path / "run" / "best.safetensors").exists()
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
 def test_a_lock_in_the_same_process_is_exclusive_and_disabled_locks_write_nothing(tmp_path):
     with RunLock(tmp_path / "a"):
         with pytest.raises(RunFolderError, match=f"in use by process {os.getpid()}"):
