@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError) as err:  # user errors: a clear line, no traceback (-v shows it)
         if args.verbose:
             raise
-        print(f"phanet {args.command}: error: {err}", file=sys.stderr)
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err  # no repr quotes
+        print(f"phanet {args.command}: error: {message}", file=sys.stderr)
         return 1
     return int(result or 0)
 

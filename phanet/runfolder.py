@@ -31,8 +31,9 @@ RUN_FILES = (
     CONFIG_FILE, "folds.json", RESUME_FILE, "history.json", "metrics.json",
     "best.safetensors", "best.json", "last.safetensors", "last.json", "cv_metrics.json",
 )
-# Their presence means "a run was started here".
-RUN_MARKERS = (CONFIG_FILE, RESUME_FILE, "best.json", "last.json", "metrics.json", "history.json", "cv_metrics.json")
+# Their presence means "a run trained here" (a config.yaml alone is left by an attempt that failed before
+# training, e.g. on a data error: nothing to protect, and the next attempt may write over it).
+RUN_MARKERS = (RESUME_FILE, "best.json", "last.json", "metrics.json", "history.json", "cv_metrics.json")
 
 
 class RunFolderError(ValueError):

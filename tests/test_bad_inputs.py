@@ -113,6 +113,25 @@ def test_a_second_writer_gets_an_error_naming_the_holder_and_the_folder_is_untou
     assert snapshot(run) == before  # no config.yaml, folds.json or .tmp file written by the loser
 
 
+def test_two_processes_cannot_own_one_run_folder_and_a_killed_owner_does_not_brick_it(tmp_path, caplog):
+    run = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from phanet.runfolder import RunLock; "
+         "RunLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(60)", str(run)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunFolderError, match=rf"{run} is in use by process {holder.pid} \(lock file"):
+            quick_fit(run)
+        assert sorted(p.name for p in run.iterdir()) == [LOCK_FILE]  # the loser wrote nothing
+    finally:
+        holder.kill()  # like kill -9: no chance to release the lock
+        holder.wait()
+    quick_fit(run)
+    assert f"taking over the stale lock of process {holder.pid}" in caplog.text
+    assert (run / "best.safetensors").exists() and not (run / LOCK_FILE).exists()
+
+
 def test_a_stale_lock_of_a_dead_process_is_taken_over_with_a_warning(tmp_path, dead_pid, caplog):
     run = tmp_path / "run"
     run.mkdir()
@@ -382,6 +401,17 @@ def test_bad_values_on_the_command_line_are_one_line_errors_and_write_nothing(tm
     assert code == 1
     assert message in error_line(capsys.readouterr().err, "train")
     assert not (run / "best.safetensors").exists() and not (run / LOCK_FILE).exists()
+
+
+def test_unknown_dataset_names_and_options_are_one_line_errors(tmp_path, generic_root, capsys):
+    run = tmp_path / "run"
+    args = ["train", "--root", str(generic_root), "--out", str(run), *COMMON]
+    assert main([*args, "--set", "data.options.bogus=1"]) == 1
+    line = error_line(capsys.readouterr().err, "train")
+    assert "dataset 'generic' has no option bogus (data.options)" in line
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml"]  # failed before training: not a run
+    assert main(["train", "--dataset", "nosuch", "--out", str(run)]) == 1
+    assert error_line(capsys.readouterr().err, "train").startswith("phanet train: error: unknown dataset 'nosuch';")
 
 
 def test_a_traceback_only_with_verbose(tmp_path, generic_root):

@@ -76,6 +76,16 @@ def get_dataset_loader(name: str) -> Callable[..., DatasetIndex]:
 
 
 def load_dataset(name: str, root: str | Path | None, **options) -> DatasetIndex:
-    index = get_dataset_loader(name)(root, **options)
+    import inspect
+
+    loader = get_dataset_loader(name)
+    parameters = inspect.signature(loader).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        accepted = list(parameters)[1:]
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise ValueError(f"dataset {name!r} has no option {', '.join(unknown)} (data.options); "
+                             f"its options: {', '.join(accepted) or '(none)'}")
+    index = loader(root, **options)
     index.name = index.name or name
     return index
