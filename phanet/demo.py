@@ -3,18 +3,23 @@
 Renders a multi-view synthetic set (no dataset needed), trains PhaNet and the plain baseline on the
 same training subjects with the same budget, evaluates both on unseen subjects, prints the per-pose
 accuracy of both side by side, and writes one report folder with both runs.
+
+The folder records the demo's settings and which models have finished (``demo_state.json``), so an
+interrupted demo continues with ``phanet demo --resume --out DIR``: finished models are reused, the
+interrupted one continues from its ``resume.pt``.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from phanet.config import Config
@@ -88,30 +93,212 @@ def demo_config(settings: DemoSettings, model: str) -> Config:
     return config
 
 
-def run_demo(out_dir: str | Path, settings: DemoSettings, progress: bool = True) -> dict:
-    """Train and evaluate every model of ``settings``; returns ``{model: test metrics}``."""
-    from phanet.engine import PreparedData, fit
+STATE_FILE = "demo_state.json"
+
+
+def settings_to_json(settings: DemoSettings) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(settings)))
+
+
+def _read_state(out_dir: Path) -> dict:
+    path = out_dir / STATE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{out_dir} holds no demo to resume (no {STATE_FILE}); "
+                                f"start one with `phanet demo --out {out_dir}`")
+    return json.loads(path.read_text())
+
+
+def _write_state(out_dir: Path, state: dict) -> None:
+    tmp = out_dir / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(out_dir / STATE_FILE)
+
+
+def load_demo_settings(out_dir: str | Path) -> DemoSettings:
+    """The settings the demo in ``out_dir`` was started with (what ``phanet demo --resume`` continues)."""
+    saved = dict(_read_state(Path(out_dir))["settings"])
+    unknown = sorted(set(saved) - {f.name for f in dataclasses.fields(DemoSettings)})
+    if unknown:
+        raise ValueError(f"{Path(out_dir) / STATE_FILE}: unknown demo setting(s) {unknown}")
+    saved["models"] = tuple(saved["models"])
+    return DemoSettings(**saved)
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+class DemoProgress:
+    """The demo's overall progress over every model's training steps: model k of n, epoch, ETA.
+
+    With ``bar=True`` (a terminal) it is one tqdm line above the per-epoch bars; otherwise one log
+    line per finished epoch. The ETA extrapolates the training steps timed in this process (model
+    building, evaluation and reports are not in it).
+    """
+
+    def __init__(self, models, epochs: int, steps_per_epoch: int, bar: bool):
+        self.models, self.epochs, self.steps = list(models), max(1, epochs), max(1, steps_per_epoch)
+        self.total = len(self.models) * self.epochs * self.steps
+        self.model = 0
+        self.done = 0
+        self._first: tuple[int, float] | None = None  # (steps done, time) at the first timed step
+        self._untimed = 0  # steps counted as done after that without being run here (reused models)
+        self.bar = None
+        if bar:
+            self.bar = tqdm(total=self.total, desc="demo", position=0, dynamic_ncols=True,
+                            bar_format="{desc} |{bar}| {percentage:3.0f}%{postfix}")
+
+    def __enter__(self) -> DemoProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def eta(self) -> float | None:
+        if self._first is None or self.done <= self._first[0]:
+            return None
+        steps, t0 = self._first
+        timed = self.done - steps - self._untimed
+        if timed <= 0:
+            return None
+        return (self.total - self.done) * (time.perf_counter() - t0) / timed
+
+    def line(self, epoch: int) -> str:
+        name = self.models[self.model]
+        eta = self.eta()
+        return (f"model {self.model + 1}/{len(self.models)} {name}, epoch {min(epoch, self.epochs)}/{self.epochs}, "
+                f"{100 * self.done / self.total:.0f}% of training, ETA {'?' if eta is None else _duration(eta)}")
+
+    def _show(self, epoch: int) -> None:
+        if self.bar is not None:
+            eta = self.eta()
+            self.bar.set_description_str(
+                f"demo: model {self.model + 1}/{len(self.models)} {self.models[self.model]}, "
+                f"epoch {min(epoch, self.epochs)}/{self.epochs}", refresh=False)
+            self.bar.set_postfix_str(f"ETA {'?' if eta is None else _duration(eta)}", refresh=False)
+            self.bar.n = self.done
+            self.bar.refresh()
+
+    def _jump(self, done: int) -> None:
+        if self._first is not None:  # work not run here must not count as fast steps
+            self._untimed += done - self.done
+        self.done = done
+
+    def start(self, k: int) -> None:
+        self.model = k
+        self._jump(k * self.epochs * self.steps)
+        self._show(1)
+
+    def finished(self, k: int) -> None:
+        """Model ``k`` is done (trained now, or earlier and reused)."""
+        self.model = k
+        self._jump((k + 1) * self.epochs * self.steps)
+        self._show(self.epochs)
+
+    def on_step(self, epoch: int, step: int) -> None:
+        """After training step ``step`` (1-based) of epoch ``epoch`` (0-based) of the current model."""
+        self.done = min(self.total, (self.model * self.epochs + epoch) * self.steps + min(step, self.steps))
+        if self._first is None:
+            self._first = (self.done, time.perf_counter())
+        self._show(epoch + 1)
+        if self.bar is None and step >= self.steps:
+            log.info("%s", self.line(epoch + 1))
+
+
+def run_demo(
+    out_dir: str | Path,
+    settings: DemoSettings,
+    progress: bool = True,
+    resume: bool = False,
+    keep_resume: bool = False,
+    on_step: Callable[[str, int, int], None] | None = None,
+    overwrite: bool = False,
+) -> dict:
+    """Train and evaluate every model of ``settings``; returns ``{model: test metrics}``.
+
+    ``progress``: tqdm bars (for a terminal); otherwise log lines only. ``resume``: continue the demo
+    recorded in ``out_dir`` (pass its settings, :func:`load_demo_settings`): models that finished are
+    reused, an interrupted one continues from its ``resume.pt``. ``keep_resume``: keep each model's
+    ``resume.pt`` after it completes. ``on_step(model, epoch, step)`` is called after each training step.
+    An existing demo in ``out_dir`` is an error unless ``resume`` or ``overwrite`` (which retrains every model).
+    """
+    import torch
+
+    from phanet.engine import PreparedData, TrainingInterrupted, fit
     from phanet.report import per_pose_table, plot_accuracy_vs_pose
+    from phanet.resume import RESUME_FILE
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    state = {"settings": settings_to_json(settings), "finished": []}
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite contradict each other: choose one")
+    if not resume and not overwrite and (out_dir / STATE_FILE).is_file():
+        raise ValueError(f"{out_dir} already holds a demo; pass --resume to continue it or --overwrite to replace "
+                         "it, or choose another --out")
+    if resume:
+        saved = _read_state(out_dir)
+        if load_demo_settings(out_dir) != settings:
+            raise ValueError(f"{out_dir / STATE_FILE} records other demo settings than the ones given")
+        state["finished"] = [m for m in saved.get("finished", []) if (out_dir / m / "metrics.json").is_file()]
+    _write_state(out_dir, state)
     started = time.perf_counter()
     index, split = render_demo_data(settings, progress)
     _write_preview(index, out_dir / "synthetic_preview.png")
     log.info("synthetic set: %s", {k: len(v) for k, v in split.items()})
+    train_size = len(split["train"])
+    steps_per_epoch = train_size // max(1, min(settings.batch_size, train_size))
     results = {}
-    for model in settings.models:
-        log.info("training %s for %d epochs", model, settings.epochs)
-        data = PreparedData(index, copy.deepcopy(split))
-        results[model] = fit(demo_config(settings, model), out_dir / model, data=data, progress=progress)
+    redirect = _logging_above_bars() if progress else _no_context()
+    with redirect, DemoProgress(settings.models, settings.epochs, steps_per_epoch, bar=progress) as overall:
+        for k, model in enumerate(settings.models):
+            run_dir = out_dir / model
+            if model in state["finished"]:
+                results[model] = json.loads((run_dir / "metrics.json").read_text())
+                log.info("%s finished earlier: reusing %s", model, run_dir)
+                overall.finished(k)
+                continue
+            config = demo_config(settings, model)
+            config.train.keep_resume = keep_resume
+            continuing = resume and (run_dir / RESUME_FILE).is_file()
+            # resuming, a model folder without resume.pt (killed before one was written) is started again
+            restart = overwrite or (resume and not continuing)
+            log.info("%s %s for %d epochs (model %d/%d)", "continuing" if continuing else "training", model,
+                     settings.epochs, k + 1, len(settings.models))
+            overall.start(k)
+
+            def step_hook(epoch: int, step: int, model: str = model) -> None:
+                overall.on_step(epoch, step)
+                if on_step is not None:
+                    on_step(model, epoch, step)
+
+            data = PreparedData(index, copy.deepcopy(split))
+            try:
+                results[model] = fit(config, run_dir, data=data, resume=continuing, progress=progress,
+                                     on_step=step_hook, overwrite=restart)
+            except TrainingInterrupted as stop:
+                where = str(stop).split(";")[0]
+                raise TrainingInterrupted(f"{model}: {where}; resume with `phanet demo --resume --out {out_dir}`") \
+                    from None
+            state["finished"].append(model)
+            _write_state(out_dir, state)
+            overall.finished(k)
     wall = time.perf_counter() - started
     table = per_pose_table(results)
     plot_accuracy_vs_pose({m: r["per_pose_accuracy"] for m, r in results.items()}, out_dir / "accuracy_vs_pose.png",
                           f"unseen synthetic subjects ({settings.poses}, {settings.size}px)")
     summary = {
-        "settings": settings.__dict__ | {"models": list(settings.models)},
+        "settings": settings_to_json(settings),
         "split_sizes": {k: len(v) for k, v in split.items()},
-        "wall_seconds": wall,
+        "wall_seconds": wall,  # of this invocation (a resumed demo: the part run after resuming)
+        "resumed": resume,
+        "torch_threads": torch.get_num_threads(),
         "results": {m: {k: r[k] for k in ("accuracy", "macro_f1", "per_pose_accuracy", "per_expression_accuracy",
                                           "train_seconds", "best_epoch")} for m, r in results.items()},
     }
@@ -124,18 +311,28 @@ def run_demo(out_dir: str | Path, settings: DemoSettings, progress: bool = True)
     return results
 
 
+def _logging_above_bars():
+    """Log records printed above the tqdm bars instead of through them."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    return logging_redirect_tqdm(loggers=[logging.getLogger()])
+
+
+def _no_context():
+    from contextlib import nullcontext
+
+    return nullcontext()
+
+
 def _write_preview(index: DatasetIndex, path: Path) -> None:
-    """Contact sheet of the first training subject: rows = expressions, columns = poses."""
-    from PIL import Image
+    """Contact sheet of the first training subject, labelled like ``phanet synth --preview``:
+    rows = expressions, columns = poses."""
+    from phanet.data.synthetic.writer import contact_sheet
 
     first = index.samples[0].subject
     cells = {}
     for sample in index.samples:
-        if sample.subject == first:
+        if sample.subject == first and sample.pose >= 0:
             cells.setdefault((sample.expression, sample.pose), sample.image)
-    rows, cols = index.label_space.num_expressions, max(1, index.label_space.num_poses)
-    side = next(iter(cells.values())).shape[0]
-    sheet = np.full((rows * side, cols * side, 3), 255, np.uint8)
-    for (e, p), image in cells.items():
-        sheet[e * side:(e + 1) * side, max(p, 0) * side:(max(p, 0) + 1) * side] = image
-    Image.fromarray(sheet).save(path)
+    space = index.label_space
+    contact_sheet(cells, space.expressions, [p.name for p in space.poses]).save(path)

@@ -76,7 +76,7 @@ print(os.environ.get("OMP_WAIT_POLICY"), "torch" in sys.modules)
 
 
 @pytest.mark.parametrize("argv", [
-    ["train", "--dataset", "kdef"], ["cv", "--dataset", "kdef"],
+    ["train", "--dataset", "kdef"], ["cv", "--dataset", "kdef"], ["demo"],
     ["evaluate", "--checkpoint", "x", "--dataset", "kdef"], ["predict", "photo.jpg", "--checkpoint", "x"],
 ])
 def test_threads_flag_is_parsed_on_the_commands_that_compute(argv):
@@ -93,6 +93,7 @@ def test_threads_flag_is_parsed_on_the_commands_that_compute(argv):
     ["cv", "--dataset", "no_such_dataset", "--root", "{tmp}"],
     ["evaluate", "--checkpoint", "{tmp}/missing", "--dataset", "no_such_dataset", "--root", "{tmp}"],
     ["predict", "{tmp}/missing.jpg", "--checkpoint", "{tmp}/missing", "--no-detect"],
+    ["demo", "--resume", "--out", "{tmp}/no_demo_here"],
 ])
 def test_threads_flag_reaches_torch_set_num_threads_first(argv, tmp_path, monkeypatch):
     calls = []

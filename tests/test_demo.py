@@ -1,11 +1,17 @@
 """`phanet demo --quick` end to end (the README's main job, CI-sized) and `phanet info`."""
 
 import json
+import logging
+import os
+import signal
+import subprocess
+import sys
 
 import pytest
 
 from phanet.cli import main
-from phanet.demo import DemoSettings, render_demo_data
+from phanet.demo import DemoSettings, render_demo_data, run_demo
+from phanet.engine import TrainingInterrupted
 
 
 def test_demo_data_keeps_train_val_and_test_subjects_disjoint():
@@ -36,3 +42,74 @@ def test_info_lists_models_with_parameter_counts_and_datasets(capsys):
     printed = capsys.readouterr().out
     assert "phanet_r18" in printed and "baseline_r18" in printed and "M" in printed
     assert "kdef" in printed and "synthetic" in printed
+
+
+def tiny_demo(**kw) -> DemoSettings:
+    # 2 training subjects x 35 images, batch 16: 4 steps per epoch
+    values = dict(train_subjects=2, val_subjects=1, test_subjects=1, per_cell=1, size=32, epochs=2, batch_size=16,
+                  models=("baseline_r18", "mtl_r18"))
+    return DemoSettings(**(values | kw))
+
+
+@pytest.mark.slow
+def test_an_interrupted_demo_resumes_reusing_finished_models(tmp_path, capsys, caplog):
+    def interrupt(model, epoch, step):
+        if (model, epoch, step) == ("mtl_r18", 1, 1):
+            signal.raise_signal(signal.SIGTERM)
+
+    with pytest.raises(TrainingInterrupted, match=f"phanet demo --resume --out {tmp_path}"):
+        run_demo(tmp_path, tiny_demo(), progress=False, on_step=interrupt)
+    state = json.loads((tmp_path / "demo_state.json").read_text())
+    assert state["finished"] == ["baseline_r18"]
+    assert (tmp_path / "mtl_r18" / "resume.pt").exists() and not (tmp_path / "baseline_r18" / "resume.pt").exists()
+    finished = (tmp_path / "baseline_r18" / "best.safetensors").stat().st_mtime_ns
+
+    # the sub-run's own hint would retrain on data the demo did not record: it points to the demo instead
+    assert main(["train", "--resume", "--out", str(tmp_path / "mtl_r18")]) == 1
+    assert f"phanet demo --resume --out {tmp_path}" in capsys.readouterr().err
+    assert not (tmp_path / "mtl_r18" / "folds.json").exists()
+    assert main(["demo", "--resume", "--out", str(tmp_path), "--epochs", "3"]) == 1  # settings are the recorded ones
+    assert "drop --epochs" in capsys.readouterr().err
+    assert main(["demo", "--out", str(tmp_path)]) == 1  # never silently over an existing demo
+    assert "--resume" in capsys.readouterr().err
+
+    caplog.set_level(logging.INFO)
+    assert main(["demo", "--resume", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert "baseline_r18 finished earlier" in caplog.text
+    assert "at epoch 2, step 1" in caplog.text  # mtl_r18 continued from its resume point
+    assert (tmp_path / "baseline_r18" / "best.safetensors").stat().st_mtime_ns == finished
+    summary = json.loads((tmp_path / "demo_summary.json").read_text())
+    assert set(summary["results"]) == {"baseline_r18", "mtl_r18"} and summary["resumed"]
+    assert len(json.loads((tmp_path / "mtl_r18" / "history.json").read_text())) == 2
+    assert not list(tmp_path.glob("*/resume.pt"))  # completed runs keep no resume point
+    assert "mtl_r18" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_demo_without_a_terminal_logs_progress_and_stops_on_sigterm_with_one_line(tmp_path):
+    """The CLI as a user's script or CI log sees it: stderr is a pipe, then SIGTERM, then --resume."""
+    out = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "phanet", "demo", "--quick", "--train-subjects", "2", "--test-subjects", "1",
+           "--size", "32", "--epochs", "3", "--models", "baseline_r18", "--out", str(out), "--threads", "1"]
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if "model 1/1 baseline_r18, epoch 1/3" in line:
+            proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=300) == 130
+    stderr = "".join(lines)
+    assert "Traceback" not in stderr and "\r" not in stderr
+    assert "ETA" in stderr
+    assert lines[-1].startswith("phanet demo: baseline_r18: stopped ")  # at/after a step of epoch 1 or 2
+    assert f"phanet demo --resume --out {out}" in lines[-1]
+
+    done = subprocess.run(cmd[:4] + ["--resume", "--out", str(out), "--threads", "1"], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "\r" not in done.stderr and "model 1/1 baseline_r18, epoch 3/3" in done.stderr
+    assert "yaw+90" in done.stdout
+    summary = json.loads((out / "demo_summary.json").read_text())
+    assert summary["torch_threads"] == 1 and summary["results"]["baseline_r18"]["best_epoch"] >= 1
+    assert not (out / "baseline_r18" / "resume.pt").exists()

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from phanet.commands.common import add_threads_flag, apply_threads
+
+# flags that set demo sizes: fixed by the demo folder when resuming
+SETTING_FLAGS = ("poses", "epochs", "size", "train_subjects", "test_subjects", "models", "device", "workers", "seed")
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -22,23 +27,65 @@ def register(subparsers) -> None:
     parser.add_argument("--device", help="auto (default), cpu or cuda")
     parser.add_argument("--workers", type=int, help="DataLoader workers (default 0: images are in memory)")
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="log lines instead of progress bars (the default when stderr is not a terminal)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted demo in --out with its recorded settings: finished models "
+                        "are reused, the interrupted one continues from its resume.pt")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing demo in --out (every model is trained again)")
+    parser.add_argument("--keep-resume", action="store_true",
+                        help="keep each model's resume.pt after it completes (default: deleted)")
+    add_threads_flag(parser)
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
+    import signal
+    import sys
+    import threading
     import time
     from pathlib import Path
 
-    from phanet.demo import DemoSettings, run_demo
+    apply_threads(args)
+    from phanet.demo import DemoSettings, load_demo_settings, run_demo
+    from phanet.engine import TrainingInterrupted
 
-    settings = DemoSettings.quick() if args.quick else DemoSettings()
     overrides = {"poses": args.poses, "epochs": args.epochs, "size": args.size, "device": args.device,
                  "train_subjects": args.train_subjects, "test_subjects": args.test_subjects,
                  "workers": args.workers, "seed": args.seed, "models": tuple(args.models) if args.models else None}
-    for key, value in overrides.items():
-        if value is not None:
-            setattr(settings, key, value)
+    if args.resume:
+        if not args.out:
+            raise ValueError("--resume needs --out DIR (the demo folder to continue)")
+        given = [f"--{k.replace('_', '-')}" for k in SETTING_FLAGS if overrides[k] is not None]
+        given += ["--quick"] if args.quick else []
+        if given:
+            raise ValueError(f"--resume continues with the settings recorded in {args.out}; drop {' '.join(given)}")
+        settings = load_demo_settings(args.out)
+    else:
+        settings = DemoSettings.quick() if args.quick else DemoSettings()
+        for key, value in overrides.items():
+            if value is not None:
+                setattr(settings, key, value)
     out = Path(args.out) if args.out else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-demo"
-    run_demo(out, settings, progress=not args.no_progress)
+    # bars on a terminal; a log (no carriage-return redraws) when stderr goes to a file or pipe
+    progress = not args.no_progress and sys.stderr.isatty()
+
+    def terminate(signum, frame):  # SIGTERM outside training: stop like Ctrl-C (training saves a resume point)
+        raise KeyboardInterrupt
+
+    in_main_thread = threading.current_thread() is threading.main_thread()  # signals can be handled only there
+    previous = signal.signal(signal.SIGTERM, terminate) if in_main_thread else None
+    try:
+        run_demo(out, settings, progress=progress, resume=args.resume, keep_resume=args.keep_resume,
+                 overwrite=args.overwrite)
+    except TrainingInterrupted as stop:
+        print(f"phanet demo: {stop}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(f"phanet demo: interrupted; resume with `phanet demo --resume --out {out}`", file=sys.stderr)
+        return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 0

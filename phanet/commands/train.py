@@ -31,6 +31,10 @@ def run(args) -> int:
     if args.resume:
         if not args.out:
             raise ValueError("--resume needs --out DIR (the run folder to continue)")
+        demo = Path(args.out).parent
+        if (demo / "demo_state.json").is_file():  # a model folder of `phanet demo`: its data is the demo's
+            raise ValueError(f"{args.out} is a model of the demo in {demo}; continue the demo with "
+                             f"`phanet demo --resume --out {demo}`")
         from phanet.runfolder import prepare_run_folder
 
         prepare_run_folder(args.out, resume=True, overwrite=args.overwrite)  # a typo in --out is an error
