@@ -704,3 +704,30 @@ def test_a_dataset_index_of_distinct_samples_passes_the_leak_check():
                          Sample(image=index.samples[0].image.copy(), expression=0, item_id="y", split="test")],
                         index.label_space)
     assert find_leaks(same) == ["y (test): leak, the same image as x (train)"]
+
+
+def test_an_affectnet_row_pointing_outside_the_images_folder_is_an_error(tmp_path):
+    from phanet.data import load_dataset
+    from phanet.data.registry import DatasetLayoutError
+    from tests.test_data_affectnet import make_affectnet
+
+    name = "missing/../../../etc/passwd"  # "missing...": the fixture writes no picture for it
+    root = make_affectnet(tmp_path / "an", {"training": [("1/a.jpg", 0, 0), (name, 1, 0)],
+                                            "validation": [("3/g.jpg", 6, 0)]})
+    expected = rf"training.csv line 3: image '{name}' is outside the dataset root {root / 'Manually_Annotated_Images'}"
+    with pytest.raises(DatasetLayoutError, match=expected):
+        load_dataset("affectnet", root)
+
+
+def test_predict_save_annotated_writes_a_bounded_picture_of_a_huge_input(checkpoint, tmp_path, monkeypatch):
+    import phanet.inference.annotated as annotated
+
+    monkeypatch.setattr(annotated, "MAX_ANNOTATED_PIXELS", 200_000)
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.full((1500, 2000, 3), 100, np.uint8)).save(tmp_path / "in" / "big.png")
+    code = main(["predict", str(tmp_path / "in" / "big.png"), "--checkpoint", str(checkpoint), "--no-detect",
+                 "--save-annotated", str(tmp_path / "ann"), "--format", "jsonl", "-o", str(tmp_path / "p.jsonl")])
+    assert code == 0
+    with Image.open(tmp_path / "ann" / "big.png") as picture:
+        width, height = picture.size
+    assert width * height <= 200_000 and abs(width / height - 2000 / 1500) < 0.01

@@ -40,7 +40,7 @@ from phanet.data.landmark_pose import (
     parse_landmarks,
     require_opencv,
 )
-from phanet.data.layout import ListingCache, child, nearest_bin, require_dir
+from phanet.data.layout import ListingCache, child, is_inside, nearest_bin, require_dir
 from phanet.data.registry import DatasetIndex, DatasetLayoutError, register_dataset
 
 log = logging.getLogger(__name__)
@@ -175,6 +175,9 @@ def rows_to_samples(rows, csv_path: Path, image_dir: Path, label_space: LabelSpa
         if code < 0 or code > 10 or w <= 0 or h <= 0:
             problems.append(f"{where}: expression {code} or face box {w}x{h} out of range; skipped")
             continue
+        if not is_inside(image_dir, row["subDirectory_filePath"].strip()):
+            raise DatasetLayoutError(f"{where}: image {row['subDirectory_filePath'].strip()!r} is outside the "
+                                     f"dataset root {image_dir}; expected a path relative to it, without '..'")
         path = image_dir / row["subDirectory_filePath"].strip()
         if not listing.exists(path):
             problems.append(f"{path}: missing (named in {where}); skipped")

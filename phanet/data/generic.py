@@ -27,12 +27,11 @@ from __future__ import annotations
 import csv
 import difflib
 import json
-import os
 import statistics
 from pathlib import Path
 
 from phanet.data.base import CANONICAL_EXPRESSIONS, UNKNOWN_POSE, LabelSpace, PoseBin, Sample
-from phanet.data.layout import ListingCache, require_dir
+from phanet.data.layout import ListingCache, is_inside, require_dir
 from phanet.data.registry import DatasetIndex, DatasetLayoutError, register_dataset
 
 LABELS_FILE = "labels.csv"
@@ -203,15 +202,6 @@ def row_to_sample(root: Path, path: Path, line: int, row: dict[str, str], space:
         split=split or None,
         extra=extra,
     )
-
-
-def is_inside(root: Path, relative: str) -> bool:
-    """True when ``root / relative`` stays under ``root`` (no absolute path, no escaping ``..``)."""
-    if Path(relative).is_absolute() or relative.startswith(("/", "\\")):
-        return False
-    base = os.path.normpath(str(root))
-    target = os.path.normpath(os.path.join(base, relative))
-    return target == base or target.startswith(base.rstrip(os.sep) + os.sep)
 
 
 def check_images_exist(root: Path, path: Path, rows: list[tuple[int, dict[str, str]]]) -> None:

@@ -94,3 +94,12 @@ def yaw_bins(yaws: Iterable[float]) -> tuple[PoseBin, ...]:
 def nearest_bin(yaw: float, bins: tuple[PoseBin, ...]) -> int:
     """Index of the bin whose nominal yaw is closest to ``yaw`` (ties go to the smaller |yaw|)."""
     return min(range(len(bins)), key=lambda i: (abs(bins[i].yaw - yaw), abs(bins[i].yaw)))
+
+
+def is_inside(root: Path, relative: str) -> bool:
+    """True when ``root / relative`` stays under ``root`` (no absolute path, no escaping ``..``)."""
+    if Path(relative).is_absolute() or relative.startswith(("/", "\\")):
+        return False
+    base = os.path.normpath(str(root))
+    target = os.path.normpath(os.path.join(base, relative))
+    return target == base or target.startswith(base.rstrip(os.sep) + os.sep)
