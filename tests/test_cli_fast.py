@@ -2,10 +2,12 @@
 
 `phanet --help`, `phanet <cmd> --help` and argument errors must not import torch, timm or cv2; the
 entry point sets OMP_WAIT_POLICY=PASSIVE before torch loads unless the user set it; `--threads N`
-reaches torch.set_num_threads.
+reaches torch.set_num_threads; progress bars only on a terminal.
 """
 
+import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import pytest
 import torch
 
 from phanet.cli import build_parser, main
+from phanet.commands.common import show_progress
 
 HEAVY = ("torch", "timm", "cv2")
 COMMANDS = ("demo", "train", "evaluate", "cv", "synth", "data", "predict", "export", "info")
@@ -104,3 +107,28 @@ def test_threads_flag_reaches_torch_set_num_threads_first(argv, tmp_path, monkey
     except Exception:  # how a failure is reported is not what this test checks
         pass
     assert calls == [1]
+
+
+def test_progress_bars_only_on_a_terminal(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    args = build_parser().parse_args(["train"])
+    assert not show_progress(args)  # pytest's captured stderr is not a terminal
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert show_progress(args)
+    assert not show_progress(build_parser().parse_args(["train", "--no-progress"]))
+
+
+def test_train_into_a_log_has_no_carriage_return_redraws(tmp_path, capsys, caplog):
+    from tests.test_cli_engine import write_generic_tree
+
+    root = write_generic_tree(tmp_path / "data", subjects=3)
+    common = ["--dataset", "generic", "--model", "baseline_r18", "--no-pretrained", "--input-size", "32",
+              "--batch-size", "8", "--workers", "0", "--folds", "3"]  # no --no-progress: stderr decides
+    caplog.set_level(logging.INFO)
+    assert main(["train", "--root", str(root), "--epochs", "1", "--out", str(tmp_path / "run"), *common]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    assert "epoch 1/1" in caplog.text  # the log line that stands in for the bars

@@ -35,7 +35,8 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-leaks", action="store_true", default=None,
                         help="train even when the data has duplicates, train/test leaks or paths outside the "
                         "root (data.allow_leaks)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars, log lines only (the default when stderr is not a terminal)")
     parser.add_argument("--keep-resume", action="store_true", default=None,
                         help="keep resume.pt after the run completes (default: deleted; train.keep_resume)")
     add_threads_flag(parser)
@@ -57,6 +58,14 @@ def positive_int(text: str) -> int:
 
 def add_threads_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=positive_int, metavar="N", help=THREADS_HELP)
+
+
+def show_progress(args) -> bool:
+    """Progress bars only on a terminal: in a log file or pipe their carriage-return redraws are noise
+    (the engine logs one line per epoch either way); ``--no-progress`` turns them off everywhere."""
+    import sys
+
+    return not getattr(args, "no_progress", False) and sys.stderr.isatty()
 
 
 def apply_threads(args) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from phanet.commands.common import add_run_flags, apply_threads, build_config, default_out
+from phanet.commands.common import add_run_flags, apply_threads, build_config, default_out, show_progress
 
 
 def register(subparsers) -> None:
@@ -27,7 +27,7 @@ def run(args) -> int:
     apply_threads(args)
     config = build_config(args)
     out = Path(args.out) if args.out else default_out(config, "cv")
-    summary = cross_validate(config, out, folds=args.only_folds, progress=not args.no_progress,
+    summary = cross_validate(config, out, folds=args.only_folds, progress=show_progress(args),
                              overwrite=args.overwrite)
 
     def cell(stats):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from phanet.commands.common import add_threads_flag, apply_threads
+from phanet.commands.common import add_threads_flag, apply_threads, show_progress
 
 # flags that set demo sizes: fixed by the demo folder when resuming
 SETTING_FLAGS = ("poses", "epochs", "size", "train_subjects", "test_subjects", "models", "device", "workers", "seed")
@@ -68,8 +68,7 @@ def run(args) -> int:
             if value is not None:
                 setattr(settings, key, value)
     out = Path(args.out) if args.out else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-demo"
-    # bars on a terminal; a log (no carriage-return redraws) when stderr goes to a file or pipe
-    progress = not args.no_progress and sys.stderr.isatty()
+    progress = show_progress(args)  # bars on a terminal; log lines when stderr goes to a file or pipe
 
     def terminate(signum, frame):  # SIGTERM outside training: stop like Ctrl-C (training saves a resume point)
         raise KeyboardInterrupt

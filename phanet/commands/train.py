@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from phanet.commands.common import add_run_flags, apply_threads, build_config, default_out
+from phanet.commands.common import add_run_flags, apply_threads, build_config, default_out, show_progress
 
 
 def register(subparsers) -> None:
@@ -43,7 +43,7 @@ def run(args) -> int:
     config = build_config(args)
     out = Path(args.out) if args.out else default_out(config, "train")
     try:
-        results = fit(config, out, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)
+        results = fit(config, out, resume=args.resume, progress=show_progress(args), overwrite=args.overwrite)
     except TrainingInterrupted as stop:
         logging.getLogger("phanet").warning("%s", stop)
         return 130
