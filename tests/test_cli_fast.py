@@ -34,8 +34,8 @@ import phanet.cli
 from phanet.cli import build_parser, main
 build_parser()
 exits = []
-for argv in [["--help"], *[[c, "--help"] for c in {COMMANDS!r}], ["train", "--epochs", "x"], ["demo", "--threads", "0"],
-             ["nosuchcommand"]]:
+for argv in [["--help"], *[[c, "--help"] for c in {COMMANDS!r}], ["data", "check", "--help"],
+             ["export", "onnx", "--help"], ["train", "--epochs", "x"], ["demo", "--threads", "0"], ["nosuchcommand"]]:
     try:
         main(argv)
     except SystemExit as stop:
@@ -46,7 +46,7 @@ print(json.dumps({{"heavy": [m for m in {HEAVY!r} if m in sys.modules], "exits":
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["heavy"] == []
-    assert result["exits"] == [0] * (1 + len(COMMANDS)) + [2, 2, 2]
+    assert result["exits"] == [0] * (3 + len(COMMANDS)) + [2, 2, 2]
 
 
 def test_the_package_still_exports_its_public_names():
