@@ -731,3 +731,11 @@ def test_predict_save_annotated_writes_a_bounded_picture_of_a_huge_input(checkpo
     with Image.open(tmp_path / "ann" / "big.png") as picture:
         width, height = picture.size
     assert width * height <= 200_000 and abs(width / height - 2000 / 1500) < 0.01
+
+
+def test_a_non_utf8_fer2013_csv_names_the_file(tmp_path, capsys):
+    root = tmp_path / "fer"
+    root.mkdir()
+    (root / "fer2013.csv").write_bytes("emotion,pixels,Usage\n0,1 2 3,Training \xe9\n".encode("latin-1"))
+    assert main(["data", "check", "--dataset", "fer2013", "--root", str(root), "--no-open"]) == 1
+    assert f"{root / 'fer2013.csv'}: not UTF-8 text" in error_line(capsys.readouterr().err, "data")

@@ -40,7 +40,7 @@ from phanet.data.landmark_pose import (
     parse_landmarks,
     require_opencv,
 )
-from phanet.data.layout import ListingCache, child, is_inside, nearest_bin, require_dir
+from phanet.data.layout import ListingCache, child, is_inside, nearest_bin, require_dir, text_file
 from phanet.data.registry import DatasetIndex, DatasetLayoutError, register_dataset
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def find_csv(root: Path, name: str) -> Path:
 
 def read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
     """``(line, row)`` pairs; a file without the header row is read with the standard column order."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    with text_file(path), path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         first = next(reader, None)
         if first is None:

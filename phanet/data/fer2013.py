@@ -35,7 +35,7 @@ from phanet.data.landmark_pose import (
     estimated_pose_bins,
     read_landmarks_csv,
 )
-from phanet.data.layout import child, require_dir
+from phanet.data.layout import child, require_dir, text_file
 from phanet.data.registry import DatasetIndex, DatasetLayoutError, register_dataset
 
 FER2013_LABELS = ("anger", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -113,7 +113,7 @@ class FerRow:
 def read_fer2013(path: Path) -> list[FerRow]:
     """Every data row of fer2013.csv, in order; rows that do not parse carry a ``problem``."""
     rows = []
-    with path.open(newline="") as handle:
+    with text_file(path), path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         missing = {"emotion", "pixels", "Usage"} - set(reader.fieldnames or ())
         if missing:
@@ -142,7 +142,7 @@ def _parse_row(index: int, row: dict, where: str) -> FerRow:
 
 def ferplus_labels(path: Path, rows: list[FerRow]) -> list[str | None]:
     """The FER+ majority label (canonical name) of each FER2013 row, None where FER+ drops it."""
-    with path.open(newline="") as handle:
+    with text_file(path), path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         header = [name.strip() for name in reader.fieldnames or ()]
         missing = [c for c in ("Usage", *FERPLUS_VOTE_COLUMNS) if c not in header]

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from phanet.data.base import PoseBin, Sample
-from phanet.data.layout import nearest_bin, yaw_bins
+from phanet.data.layout import nearest_bin, text_file, yaw_bins
 
 DEFAULT_YAW_CENTRES = (-60.0, -30.0, 0.0, 30.0, 60.0)
 
@@ -155,7 +155,7 @@ def read_landmarks_csv(path: str | Path) -> dict[str, np.ndarray]:
     """
     path = Path(path)
     landmarks: dict[str, np.ndarray] = {}
-    with path.open(newline="") as handle:
+    with text_file(path), path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         missing = {"image", "landmarks"} - set(reader.fieldnames or ())
         if missing:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from contextlib import contextmanager
 from pathlib import Path
 
 from phanet.data.base import PoseBin
@@ -103,3 +104,14 @@ def is_inside(root: Path, relative: str) -> bool:
     base = os.path.normpath(str(root))
     target = os.path.normpath(os.path.join(base, relative))
     return target == base or target.startswith(base.rstrip(os.sep) + os.sep)
+
+
+@contextmanager
+def text_file(path: str | Path):
+    """Reading a text file (CSV, labels) inside this block: bytes that are not UTF-8 become one
+    :class:`DatasetLayoutError` naming the file, instead of a bare codec error."""
+    try:
+        yield
+    except UnicodeDecodeError as err:
+        raise DatasetLayoutError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8") \
+            from None

@@ -31,7 +31,7 @@ from phanet.data.landmark_pose import (
     estimated_pose_bins,
     read_landmarks_csv,
 )
-from phanet.data.layout import ListingCache, child, require_dir
+from phanet.data.layout import ListingCache, child, require_dir, text_file
 from phanet.data.registry import DatasetIndex, DatasetLayoutError, register_dataset
 
 LABELS = {1: "surprise", 2: "fear", 3: "disgust", 4: "happy", 5: "sad", 6: "anger", 7: "neutral"}
@@ -77,7 +77,9 @@ def _find(base: Path, *parts: str) -> Path:
 def read_labels(label_path: Path, image_dir: Path, aligned: bool, label_space: LabelSpace):
     samples, problems = [], []
     listing = ListingCache()
-    for line_number, line in enumerate(label_path.read_text().splitlines(), start=1):
+    with text_file(label_path):
+        label_lines = label_path.read_text(encoding="utf-8").splitlines()
+    for line_number, line in enumerate(label_lines, start=1):
         if not line.strip():
             continue
         where = f"{label_path} line {line_number}"
