@@ -595,10 +595,12 @@ def cross_validate(config: Config, out_dir: str | Path, folds: list[int] | None 
     if overwrite and init_distributed(config.train.device).is_main:
         with RunLock(out_dir):
             keep = {Path(config.data.fold_file).resolve()} if config.data.fold_file else set()
-            for path in run_files(out_dir):
+            # the old folds too, also those not run again (--only-folds): they belong to the old fold file
+            old_folds = [sub for sub in sorted(out_dir.glob("fold*")) if sub.is_dir() and sub.name[4:].isdigit()]
+            for path in [*run_files(out_dir), *(p for sub in old_folds for p in run_files(sub))]:
                 if path.resolve() not in keep:
                     path.unlink()
-                    log.warning("--overwrite: removed %s", path)
+            log.warning("--overwrite: removed the previous cross-validation's files in %s", out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     folds = folds if folds is not None else list(range(config.data.folds))
     fold_file = config.data.fold_file or str(out_dir / "folds.json")

@@ -739,3 +739,19 @@ def test_a_non_utf8_fer2013_csv_names_the_file(tmp_path, capsys):
     (root / "fer2013.csv").write_bytes("emotion,pixels,Usage\n0,1 2 3,Training \xe9\n".encode("latin-1"))
     assert main(["data", "check", "--dataset", "fer2013", "--root", str(root), "--no-open"]) == 1
     assert f"{root / 'fer2013.csv'}: not UTF-8 text" in error_line(capsys.readouterr().err, "data")
+
+
+def test_cv_overwrite_removes_the_old_folds_files_also_those_not_run_again(tmp_path, generic_root):
+    cv = tmp_path / "cv"
+    for name in ("fold0", "fold1"):
+        (cv / name).mkdir(parents=True)
+        (cv / name / "metrics.json").write_text('{"old": true}')
+        (cv / name / "best.json").write_text("{}")
+    (cv / "cv_metrics.json").write_text('{"old": true}')
+    (cv / "folds.json").write_text('{"old": true}')
+    args = ["cv", "--root", str(generic_root), "--epochs", "1", "--out", str(cv), *COMMON, "--only-folds", "0"]
+    assert main([*args, "--overwrite"]) == 0
+    assert json.loads((cv / "cv_metrics.json").read_text())["accuracy"]["n"] == 1
+    assert "old" not in json.loads((cv / "folds.json").read_text())
+    assert "old" not in json.loads((cv / "fold0" / "metrics.json").read_text())
+    assert list((cv / "fold1").iterdir()) == []  # a result of the old folds must not sit beside the new ones
