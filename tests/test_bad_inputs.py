@@ -755,3 +755,19 @@ def test_cv_overwrite_removes_the_old_folds_files_also_those_not_run_again(tmp_p
     assert "old" not in json.loads((cv / "folds.json").read_text())
     assert "old" not in json.loads((cv / "fold0" / "metrics.json").read_text())
     assert list((cv / "fold1").iterdir()) == []  # a result of the old folds must not sit beside the new ones
+
+
+def test_equal_sized_files_with_different_content_are_not_duplicates(tmp_path):
+    from phanet.data.check import PREFIX_BYTES, find_leaks
+
+    root = tmp_path / "d"
+    root.mkdir()
+    head = bytes(PREFIX_BYTES)  # same first 64 KiB, same size, different tail
+    (root / "a.bin").write_bytes(head + b"A")
+    (root / "b.bin").write_bytes(head + b"B")
+    (root / "c.bin").write_bytes(head + b"A")
+    samples = [Sample(image=str(root / n), expression=0, split=s) for n, s in
+               (("a.bin", "train"), ("b.bin", "test"), ("c.bin", "train"))]
+    index = DatasetIndex(samples, LabelSpace(("neutral",)))
+    assert find_leaks(index) == [f"{root / 'c.bin'} (train): duplicate, the same image as {root / 'a.bin'} (train)"]
+    assert find_leaks(index, across_parts_only=True) == []  # what training checks: a and c are both in train

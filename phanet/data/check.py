@@ -127,7 +127,10 @@ def _content_key(sample) -> tuple | None:
     return None  # rendered or cached on demand: not compared
 
 
-def _content_hash(sample) -> str | None:
+PREFIX_BYTES = 1 << 16  # files of equal size are first compared by a hash of their first 64 KiB
+
+
+def _content_hash(sample, prefix: bool = False) -> str | None:
     import hashlib
 
     digest = hashlib.sha256()
@@ -136,19 +139,25 @@ def _content_hash(sample) -> str | None:
             digest.update(np.ascontiguousarray(sample.image).tobytes())
         else:
             with open(sample.image, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
+                if prefix:
+                    digest.update(handle.read(PREFIX_BYTES))
+                else:
+                    for block in iter(lambda: handle.read(1 << 20), b""):
+                        digest.update(block)
     except OSError:
         return None
     return digest.hexdigest()
 
 
-def find_leaks(index: DatasetIndex, parts: dict[str, list[int]] | None = None, content: bool = True) -> list[str]:
+def find_leaks(index: DatasetIndex, parts: dict[str, list[int]] | None = None, content: bool = True,
+               across_parts_only: bool = False) -> list[str]:
     """Problems that make a test score lie: the same file listed twice, the same file (or the same image
     content under another name) in two parts, e.g. train and test. ``parts`` maps part name -> sample
     indices (a training split); by default each sample's own ``split`` is its part.
 
-    Content is compared by sha256, only among samples whose file size (array shape) collides.
+    Content is compared by sha256, only among samples whose file size (array shape) collides, and for
+    files first by a hash of their first 64 KiB. ``across_parts_only``: compare content only between
+    different parts (what training needs; far fewer files to read on a large dataset).
     """
     samples = index.samples
     if parts is None:
@@ -189,9 +198,21 @@ def find_leaks(index: DatasetIndex, parts: dict[str, list[int]] | None = None, c
             groups.setdefault(key, []).append(i)
         if in_memory > IN_MEMORY_HASH_LIMIT:
             groups = {k: v for k, v in groups.items() if k[0] != "array"}
+        def spans(rows: list[int]) -> bool:
+            return len(rows) > 1 and (not across_parts_only or len({part_of[i] for i in rows}) > 1)
+
+        if any(key[0] == "file" for key in groups):  # cheap first pass over files: their first 64 KiB
+            narrowed: dict[tuple, list[int]] = {}
+            for key, rows in groups.items():
+                if not spans(rows):
+                    continue
+                for i in rows:
+                    head = _content_hash(samples[i], prefix=True) if key[0] == "file" else ""
+                    narrowed.setdefault((*key, head), []).append(i)
+            groups = narrowed
         by_hash: dict[str, list[int]] = {}
         for rows in groups.values():
-            if len(rows) > 1:
+            if spans(rows):
                 for i in rows:
                     digest = _content_hash(samples[i])
                     if digest is not None:
@@ -203,6 +224,8 @@ def find_leaks(index: DatasetIndex, parts: dict[str, list[int]] | None = None, c
             for other in rows[1:]:
                 a, b = samples[first], samples[other]
                 kind = "leak" if part_of[first] != part_of[other] else "duplicate"
+                if across_parts_only and kind == "duplicate":
+                    continue
                 problems.append(f"{_image_name(b)}{where(part_of[other])}: {kind}, the same image as "
                                 f"{_image_name(a)}{where(part_of[first])}")
     return problems
@@ -212,7 +235,7 @@ def refuse_leaks(index: DatasetIndex, parts: dict[str, list[int]], allow: bool) 
     """Raise ``ValueError`` when the training split has duplicates or leaks, unless ``allow`` (then warn)."""
     import logging
 
-    problems = find_leaks(index, parts)
+    problems = find_leaks(index, parts, across_parts_only=True)
     if problems and not allow:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise ValueError(f"{index.name}: {problems[0]}{more}; `phanet data check` lists them all; fix the data "
