@@ -95,7 +95,8 @@ class RunLock:
                 where = f"process {pid}" + (f" on {host}" if host and host != me["host"] else "")
                 raise RunFolderError(
                     f"{self.folder} is in use by {where} (lock file {self.path}, since {holder.get('since')}); "
-                    "wait for it to finish or choose another --out") from None
+                    "wait for it to finish or choose another --out (if that process is not phanet, delete the "
+                    "lock file)") from None
             with os.fdopen(fd, "w") as handle:
                 json.dump(me, handle)
             self.held = True
