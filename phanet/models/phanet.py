@@ -67,6 +67,9 @@ class PhaNetConfig:
     selection: str = "soft"  # "soft" | "hard"
     top_k: int = 1
     dropout: float = 0.2
+    attention_pooling: str = "weighted"  # "weighted" | "residual" (starts as global average pooling)
+    gate_temperature: float = 1.0  # beta = softmax(gate logits / T); T > 1 keeps beta softer
+    gate_detach: bool = False  # the gate sees the pose branch's outputs without back-propagating into it
 
     def __post_init__(self):
         choices = {
@@ -75,6 +78,7 @@ class PhaNetConfig:
             "pose_input": ("gap", "attended"),
             "gate_input": ("probs", "embedding", "both"),
             "selection": ("soft", "hard"),
+            "attention_pooling": ("weighted", "residual"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -85,6 +89,10 @@ class PhaNetConfig:
             raise ValueError(f"num_expressions={self.num_expressions}; need at least 2 classes")
         if self.use_pose and self.num_poses < 1:
             raise ValueError(f"num_poses={self.num_poses}; a pose branch needs at least one pose bin")
+        if not self.gate_temperature > 0:
+            raise ValueError(f"gate_temperature={self.gate_temperature}; must be > 0")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout={self.dropout}; must lie in [0, 1)")
         if not 1 <= self.top_k <= self.num_scales:
             raise ValueError(f"top_k={self.top_k} must lie in 1..num_scales={self.num_scales}")
 
@@ -92,7 +100,7 @@ class PhaNetConfig:
 class SpatialAttention(nn.Module):
     """Attention-weighted pooling of one scale: ``F [B,C,h,w] -> (v [B,D], A [B,1,h,w])``."""
 
-    def __init__(self, in_channels: int, embed_dim: int, activation: str):
+    def __init__(self, in_channels: int, embed_dim: int, activation: str, pooling: str = "weighted"):
         super().__init__()
         hidden = max(in_channels // 8, 16)
         self.score = nn.Sequential(
@@ -103,6 +111,10 @@ class SpatialAttention(nn.Module):
         )
         self.project = nn.Sequential(nn.Linear(in_channels, embed_dim), nn.LayerNorm(embed_dim), nn.GELU())
         self.activation = activation
+        # "residual": v = GAP(F) + gamma * (attended(F) - GAP(F)) with gamma learned from 0, so the
+        # scale starts as exactly the global average pooling a pretrained backbone was trained with
+        # and attention only takes over as far as it pays.
+        self.residual_gain = nn.Parameter(torch.zeros(())) if pooling == "residual" else None
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         scores = self.score(features)  # [B, 1, h, w]
@@ -114,6 +126,9 @@ class SpatialAttention(nn.Module):
             # Normalise so v is a weighted *average*: its scale then does not depend on map size.
             weights = attention / (attention.sum(dim=(2, 3), keepdim=True) + 1e-6)
         pooled = (features * weights).sum(dim=(2, 3))  # [B, C]
+        if self.residual_gain is not None:
+            average = features.mean(dim=(2, 3))
+            pooled = average + self.residual_gain * (pooled - average)
         return self.project(pooled), attention
 
 
@@ -162,7 +177,8 @@ class PhaNet(nn.Module):
 
         if config.use_attention:
             self.attention = nn.ModuleList(
-                SpatialAttention(c, config.embed_dim, config.attention_activation) for c in channels
+                SpatialAttention(c, config.embed_dim, config.attention_activation, config.attention_pooling)
+                for c in channels
             )
             self.scale_classifiers = nn.ModuleList(
                 nn.Linear(config.embed_dim, config.num_expressions) for _ in channels
@@ -203,7 +219,10 @@ class PhaNet(nn.Module):
             pose_logits = self.pose_classifier(pose_embedding)
 
         if cfg.scale_fusion == "pose_adaptive":
-            beta = torch.softmax(self.gate(pose_logits, pose_embedding), dim=-1)
+            gate_logits, gate_embedding = pose_logits, pose_embedding
+            if cfg.gate_detach:
+                gate_logits, gate_embedding = pose_logits.detach(), pose_embedding.detach()
+            beta = torch.softmax(self.gate(gate_logits, gate_embedding) / cfg.gate_temperature, dim=-1)
             if cfg.selection == "hard":
                 beta = hard_top_k(beta, cfg.top_k)
         else:
@@ -256,21 +275,32 @@ def phanet_effl0(num_expressions: int = 7, num_poses: int = 5, pretrained: bool 
     return _build("efficientnet_lite0", num_expressions, num_poses, pretrained, **kw)
 
 
-@register_model
-def baseline_r18(num_expressions: int = 7, num_poses: int = 5, pretrained: bool = False, **kw) -> PhaNet:
-    """Ablation: ResNet-18 + global average pooling + classifier (no pose, no attention)."""
-    return _build("resnet18", num_expressions, num_poses, pretrained,
-                  **{"use_attention": False, "use_pose": False, "scale_fusion": "mean", **kw})
+# ----------------------------------------------------------------------------- ablation variants
+# One builder per (variant, backbone), registered under ``<variant>_<backbone tag>`` so every ablation
+# is one ``--model`` flag. The variants differ only in the parts switched off; everything else is shared.
+
+ABLATION_VARIANTS = {
+    "baseline": ("backbone + global average pooling + classifier (no pose, no attention)",
+                 {"use_attention": False, "use_pose": False, "scale_fusion": "mean"}),
+    "mtl": ("baseline + pose multi-task head", {"use_attention": False, "scale_fusion": "mean"}),
+    "att": ("multi-task + hierarchical attention with scales averaged (no pose-adaptive gate)",
+            {"scale_fusion": "mean"}),
+}
+ABLATION_BACKBONES = {"r18": "resnet18", "effl0": "efficientnet_lite0"}
 
 
-@register_model
-def mtl_r18(num_expressions: int = 7, num_poses: int = 5, pretrained: bool = False, **kw) -> PhaNet:
-    """Ablation: baseline + pose multi-task head."""
-    return _build("resnet18", num_expressions, num_poses, pretrained,
-                  **{"use_attention": False, "scale_fusion": "mean", **kw})
+def _register_ablation(variant: str, tag: str) -> None:
+    what, switches = ABLATION_VARIANTS[variant]
+    backbone = ABLATION_BACKBONES[tag]
+
+    def builder(num_expressions: int = 7, num_poses: int = 5, pretrained: bool = False, **kw) -> PhaNet:
+        return _build(backbone, num_expressions, num_poses, pretrained, **{**switches, **kw})
+
+    builder.__name__ = builder.__qualname__ = f"{variant}_{tag}"
+    builder.__doc__ = f"Ablation on {backbone}: {what}."
+    register_model(builder)
 
 
-@register_model
-def att_r18(num_expressions: int = 7, num_poses: int = 5, pretrained: bool = False, **kw) -> PhaNet:
-    """Ablation: multi-task + hierarchical attention with scales averaged (no pose-adaptive gate)."""
-    return _build("resnet18", num_expressions, num_poses, pretrained, **{"scale_fusion": "mean", **kw})
+for _variant in ABLATION_VARIANTS:
+    for _tag in ABLATION_BACKBONES:
+        _register_ablation(_variant, _tag)
