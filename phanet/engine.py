@@ -229,11 +229,10 @@ def train_one_epoch(model: nn.Module, loader, ctx: StepContext, epoch: int, star
             ctx.on_step(epoch, step)
         if any_rank(ctx.should_stop(), ctx.dist_info):
             bar.close()
-            return {**_epoch_summary(totals, components), "stopped_at": step}
-    summary = _epoch_summary(totals, components)
-    if grad_steps:
-        summary["grad_norms"] = {head: total / grad_steps for head, total in grad_norms.items()}
-    return {**summary, "stopped_at": None}
+            return {**_epoch_summary(totals, components), "grad_norm_sums": grad_norms, "grad_steps": grad_steps,
+                    "stopped_at": step}
+    return {**_epoch_summary(totals, components), "grad_norm_sums": grad_norms, "grad_steps": grad_steps,
+            "stopped_at": None}
 
 
 def _epoch_summary(totals: dict, components: dict) -> dict:
@@ -443,14 +442,21 @@ def merge_epoch_stats(partial: dict | None, stats: dict, batched: int) -> dict:
     components = dict(partial["components"])
     for name, value in stats["components"].items():
         components[name] = components.get(name, 0.0) + value * seen
+    grad_sums = dict(partial.get("grad_norm_sums", {}))
+    for head, value in stats.get("grad_norm_sums", {}).items():
+        grad_sums[head] = grad_sums.get(head, 0.0) + value
     return {"loss": partial["loss"] + stats["loss"] * seen, "correct": partial["correct"] + stats["accuracy"] * seen,
-            "seen": partial["seen"] + seen, "skipped": partial["skipped"] + stats["skipped"], "components": components}
+            "seen": partial["seen"] + seen, "skipped": partial["skipped"] + stats["skipped"], "components": components,
+            "grad_norm_sums": grad_sums, "grad_steps": partial.get("grad_steps", 0) + stats.get("grad_steps", 0)}
 
 
 def epoch_stats_from(partial: dict) -> dict:
     seen = max(1, partial["seen"])
-    return {"loss": partial["loss"] / seen, "accuracy": partial["correct"] / seen, "skipped": partial["skipped"],
-            "components": {k: v / seen for k, v in partial["components"].items()}}
+    out = {"loss": partial["loss"] / seen, "accuracy": partial["correct"] / seen, "skipped": partial["skipped"],
+           "components": {k: v / seen for k, v in partial["components"].items()}}
+    if partial.get("grad_steps"):  # mean gradient norm per head over every step of the epoch (phanet.diagnostics)
+        out["grad_norms"] = {k: v / partial["grad_steps"] for k, v in partial["grad_norm_sums"].items()}
+    return out
 
 
 def _fit_in_owned_folder(config: Config, out_dir: Path, dist_info: DistInfo, data: PreparedData | None,

@@ -179,3 +179,18 @@ def test_training_with_cpu_bf16_autocast_gives_finite_losses_and_fp32_weights(tm
 
     weights = load_file(tmp_path / "run" / "last.safetensors")
     assert {t.dtype for t in weights.values()} <= {torch.float32, torch.int64}
+
+
+def test_a_gate_floor_keeps_every_scale_in_the_fusion():
+    images = torch.randn(3, 3, 64, 64)
+    for floor in (0.5, 1.0):
+        torch.manual_seed(0)
+        model = PhaNet(PhaNetConfig(gate_floor=floor)).eval()
+        with torch.no_grad():
+            model.gate.mlp[-1].weight.normal_(std=5.0)  # a gate that would pick one scale
+            beta = model(images).scale_weights
+        assert torch.allclose(beta.sum(-1), torch.ones(3))
+        assert float(beta.min()) >= floor / 3 - 1e-6
+    assert torch.allclose(beta, torch.full_like(beta, 1 / 3))  # floor 1: the att_* mean fusion
+    with pytest.raises(ValueError, match="gate_floor"):
+        PhaNetConfig(gate_floor=1.5)

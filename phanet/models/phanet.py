@@ -70,6 +70,7 @@ class PhaNetConfig:
     attention_pooling: str = "weighted"  # "weighted" | "residual" (starts as global average pooling)
     gate_temperature: float = 1.0  # beta = softmax(gate logits / T); T > 1 keeps beta softer
     gate_detach: bool = False  # the gate sees the pose branch's outputs without back-propagating into it
+    gate_floor: float = 0.0  # share of beta spread evenly over scales: beta = floor/S + (1 - floor) * softmax
 
     def __post_init__(self):
         choices = {
@@ -91,6 +92,8 @@ class PhaNetConfig:
             raise ValueError(f"num_poses={self.num_poses}; a pose branch needs at least one pose bin")
         if not self.gate_temperature > 0:
             raise ValueError(f"gate_temperature={self.gate_temperature}; must be > 0")
+        if not 0.0 <= self.gate_floor <= 1.0:
+            raise ValueError(f"gate_floor={self.gate_floor}; must lie in [0, 1]")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout}; must lie in [0, 1)")
         if not 1 <= self.top_k <= self.num_scales:
@@ -223,6 +226,10 @@ class PhaNet(nn.Module):
             if cfg.gate_detach:
                 gate_logits, gate_embedding = pose_logits.detach(), pose_embedding.detach()
             beta = torch.softmax(self.gate(gate_logits, gate_embedding) / cfg.gate_temperature, dim=-1)
+            if cfg.gate_floor > 0:
+                # A floor keeps every scale in the fusion: without it the gate collapses onto the deepest
+                # scale within two epochs (gate entropy 0.05, see phanet.diagnostics and README).
+                beta = cfg.gate_floor / beta.shape[-1] + (1.0 - cfg.gate_floor) * beta
             if cfg.selection == "hard":
                 beta = hard_top_k(beta, cfg.top_k)
         else:
