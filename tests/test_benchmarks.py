@@ -139,3 +139,15 @@ def test_ablation_results_of_separate_runs_merge_by_seed_and_refuse_other_settin
         ablation.merge_results([part([0]), part([1], epochs=20)])
     with pytest.raises(ValueError, match="more than one part"):
         ablation.merge_results([part([0]), part([0])])
+
+
+def test_a_saved_run_stays_reusable_when_a_later_release_only_adds_settings(tmp_path):
+    import yaml
+
+    config = ablation.train_config(ablation.AblationSettings(), "kdef5", "phanet_effl0", seed=0)
+    saved = config.to_dict()
+    del saved["train"]["cpu_amp"]  # as written by a release before train.cpu_amp existed
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert ablation.same_config(tmp_path, config)
+    config.train.cpu_amp = True  # a new setting that is not at its default is a different run
+    assert not ablation.same_config(tmp_path, config)
