@@ -51,3 +51,37 @@ def tiny_config(model: str = "phanet_r18", epochs: int = 2, **train) -> Config:
     for key, value in train.items():
         setattr(config.train, key, value)
     return config
+
+
+def tiny_data(index: DatasetIndex | None = None, **kw):
+    """The tiny index with fold 0 of a 3-fold subject split (a quarter of the training people validate)."""
+    from phanet.data.protocols import make_split
+    from phanet.engine import PreparedData
+
+    index = index or tiny_index(**kw)
+    return PreparedData(index, make_split(index, "subject_kfold", fold=0, k=3, seed=0, val_fraction=0.25))
+
+
+def straight_and_resumed_runs(tmp_path, model: str, stop_step: int):
+    """Train ``model`` twice on the tiny data: straight through, and stopped by SIGTERM at epoch 1,
+    step ``stop_step``, then resumed. Returns the two run folders."""
+    import signal
+
+    import pytest
+
+    from phanet.engine import TrainingInterrupted, fit
+
+    data = tiny_data()
+    config = tiny_config(model, epochs=2, patience=0)
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    fit(config, straight, data=data, progress=False, write_report=False)
+
+    def interrupt(epoch, step):
+        if (epoch, step) == (0, stop_step):
+            signal.raise_signal(signal.SIGTERM)
+
+    with pytest.raises(TrainingInterrupted, match="resume"):
+        fit(config, resumed, data=data, progress=False, on_step=interrupt, write_report=False)
+    assert (resumed / "resume.pt").exists()
+    fit(config, resumed, data=data, progress=False, resume=True, write_report=False)
+    return straight, resumed

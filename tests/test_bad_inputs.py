@@ -25,20 +25,14 @@ from phanet.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
 from phanet.cli import main
 from phanet.config import Config, apply_overrides, load_config
 from phanet.data.base import LabelSpace, Sample
-from phanet.data.protocols import make_split
 from phanet.data.registry import DatasetIndex
-from phanet.engine import PreparedData, TrainingInterrupted, fit
+from phanet.engine import TrainingInterrupted, fit
 from phanet.models import create_model
 from phanet.runfolder import LOCK_FILE, RunFolderError, RunLock
-from tests.engine_fixtures import EXPRESSIONS, POSES, tiny_config, tiny_index
+from tests.engine_fixtures import EXPRESSIONS, POSES, straight_and_resumed_runs, tiny_config, tiny_data, tiny_index
 from tests.test_cli_engine import COMMON, write_generic_tree
 
 # ------------------------------------------------------------- helpers
-
-
-def tiny_data(index=None) -> PreparedData:
-    index = index or tiny_index()
-    return PreparedData(index, make_split(index, "subject_kfold", fold=0, k=3, seed=0, val_fraction=0.25))
 
 
 def quick_fit(out, **kw):
@@ -615,19 +609,9 @@ def test_evaluating_a_checkpoint_on_its_own_training_subjects_warns(tmp_path, ge
 
 
 def test_history_after_a_resume_equals_the_uninterrupted_runs(tmp_path):
-    data = tiny_data()
-    config = tiny_config("baseline_r18", epochs=2, patience=0)
-    fit(config, tmp_path / "straight", data=data, progress=False, write_report=False)
-
-    def interrupt(epoch, step):
-        if (epoch, step) == (0, 2):
-            signal.raise_signal(signal.SIGTERM)
-
-    with pytest.raises(TrainingInterrupted):
-        fit(config, tmp_path / "resumed", data=data, progress=False, on_step=interrupt, write_report=False)
-    fit(config, tmp_path / "resumed", data=data, progress=False, resume=True, write_report=False)
-    straight = json.loads((tmp_path / "straight" / "history.json").read_text())
-    resumed = json.loads((tmp_path / "resumed" / "history.json").read_text())
+    straight_dir, resumed_dir = straight_and_resumed_runs(tmp_path, "baseline_r18", stop_step=2)
+    straight = json.loads((straight_dir / "history.json").read_text())
+    resumed = json.loads((resumed_dir / "history.json").read_text())
     assert len(straight) == len(resumed) == 2
     for a, b in zip(straight, resumed):
         assert a.keys() == b.keys()

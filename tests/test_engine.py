@@ -11,15 +11,9 @@ from safetensors.torch import load_file
 import phanet
 from phanet.config import Config, apply_overrides, config_from_dict, load_config
 from phanet.data.base import FaceDataset, LabelSpace, PoseBin, Sample
-from phanet.data.protocols import make_split
 from phanet.data.transforms import FaceTransform
-from phanet.engine import DistInfo, EpochSampler, PreparedData, TrainingInterrupted, fit
-from tests.engine_fixtures import tiny_config, tiny_index
-
-
-def tiny_data(**kw) -> PreparedData:
-    index = tiny_index(**kw)
-    return PreparedData(index, make_split(index, "subject_kfold", fold=0, k=3, seed=0, val_fraction=0.25))
+from phanet.engine import DistInfo, EpochSampler, fit
+from tests.engine_fixtures import straight_and_resumed_runs, tiny_config, tiny_data
 
 
 def test_fit_writes_checkpoints_metrics_and_report_and_the_checkpoint_reloads(tmp_path):
@@ -56,21 +50,9 @@ def _weights(path):
 
 
 def test_resuming_after_sigterm_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path):
-    data = tiny_data()
-    config = tiny_config("phanet_r18", epochs=2, patience=0)
-    fit(config, tmp_path / "straight", data=data, progress=False, write_report=False)
-
-    def interrupt(epoch, step):
-        if (epoch, step) == (0, 3):
-            signal.raise_signal(signal.SIGTERM)
-
-    with pytest.raises(TrainingInterrupted, match="resume"):
-        fit(config, tmp_path / "interrupted", data=data, progress=False, on_step=interrupt, write_report=False)
-    assert (tmp_path / "interrupted" / "resume.pt").exists()
-    fit(config, tmp_path / "interrupted", data=data, progress=False, resume=True, write_report=False)
-
-    straight = _weights(tmp_path / "straight" / "last.safetensors")
-    resumed = _weights(tmp_path / "interrupted" / "last.safetensors")
+    straight_dir, resumed_dir = straight_and_resumed_runs(tmp_path, "phanet_r18", stop_step=3)
+    straight = _weights(straight_dir / "last.safetensors")
+    resumed = _weights(resumed_dir / "last.safetensors")
     assert straight.keys() == resumed.keys()
     for key in straight:
         torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=1e-6, msg=key)

@@ -11,7 +11,7 @@ from phanet.diagnostics import attention_entropy, gate_entropy, head_gradient_no
 from phanet.engine import build_optimizer, build_task_weighting, fit
 from phanet.models import PhaNetConfig, create_model, list_models
 from phanet.models.phanet import PhaNet, SpatialAttention
-from tests.engine_fixtures import tiny_config, tiny_index
+from tests.engine_fixtures import tiny_config, tiny_data
 
 
 def test_every_ablation_variant_exists_for_the_offline_pretrained_backbone():
@@ -122,7 +122,7 @@ def test_head_gradient_norms_cover_every_head_after_backward():
 
 
 def test_training_history_records_the_diagnostics_of_every_epoch(tmp_path):
-    fit(tiny_config(epochs=1), tmp_path / "run", data=_tiny_data(), progress=False, write_report=False)
+    fit(tiny_config(epochs=1), tmp_path / "run", data=tiny_data(), progress=False, write_report=False)
     import json
 
     record = json.loads((tmp_path / "run" / "history.json").read_text())[0]
@@ -130,18 +130,6 @@ def test_training_history_records_the_diagnostics_of_every_epoch(tmp_path):
     assert len(record["val_scale_accuracy"]) == 3 and len(record["val_attention_entropy"]) == 3
     assert 0.0 <= record["val_gate_entropy"] <= 1.0
     assert set(record["task_weights"]) == {"fer", "pose", "att0", "att1", "att2"}
-
-
-def _tiny_data():
-    from phanet.engine import PreparedData
-
-    index = tiny_index(subjects=4, per_cell=1)
-    by_subject = {}
-    for i, sample in enumerate(index.samples):
-        by_subject.setdefault(sample.subject, []).append(i)
-    subjects = sorted(by_subject)
-    return PreparedData(index, {"train": by_subject[subjects[0]] + by_subject[subjects[1]],
-                                "val": by_subject[subjects[2]], "test": by_subject[subjects[3]]})
 
 
 def test_pretrained_weights_that_cannot_be_fetched_fail_at_once_with_one_clear_line(monkeypatch, tmp_path):
@@ -172,7 +160,7 @@ def test_training_with_cpu_bf16_autocast_gives_finite_losses_and_fp32_weights(tm
     import json
 
     config = tiny_config(epochs=1, cpu_amp=True)
-    fit(config, tmp_path / "run", data=_tiny_data(), progress=False, write_report=False)
+    fit(config, tmp_path / "run", data=tiny_data(), progress=False, write_report=False)
     record = json.loads((tmp_path / "run" / "history.json").read_text())[0]
     assert np.isfinite(record["train_loss"])
     from safetensors.torch import load_file
