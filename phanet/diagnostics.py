@@ -35,8 +35,12 @@ HEAD_GROUPS = {
 }
 
 
-def head_gradient_norms(model: nn.Module) -> dict[str, float]:
-    """L2 norm of the current gradients of each head present in ``model`` (after ``backward``)."""
+def head_gradient_norms(model: nn.Module) -> dict[str, torch.Tensor]:
+    """L2 norm of the current gradients of each head present in ``model`` (after ``backward``).
+
+    Returns 0-d tensors on the gradients' device, so a caller that sums them over an epoch reads them
+    back once, not once per step (a GPU sync per head and step would stall training).
+    """
     model = getattr(model, "module", model)  # DDP
     norms = {}
     for head, children in HEAD_GROUPS.items():
@@ -44,7 +48,7 @@ def head_gradient_norms(model: nn.Module) -> dict[str, float]:
                    for name in children if hasattr(model, name)
                    for p in getattr(model, name).parameters() if p.grad is not None]
         if squares:
-            norms[head] = float(torch.stack(squares).sum().sqrt())
+            norms[head] = torch.stack(squares).sum().sqrt()
     return norms
 
 

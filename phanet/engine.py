@@ -191,7 +191,7 @@ def train_one_epoch(model: nn.Module, loader, ctx: StepContext, epoch: int, star
     model.train()
     totals = {"loss": 0.0, "correct": 0, "seen": 0, "skipped": 0}
     components: dict[str, float] = {}
-    grad_norms: dict[str, float] = {}
+    grad_norms: dict[str, torch.Tensor] = {}  # summed on the device, read back once at the end
     grad_steps = 0
     step = start_step
     bar = tqdm(loader, desc=f"epoch {epoch + 1} train", leave=False, disable=not ctx.progress,
@@ -211,8 +211,9 @@ def train_one_epoch(model: nn.Module, loader, ctx: StepContext, epoch: int, star
             ctx.optimizer.zero_grad(set_to_none=True)
             ctx.scaler.scale(loss.total).backward()
             if ctx.diagnostics:
+                scale = ctx.scaler.get_scale() if ctx.scaler.is_enabled() else 1.0  # fp16 loss scaling
                 for head, norm in head_gradient_norms(model).items():
-                    grad_norms[head] = grad_norms.get(head, 0.0) + norm / ctx.scaler.get_scale()
+                    grad_norms[head] = grad_norms.get(head, 0.0) + norm / scale
                 grad_steps += 1
             ctx.scaler.step(ctx.optimizer)
             ctx.scaler.update()
@@ -229,15 +230,15 @@ def train_one_epoch(model: nn.Module, loader, ctx: StepContext, epoch: int, star
             ctx.on_step(epoch, step)
         if any_rank(ctx.should_stop(), ctx.dist_info):
             bar.close()
-            return {**_epoch_summary(totals, components), "grad_norm_sums": grad_norms, "grad_steps": grad_steps,
-                    "stopped_at": step}
-    return {**_epoch_summary(totals, components), "grad_norm_sums": grad_norms, "grad_steps": grad_steps,
-            "stopped_at": None}
+            return {**_epoch_summary(totals, components, grad_norms, grad_steps), "stopped_at": step}
+    return {**_epoch_summary(totals, components, grad_norms, grad_steps), "stopped_at": None}
 
 
-def _epoch_summary(totals: dict, components: dict) -> dict:
+def _epoch_summary(totals: dict, components: dict, grad_norms: dict, grad_steps: int) -> dict:
     seen = max(1, totals["seen"])
     return {
+        "grad_norm_sums": {head: float(total) for head, total in grad_norms.items()},
+        "grad_steps": grad_steps,
         "loss": totals["loss"] / seen,
         "accuracy": totals["correct"] / seen,
         "skipped": totals["skipped"],
