@@ -505,18 +505,8 @@ def _fit_in_owned_folder(config: Config, out_dir: Path, dist_info: DistInfo, dat
     state = {"epoch": 0, "step": 0, "best_accuracy": -1.0, "best_epoch": -1, "history": []}
 
     resume_path = out_dir / RESUME_FILE
-    if resume and resume_path.exists():
-        saved = load_resume_point(resume_path)
-        model.load_state_dict(saved["model"])
-        weighting.load_state_dict(saved["weighting"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        scaler.load_state_dict(saved["scaler"])
-        set_rng_state(saved["rng"])
-        state = saved["progress"]
-        log.info("resuming %s at epoch %d, step %d", out_dir, state["epoch"] + 1, state["step"])
-    elif resume:
-        raise ValueError(f"cannot resume: {resume_path} not found")
+    if resume:
+        state = _restore_resume_point(resume_path, model, weighting, optimizer, scheduler, scaler)
 
     train_model = model
     if dist_info.enabled:
@@ -564,13 +554,7 @@ def _fit_in_owned_folder(config: Config, out_dir: Path, dist_info: DistInfo, dat
                 raise TrainingInterrupted(
                     f"stopped at epoch {epoch + 1}, step {state['step']}; resume with `phanet train --resume "
                     f"--out {out_dir}`")
-            record = {"epoch": epoch + 1, "train_loss": stats["loss"], "train_accuracy": stats["accuracy"],
-                      "skipped": stats["skipped"], "lr": scheduler.get_last_lr()[0], **{
-                          f"loss_{k}": v for k, v in stats["components"].items()}}
-            if hasattr(weighting, "log_vars"):
-                record["task_weights"] = weighting.weights()
-            if "grad_norms" in stats:
-                record["grad_norms"] = stats["grad_norms"]
+            record = _epoch_record(epoch, stats, scheduler, weighting)
             if len(val_set):
                 val = evaluate(model, eval_loader(val_set), device, label_space, train_cfg.amp, dist_info=dist_info)
                 record["val_accuracy"] = val["accuracy"]
@@ -601,17 +585,9 @@ def _fit_in_owned_folder(config: Config, out_dir: Path, dist_info: DistInfo, dat
                 log.info("early stopping: no validation improvement for %d epochs", train_cfg.patience)
                 break
     train_seconds = time.perf_counter() - started
-
-    # Evaluate the best checkpoint on the test split.
-    from phanet.checkpoint import load_checkpoint
-
-    if dist_info.enabled:
-        dist.barrier()
-    best_model, _ = load_checkpoint(out_dir / "best", device)
     test_part = test_set if len(test_set) else val_set
-    results = evaluate(best_model, eval_loader(test_part), device, label_space, train_cfg.amp,
-                       progress=progress and dist_info.is_main, dist_info=dist_info)
-    arrays = results.pop("_arrays")
+    results, best_model, arrays = _test_best_checkpoint(config, out_dir, dist_info, device, test_part,
+                                                        eval_loader(test_part), progress)
     results.update({
         "model": config.model.name, "dataset": index.name, "fold": config.data.fold,
         "split_sizes": {k: len(v) for k, v in split.items()}, "evaluated_on": "test" if len(test_set) else "val",
@@ -629,6 +605,48 @@ def _fit_in_owned_folder(config: Config, out_dir: Path, dist_info: DistInfo, dat
         if not train_cfg.keep_resume:  # the run is complete: the (large) resume point is not needed any more
             resume_path.unlink(missing_ok=True)
     return results
+
+
+def _restore_resume_point(path: Path, model, weighting, optimizer, scheduler, scaler) -> dict:
+    """Load ``resume.pt`` into the training objects; returns the saved progress state."""
+    if not path.exists():
+        raise ValueError(f"cannot resume: {path} not found")
+    saved = load_resume_point(path)
+    model.load_state_dict(saved["model"])
+    weighting.load_state_dict(saved["weighting"])
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    scaler.load_state_dict(saved["scaler"])
+    set_rng_state(saved["rng"])
+    state = saved["progress"]
+    log.info("resuming %s at epoch %d, step %d", path.parent, state["epoch"] + 1, state["step"])
+    return state
+
+
+def _epoch_record(epoch: int, stats: dict, scheduler, weighting: nn.Module) -> dict:
+    """The training part of one epoch's ``history.json`` record (validation is added by the caller)."""
+    record = {"epoch": epoch + 1, "train_loss": stats["loss"], "train_accuracy": stats["accuracy"],
+              "skipped": stats["skipped"], "lr": scheduler.get_last_lr()[0],
+              **{f"loss_{k}": v for k, v in stats["components"].items()}}
+    if hasattr(weighting, "log_vars"):
+        record["task_weights"] = weighting.weights()
+    if "grad_norms" in stats:
+        record["grad_norms"] = stats["grad_norms"]
+    return record
+
+
+def _test_best_checkpoint(config: Config, out_dir: Path, dist_info: DistInfo, device: torch.device,
+                          test_part: FaceDataset, loader, progress: bool) -> tuple[dict, nn.Module, dict]:
+    """Evaluate the ``best`` checkpoint on ``test_part``: (metrics, the model, its prediction arrays)."""
+    from phanet.checkpoint import load_checkpoint
+
+    if dist_info.enabled:
+        dist.barrier()
+    best_model, _ = load_checkpoint(out_dir / "best", device)
+    results = evaluate(best_model, loader, device, test_part.label_space, config.train.amp,
+                       progress=progress and dist_info.is_main, dist_info=dist_info)
+    arrays = results.pop("_arrays")
+    return results, best_model, arrays
 
 
 def cross_validate(config: Config, out_dir: str | Path, folds: list[int] | None = None,
