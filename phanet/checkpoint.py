@@ -21,6 +21,8 @@ from phanet.data.base import LabelSpace
 
 FORMAT = "phanet-checkpoint"
 VERSION = 1
+# The general model that ships inside the package (see configs/synthetic_general.yaml for its recipe).
+BUNDLED_NAME = "phanet_synthetic"
 
 
 def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
@@ -75,6 +77,43 @@ def save_checkpoint(
     tmp_meta = meta_path.with_name(meta_path.name + ".tmp")
     save_file(state, str(tmp_weights), metadata={"format": FORMAT})
     meta["weights_sha256"] = file_sha256(tmp_weights)
+    tmp_meta.write_text(json.dumps(meta, indent=2))
+    _replace(tmp_weights, weights_path)
+    _replace(tmp_meta, meta_path)
+    return weights_path
+
+
+def bundled_checkpoint() -> Path:
+    """The checkpoint that ships inside the package (``phanet/weights/``), used when none is given.
+
+    A PhaNet trained on synthetic faces only (recipe: ``configs/synthetic_general.yaml``; what it is
+    and is not good for: README, "The bundled model"). Raises ``FileNotFoundError`` naming the file
+    when an install lacks it (e.g. a source tree without the weights).
+    """
+    stem = Path(__file__).resolve().parent / "weights" / BUNDLED_NAME
+    weights, meta = checkpoint_paths(stem)
+    missing = [str(p) for p in (weights, meta) if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"the bundled model is missing from this install ({', '.join(missing)}); "
+                                "pass a checkpoint explicitly (--checkpoint)")
+    return stem
+
+
+def save_half_precision(source: str | Path, dest: str | Path, extra: dict | None = None) -> Path:
+    """Copy a checkpoint with its floating-point tensors in fp16 (half the size, for shipping).
+
+    The metadata is the source's plus ``extra`` and ``"dtype": "float16"``; :func:`load_checkpoint`
+    reads such a file into the model's fp32 parameters (values rounded to fp16 once). Returns the
+    weights path.
+    """
+    model, meta = load_checkpoint(source)
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    weights_path, meta_path = checkpoint_paths(dest)
+    weights_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_weights = weights_path.with_name(weights_path.name + ".tmp")
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_weights), metadata={"format": FORMAT})
+    meta = {**meta, **(extra or {}), "dtype": "float16", "weights_sha256": file_sha256(tmp_weights)}
+    tmp_meta = meta_path.with_name(meta_path.name + ".tmp")
     tmp_meta.write_text(json.dumps(meta, indent=2))
     _replace(tmp_weights, weights_path)
     _replace(tmp_meta, meta_path)

@@ -34,6 +34,7 @@ class DataConfig:
     val_fraction: float = 0.1
     fold_file: str | None = None  # None: <out>/folds.json
     cache_dir: str | None = None
+    align_faces: bool = False  # aligned face crops (phanet.crop) in the cache; needs cache_dir
     options: dict = field(default_factory=dict)  # dataset loader kwargs
     allow_leaks: bool = False  # train despite duplicates / train-test leaks / paths outside the root
 
@@ -45,7 +46,7 @@ class TrainConfig:
     lr: float = 3e-4
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
-    augment: str = "standard"  # none | light | standard | strong
+    augment: str = "standard"  # none | light | standard | strong | photo (phanet/data/transforms.py)
     balance_classes: bool = False
     patience: int = 10  # early stopping on validation accuracy; 0 disables
     amp: bool = True  # mixed precision, used on CUDA only
@@ -208,7 +209,7 @@ LIMITS: dict[tuple[str, str], tuple] = {
 }
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("data", "protocol"): ("subject_kfold", "official"),
-    ("train", "augment"): ("none", "light", "standard", "strong"),
+    ("train", "augment"): ("none", "light", "standard", "strong", "photo"),
     ("train", "loss_weighting"): ("learned", "fixed"),
 }
 

@@ -74,7 +74,7 @@ def render_demo_data(settings: DemoSettings, progress: bool = True) -> tuple[Dat
         first += count
     for sample in tqdm(samples, desc="render synthetic faces", disable=not progress):
         sample.image = sample.image()  # render once; both models train on the same pixels
-    return DatasetIndex(samples, label_space, name=f"synthetic-{settings.poses}"), split
+    return DatasetIndex(samples, label_space, name=f"synthetic-{settings.poses}", crop=index.crop), split
 
 
 def demo_config(settings: DemoSettings, model: str) -> Config:

@@ -342,14 +342,19 @@ def prepare_data(config: Config, out_dir: Path, dist_info: DistInfo) -> Prepared
     if len(index.problems) > 20:
         log.warning("%s: ... and %d more problems (see `phanet data check`)", data.dataset, len(index.problems) - 20)
     raw_index = index  # duplicates/leaks are checked on the original files, not on the cache
+    if data.align_faces and not data.cache_dir:
+        raise ValueError("data.align_faces=true needs a cache folder (--cache-dir / data.cache_dir): aligned face "
+                         "crops are made once, by `phanet data prepare --align` or at the start of training")
     if data.cache_dir:
+        from phanet.crop import DEFAULT_PADDING
         from phanet.data.cache import build_cache, load_cached
 
-        if dist_info.is_main:
-            build_cache(index, config.model.input_size, data.cache_dir)
+        if dist_info.is_main:  # aligned: face-crop contract crops (index.crop, recorded in checkpoints)
+            build_cache(index, config.model.input_size, data.cache_dir, align=data.align_faces)
         if dist_info.enabled:
             dist.barrier()
-        index = load_cached(index, data.cache_dir)
+        index = load_cached(index, data.cache_dir, config.model.input_size, align=data.align_faces,
+                            padding=DEFAULT_PADDING)
     fold_file = Path(data.fold_file) if data.fold_file else out_dir / "folds.json"
     protocol = data.protocol or index.default_protocol
     if dist_info.is_main:
@@ -521,10 +526,13 @@ def _fit_in_owned_folder(config: Config, out_dir: Path, dist_info: DistInfo, dat
     meta = {"model": config.model.name, "dataset": index.name, "fold": config.data.fold,
             "provenance": training_provenance(index, split)}
 
+    # the crop contract of the training images goes into the checkpoint, so inference repeats it
+    crop = {"crop": index.crop} if index.crop is not None else {}
+
     def save_model(name: str, extra: dict) -> None:
         if dist_info.is_main:
             save_checkpoint(out_dir / name, model, label_space, config.model.input_size, config.to_dict(),
-                            extra={"training": {**meta, **extra}})
+                            extra={"training": {**meta, **extra}, **crop})
 
     def snapshot() -> dict:
         return {k: (list(v) if isinstance(v, list) else v) for k, v in state.items()}
@@ -735,7 +743,7 @@ def evaluate_checkpoint(
     model, meta = load_checkpoint(checkpoint, device)
     if indices is not None:
         index = DatasetIndex([index.samples[i] for i in indices], index.label_space, index.problems,
-                             index.default_protocol, index.name)
+                             index.default_protocol, index.name, index.crop)
     from phanet.provenance import seen_overlap
 
     overlap = seen_overlap(meta, index, root)

@@ -14,6 +14,7 @@ sys.path.insert(0, str(BENCHMARKS))
 import ablation  # noqa: E402
 import ablation_plots  # noqa: E402
 import profile_train_step  # noqa: E402
+import real_faces  # noqa: E402
 import train_speed  # noqa: E402
 
 
@@ -151,3 +152,141 @@ def test_a_saved_run_stays_reusable_when_a_later_release_only_adds_settings(tmp_
     assert ablation.same_config(tmp_path, config)
     config.train.cpu_amp = True  # a new setting that is not at its default is a different run
     assert not ablation.same_config(tmp_path, config)
+
+
+# --- real_faces.py ----------------------------------------------------------------------------------
+
+
+def _row(label, expression, p_happy=None, p_neutral=None, pose=None, yaw=None, pitch=None):
+    return {"file": f"{label}/x.jpg", "label": label, "expression": expression, "p_happy": p_happy,
+            "p_neutral": p_neutral, "pose": pose, "yaw": yaw, "pitch": pitch}
+
+
+def test_real_faces_balanced_accuracies_on_hand_made_rows():
+    from phanet.data.base import CANONICAL_EXPRESSIONS, PoseBin
+
+    assert real_faces.DEFAULT_EXPRESSIONS == CANONICAL_EXPRESSIONS
+    rows = [
+        # neutral photos: 3 of 4 called neutral by p(happy) < p(neutral); argmax right on 1 of 4
+        _row("neutral", "neutral", 0.1, 0.8, "yaw+0", 0.0, 0.0),
+        _row("neutral", "sad", 0.2, 0.3, "yaw+45", 45.0, 0.0),
+        _row("neutral", "happy", 0.5, 0.4, "yaw-90", -90.0, 0.0),
+        _row("neutral", None),  # no face: wrong in both
+        # happy photos: both called happy; argmax happy on 1 of 2
+        _row("happy", "happy", 0.9, 0.05, "yaw+0", 0.0, 0.0),
+        _row("happy", "surprise", 0.3, 0.2, "yaw+0", 0.0, 30.0),
+    ]
+    acc = real_faces.balanced_accuracies(rows)
+    assert acc["happy_vs_neutral_per_class"] == {"neutral": 0.5, "happy": 1.0}
+    assert acc["happy_vs_neutral"] == pytest.approx(0.75)
+    assert acc["n_way_per_class"] == {"neutral": 0.25, "happy": 0.5}
+    assert acc["n_way"] == pytest.approx(0.375)
+    assert acc["photos_per_class"] == {"neutral": 4, "happy": 2} and acc["no_face"] == 1
+
+    poses = [PoseBin("yaw-90", -90.0), PoseBin("yaw+0", 0.0), PoseBin("yaw+45", 45.0)]
+    frontal = real_faces.frontal_rate(rows, poses)
+    # five faces; frontal: yaw 0 pitch 0 twice (pitch 30 is not within 22.5)
+    assert (frontal["frontal"], frontal["faces"], frontal["frontal_bins"]) == (2, 5, ["yaw+0"])
+    assert real_faces.frontal_rate(rows, []) is None
+    assert real_faces.confusion(rows)["neutral"] == {"(no face)": 1, "happy": 1, "neutral": 1, "sad": 1}
+
+    # a model without "happy": the two-way accuracy is undefined, the N-way one is not
+    no_happy = [_row("neutral", "neutral", None, 0.9), _row("happy", "sad", None, 0.1)]
+    acc = real_faces.balanced_accuracies(no_happy)
+    assert acc["happy_vs_neutral"] is None and acc["n_way"] == 0.5
+
+    text = real_faces.report(real_faces.summarise("hand-made", rows, CANONICAL_EXPRESSIONS[:7], poses))
+    for part in ("faces found: 5 / 6", "no face found in: neutral/x.jpg", "balanced happy-vs-neutral accuracy",
+                 "75.0%", "balanced 7-way accuracy", "37.5%", "frontal pose rate", "40.0%"):
+        assert part in text
+
+
+def test_real_faces_refuses_a_missing_photo_folder_and_a_missing_bundled_model(tmp_path, capsys, monkeypatch):
+    assert real_faces.main(["--photos", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert "not found" in err and "../shared/data/london-sample" in err and len(err.strip().splitlines()) == 1
+
+    from phanet.inference import Predictor
+
+    def no_bundled_model(path, **kwargs):
+        raise FileNotFoundError("no bundled checkpoint")
+
+    (tmp_path / "neutral").mkdir()
+    monkeypatch.setattr(Predictor, "from_checkpoint", staticmethod(no_bundled_model))
+    assert real_faces.main(["--photos", str(tmp_path), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("no bundled model in this install; pass --checkpoint")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_real_faces_runs_a_checkpoint_on_real_photos(tmp_path, london_sample, capsys, one_torch_thread):
+    import json
+    import shutil
+
+    from phanet.checkpoint import save_checkpoint
+    from phanet.data.synthetic import synthetic_label_space
+    from phanet.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("phanet_effl0", num_expressions=7, num_poses=5, pretrained=False)
+    save_checkpoint(tmp_path / "m", model, synthetic_label_space("kdef5"), input_size=64)
+    photos_dir = tmp_path / "photos"
+    for folder in ("neutral", "smiling"):
+        (photos_dir / folder).mkdir(parents=True)
+        for photo in sorted((london_sample / folder).glob("*.jpg"))[:2]:
+            shutil.copy(photo, photos_dir / folder)
+    (photos_dir / "notes").mkdir()  # not a label: ignored
+    photos = real_faces.list_photos(photos_dir)
+    assert [(p.parent.name, label) for p, label in photos] == [("neutral", "neutral")] * 2 + [("smiling", "happy")] * 2
+
+    out = tmp_path / "real.json"
+    code = real_faces.main(["--checkpoint", str(tmp_path / "m"), "--photos", str(photos_dir), "--device", "cpu",
+                            "--json", str(out), "--peer"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "Face Research Lab London Set" in text and "CC BY 4.0" in text
+    assert "ignored subfolders (not a label): notes" in text
+    assert "balanced happy-vs-neutral accuracy" in text and "frontal pose rate" in text
+
+    data = json.loads(out.read_text())
+    (result,) = data["checkpoints"]
+    assert result["photos"] == 4 and result["faces_found"] == 4 and result["no_face"] == []  # real frontal faces
+    rows = result["rows"]
+    assert [r["label"] for r in rows] == ["neutral", "neutral", "happy", "happy"]
+    for r in rows:
+        assert r["expression"] in real_faces.DEFAULT_EXPRESSIONS and r["pose"] in {p["name"] for p in result["poses"]}
+        assert r["probabilities"][r["expression"]] == max(r["probabilities"].values())
+        assert 0.0 <= r["p_happy"] <= 1.0 and 0.0 <= r["p_neutral"] <= 1.0
+    # the accuracies follow from the rows
+    hv = {label: sum((r["p_happy"] > r["p_neutral"]) == (label == "happy") for r in rows if r["label"] == label) / 2
+          for label in ("neutral", "happy")}
+    assert result["accuracy"]["happy_vs_neutral"] == pytest.approx((hv["neutral"] + hv["happy"]) / 2)
+    seven = {label: sum(r["expression"] == label for r in rows if r["label"] == label) / 2
+             for label in ("neutral", "happy")}
+    assert result["accuracy"]["n_way"] == pytest.approx((seven["neutral"] + seven["happy"]) / 2)
+    frontal = sum(abs(r["yaw"]) <= 22.5 for r in rows)
+    assert result["frontal"]["rate"] == pytest.approx(frontal / 4) and result["frontal"]["frontal_bins"] == ["yaw+0"]
+    assert sum(sum(c.values()) for c in result["confusion"].values()) == 4
+    assert "skipped" in data["peer"] or data["peer"]["photos"] == 4
+
+
+def test_real_faces_peer_rows_map_fer_emotions_and_take_the_largest_face(tmp_path):
+    from PIL import Image
+
+    for folder in ("neutral", "smiling"):
+        (tmp_path / folder).mkdir()
+        Image.new("RGB", (40, 30), (120, 90, 60)).save(tmp_path / folder / "a.jpg")
+
+    class FakeFER:  # the fer package's output format: boxes [x, y, w, h], its own emotion keys
+        def detect_emotions(self, bgr):
+            assert bgr.shape == (30, 40, 3)
+            small = {"angry": 0.0, "disgust": 0.0, "fear": 0.0, "happy": 0.9, "sad": 0.0, "surprise": 0.0,
+                     "neutral": 0.1}
+            large = {**small, "happy": 0.2, "angry": 0.5, "neutral": 0.3}
+            return [{"box": [0, 0, 5, 5], "emotions": small}, {"box": [0, 0, 20, 20], "emotions": large}]
+
+    result = real_faces.evaluate_fer(real_faces.list_photos(tmp_path), detector=FakeFER())
+    assert [r["expression"] for r in result["rows"]] == ["anger", "anger"]  # the larger face, angry -> anger
+    assert result["accuracy"]["happy_vs_neutral_per_class"] == {"neutral": 1.0, "happy": 0.0}
+    assert result["accuracy"]["n_way"] == 0.0 and result["frontal"] is None
+    assert "frontal pose rate: n/a" in real_faces.report(result)

@@ -14,8 +14,18 @@ any output differs by more than --atol.
 """
 
 
+FP16_DESCRIPTION = """\
+Write a copy of a checkpoint whose floating-point tensors are fp16: half the file size, outputs equal
+to the fp32 model's up to fp16 rounding. Loading it (phanet predict, load_model) fills the model's
+fp32 parameters. The JSON keeps the source's metadata and adds "dtype", the source path, the test
+metrics of its run folder (metrics.json, if there is one) and, with --recipe, the config file's text
+and the git commit it was trained at.
+"""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("export", help="export a checkpoint (ONNX)", description="Export a checkpoint.")
+    parser = subparsers.add_parser("export", help="export a checkpoint (ONNX, fp16)",
+                                   description="Export a checkpoint.")
     formats = parser.add_subparsers(dest="export_format", metavar="FORMAT", required=True)
     onnx = formats.add_parser(
         "onnx",
@@ -33,6 +43,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     onnx.add_argument("--no-check", action="store_true", help="skip the onnxruntime parity check")
     onnx.set_defaults(func=run_onnx)
 
+    half = formats.add_parser(
+        "fp16",
+        help="a half-precision copy of a checkpoint (half the size, for shipping)",
+        description=FP16_DESCRIPTION,
+        epilog="example (the bundled model):\n  phanet export fp16 --checkpoint runs/synthetic_general/best "
+               "--out phanet/weights/phanet_synthetic --recipe configs/synthetic_general.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    half.add_argument("--checkpoint", required=True, metavar="CKPT",
+                      help="checkpoint (NAME, NAME.safetensors or NAME.json)")
+    half.add_argument("--out", required=True, metavar="NAME", help="output checkpoint (NAME.safetensors + NAME.json)")
+    half.add_argument("--recipe", metavar="YAML", help="the config file the model was trained with, recorded "
+                      "verbatim in the JSON with the git commit of this checkout")
+    half.set_defaults(func=run_fp16)
+
 
 def run_onnx(args: argparse.Namespace) -> int:
     import sys
@@ -46,3 +71,36 @@ def run_onnx(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(result))
     return 0
+
+
+def run_fp16(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from phanet.checkpoint import checkpoint_paths, save_half_precision
+
+    source = Path(args.checkpoint)
+    extra: dict = {"source": str(checkpoint_paths(source)[0])}
+    metrics = checkpoint_paths(source)[0].parent / "metrics.json"
+    if metrics.is_file():
+        summary = json.loads(metrics.read_text(encoding="utf-8"))
+        extra["test_metrics"] = {k: summary[k] for k in ("accuracy", "macro_f1", "per_pose_accuracy",
+                                                         "pose_accuracy", "num_samples") if k in summary}
+    if args.recipe:
+        extra["recipe"] = {"file": args.recipe, "text": Path(args.recipe).read_text(encoding="utf-8"),
+                           "commit": _git_commit()}
+    weights = save_half_precision(source, args.out, extra)
+    print(json.dumps({"weights": str(weights), "bytes": weights.stat().st_size}))
+    return 0
+
+
+def _git_commit() -> str | None:
+    """The commit of the checkout this runs from (None outside a git checkout)."""
+    import subprocess
+    from pathlib import Path
+
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                              cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None

@@ -25,7 +25,8 @@ The exit code is 0 unless every input failed (or any did, with --strict).
 
 EXAMPLES = """\
 examples:
-  phanet predict photos/ --checkpoint runs/kdef/best            # JSON lines on stdout
+  phanet predict photos/                                         # the bundled model, JSON lines on stdout
+  phanet predict photos/ --checkpoint runs/kdef/best
   phanet predict clip.mp4 --checkpoint best --every 5 --format csv -o clip.csv
   phanet predict crops/ --checkpoint best --no-detect --save-annotated annotated/
 """
@@ -40,8 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders and video files")
-    parser.add_argument("--checkpoint", required=True, metavar="CKPT",
-                        help="checkpoint (NAME, NAME.safetensors or NAME.json)")
+    parser.add_argument("--checkpoint", default=None, metavar="CKPT",
+                        help="checkpoint (NAME, NAME.safetensors or NAME.json); default: the general model "
+                        "bundled with phanet, trained on synthetic faces only")
     parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
                         help="jsonl: one JSON record per input; csv: one row per face (default: jsonl)")
     parser.add_argument("-o", "--output", metavar="FILE", help="write records to FILE instead of stdout")

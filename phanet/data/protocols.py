@@ -263,5 +263,5 @@ def cross_dataset_index(target: DatasetIndex, source_space: LabelSpace) -> tuple
     space = LabelSpace(source_space.expressions, target.label_space.poses)
     note = [f"cross-dataset: {name!r} has no counterpart in the training classes; its samples are dropped"
             for name in dropped]
-    relabelled = DatasetIndex(samples, space, target.problems + note, target.default_protocol, target.name)
+    relabelled = DatasetIndex(samples, space, target.problems + note, target.default_protocol, target.name, target.crop)
     return relabelled, dropped

@@ -25,6 +25,9 @@ class DatasetIndex:
     problems: list[str] = field(default_factory=list)
     default_protocol: str = "subject_kfold"
     name: str = ""
+    # the face-crop contract its images follow (phanet.crop.crop_spec), when they are aligned crops;
+    # recorded in checkpoints so that inference repeats it. None: images as the dataset ships them.
+    crop: dict | None = None
 
 
 _DATASETS: dict[str, Callable[..., DatasetIndex]] = {}

@@ -2,10 +2,9 @@
 
 The five landmarks of :class:`~phanet.inference.detect.DetectedFace` (eyes, nose, mouth corners) are
 mapped by a least-squares similarity transform (rotation, uniform scale, translation; Umeyama 1991,
-no reflection, no shear, so the face keeps its shape) onto a canonical template: the widely used
-five-point template of the 112x112 ArcFace crop (InsightFace), normalised to [0, 1] and scaled to
-the checkpoint's ``input_size``. ``padding`` widens the crop around that template (a fraction of the
-crop side added on each side), keeping brows and chin, which carry expression, well inside.
+no reflection, no shear, so the face keeps its shape) onto the canonical template of
+:mod:`phanet.crop` -- the same template the synthetic renderer aligns its camera to -- scaled to the
+checkpoint's ``input_size`` with the checkpoint's ``padding``.
 
 Faces from a backend without landmarks are cropped from their box instead (a square around the box
 centre). Warping with a strong reduction (a face in a huge photo) first shrinks the face's region
@@ -16,51 +15,12 @@ from __future__ import annotations
 
 import numpy as np
 
-# ArcFace's 112x112 template (x, y): left eye, right eye, nose tip, left and right mouth corner.
-ARCFACE_TEMPLATE_112 = np.array(
-    [
-        [38.2946, 51.6963],
-        [73.5318, 51.5014],
-        [56.0252, 71.7366],
-        [41.5493, 92.3655],
-        [70.7299, 92.2041],
-    ]
-)
-CANONICAL_LANDMARKS = ARCFACE_TEMPLATE_112 / 112.0  # [5, 2] in [0, 1] crop coordinates
-DEFAULT_PADDING = 0.1
+from phanet.crop import DEFAULT_PADDING, estimate_similarity, template_points
+
+__all__ = ["DEFAULT_PADDING", "align_face", "box_similarity", "estimate_similarity", "invert_similarity",
+           "template_points", "warp_to_crop"]
+
 BOX_CROP_SCALE = 1.25  # crop side / box side when aligning from a box only
-
-
-def template_points(size: int, padding: float = DEFAULT_PADDING) -> np.ndarray:
-    """``[5, 2]`` landmark positions in a ``size x size`` crop with ``padding`` added on each side."""
-    if padding <= -0.5:
-        raise ValueError(f"padding={padding} must be greater than -0.5")
-    return (CANONICAL_LANDMARKS + padding) / (1.0 + 2.0 * padding) * size
-
-
-def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares similarity ``[2, 3]`` matrix M with ``dst ~ M @ [src, 1]`` (Umeyama's method).
-
-    src, dst: ``[N, 2]`` corresponding points, N >= 2.
-    """
-    src = np.asarray(src, dtype=np.float64)
-    dst = np.asarray(dst, dtype=np.float64)
-    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or len(src) < 2:
-        raise ValueError(f"need two [N>=2, 2] point sets of equal shape, got {src.shape} and {dst.shape}")
-    mean_src, mean_dst = src.mean(axis=0), dst.mean(axis=0)
-    src_c, dst_c = src - mean_src, dst - mean_dst
-    var_src = (src_c**2).sum() / len(src)
-    if var_src < 1e-12:
-        raise ValueError("landmarks coincide; cannot estimate an alignment")
-    cov = dst_c.T @ src_c / len(src)
-    u, s, vt = np.linalg.svd(cov)
-    d = np.diag([1.0, np.sign(np.linalg.det(u) * np.linalg.det(vt)) or 1.0])
-    rotation = u @ d @ vt
-    scale = np.trace(np.diag(s) @ d) / var_src
-    matrix = np.empty((2, 3))
-    matrix[:, :2] = scale * rotation
-    matrix[:, 2] = mean_dst - matrix[:, :2] @ mean_src
-    return matrix
 
 
 def box_similarity(box: np.ndarray, size: int, scale: float = BOX_CROP_SCALE) -> np.ndarray:

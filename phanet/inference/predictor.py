@@ -21,8 +21,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from phanet.crop import padding_from_meta
 from phanet.data.base import LabelSpace
-from phanet.inference.align import DEFAULT_PADDING, align_face
+from phanet.inference.align import align_face
 from phanet.inference.detect import DetectedFace, FaceDetector, create_detector
 from phanet.inference.sources import InputItem, to_rgb_array
 
@@ -105,11 +106,12 @@ class Predictor:
     """Detector + alignment + model, configured from a checkpoint.
 
     model: a registry model in eval mode (``PhaNetOutput`` forward).
-    meta: the checkpoint's JSON (label_space, input_size, mean, std; optional ``align_padding``).
+    meta: the checkpoint's JSON (label_space, input_size, mean, std; optional ``crop``, the face-crop
+        contract of its training images, see :mod:`phanet.crop`).
     detector: a :class:`FaceDetector`, or None when inputs are face crops already.
     batch_size: faces per model call.
     align_padding: crop padding around the landmark template (see :mod:`phanet.inference.align`);
-        default: the checkpoint's ``align_padding`` if it has one, else 0.1.
+        default: the checkpoint's (``crop.padding``), else 0.1.
     """
 
     def __init__(
@@ -131,7 +133,7 @@ class Predictor:
         self.mean = torch.tensor(meta["mean"], dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(meta["std"], dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         if align_padding is None:
-            align_padding = meta.get("align_padding", DEFAULT_PADDING)
+            align_padding = padding_from_meta(meta)
         self.align_padding = float(align_padding)
         config = getattr(model, "config", None)
         self.num_scales = config.num_scales if config is not None and config.use_attention else 0
@@ -139,7 +141,7 @@ class Predictor:
     @classmethod
     def from_checkpoint(
         cls,
-        path: str | Path,
+        path: str | Path | None = None,
         device: str | torch.device | None = None,
         detector: str | FaceDetector | None = "mtcnn",
         batch_size: int = 32,
@@ -148,10 +150,13 @@ class Predictor:
     ) -> Predictor:
         """A predictor from a checkpoint; ``detector`` is a registered name, an instance, or None.
 
+        ``path=None`` uses the model bundled with the package (:func:`phanet.checkpoint.bundled_checkpoint`).
+
         ``detector_kwargs`` (e.g. ``min_score``, ``max_side``) go to :func:`create_detector`.
         """
-        from phanet.checkpoint import load_checkpoint
+        from phanet.checkpoint import bundled_checkpoint, load_checkpoint
 
+        path = bundled_checkpoint() if path is None else path
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         model, meta = load_checkpoint(path, device=device)
         if isinstance(detector, str):

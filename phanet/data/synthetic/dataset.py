@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from phanet.crop import DEFAULT_PADDING, crop_spec
 from phanet.data.base import SEVEN_EXPRESSIONS, FaceDataset, LabelSpace, PoseBin, Sample
 from phanet.data.registry import DatasetIndex, register_dataset
 from phanet.data.synthetic.render import render_face
@@ -93,7 +94,11 @@ def synthetic_label_space(poses: PoseSpec = "kdef5") -> LabelSpace:
 
 @dataclass(frozen=True)
 class SyntheticImage:
-    """A picklable recipe for one synthetic image; calling it renders ``[size, size, 3]`` uint8."""
+    """A picklable recipe for one synthetic image; calling it renders ``[size, size, 3]`` uint8.
+
+    ``align_padding``: the image is the aligned crop of the face-crop contract (:mod:`phanet.crop`)
+    with this padding, as ``phanet predict`` crops real faces; None keeps the camera's framing.
+    """
 
     seed: int
     subject: int
@@ -103,11 +108,12 @@ class SyntheticImage:
     size: int = 112
     variant: int = 0
     jitter: bool = True
+    align_padding: float | None = DEFAULT_PADDING
 
     def __call__(self) -> np.ndarray:
         return render_face(
             self.seed, self.subject, self.expression, self.yaw, self.pitch, self.size,
-            jitter=self.jitter, variant=self.variant,
+            jitter=self.jitter, variant=self.variant, align_padding=self.align_padding,
         )
 
 
@@ -138,6 +144,7 @@ def synthetic_index(
     seed: int = 0,
     per_cell: int = 1,
     splits: Mapping[str, int] | None = None,
+    align_padding: float | None = DEFAULT_PADDING,
 ) -> DatasetIndex:
     """Index of synthetic samples: every subject x expression x pose, ``per_cell`` times.
 
@@ -146,7 +153,8 @@ def synthetic_index(
     different captures (``variant``): other AU intensities, lighting, background and pose jitter.
     ``splits`` optionally names consecutive groups of the subjects (e.g. ``{"train": 14, "val": 3,
     "test": 3}``) and sets each sample's ``split``. ``yaw``/``pitch`` of a sample are the nominal
-    values of its bin; the rendered pose is jittered by up to ±3°.
+    values of its bin; the rendered pose is jittered by up to ±3°. Images are aligned crops of the
+    face-crop contract with ``align_padding`` (None: the camera's framing, as before version 0.2).
     """
     if per_cell < 1:
         raise ValueError(f"per_cell must be >= 1, got {per_cell}")
@@ -163,7 +171,8 @@ def synthetic_index(
         for expression, expression_name in enumerate(space.expressions):
             for pose_index, pose in enumerate(space.poses):
                 for variant in range(per_cell):
-                    image = SyntheticImage(seed, subject, expression, pose.yaw, pose.pitch, size, variant)
+                    image = SyntheticImage(seed, subject, expression, pose.yaw, pose.pitch, size, variant,
+                                           align_padding=align_padding)
                     samples.append(Sample(
                         image=image,
                         expression=expression,
@@ -177,7 +186,8 @@ def synthetic_index(
                         extra={"generator_seed": seed, "generator_id": subject},
                     ))
     protocol = "official" if splits else "subject_kfold"
-    return DatasetIndex(samples=samples, label_space=space, default_protocol=protocol, name="synthetic")
+    crop = None if align_padding is None else crop_spec(align_padding)
+    return DatasetIndex(samples=samples, label_space=space, default_protocol=protocol, name="synthetic", crop=crop)
 
 
 @register_dataset("synthetic")
@@ -189,6 +199,7 @@ def load_synthetic(
     seed: int = 0,
     per_cell: int = 1,
     splits: Mapping[str, int] | None = None,
+    align_padding: float | None = DEFAULT_PADDING,
 ) -> DatasetIndex:
     """Registry entry ``synthetic``: rendered on the fly, so there is no root folder."""
     if root not in (None, ""):
@@ -196,7 +207,7 @@ def load_synthetic(
             f"the synthetic dataset is rendered on the fly and takes no root (got {str(root)!r}); "
             "to read a folder written by `phanet synth`, load it as the generic CSV dataset"
         )
-    return synthetic_index(subjects, poses, size, seed, per_cell, splits)
+    return synthetic_index(subjects, poses, size, seed, per_cell, splits, align_padding)
 
 
 class SyntheticFaces(FaceDataset):

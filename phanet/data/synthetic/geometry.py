@@ -534,3 +534,45 @@ def grid_normals(grid: np.ndarray, rows: slice = slice(None), cols: slice = slic
     fallback = grid[r][:, c]  # at the poles: away from the head centre
     n = np.where(length > 1e-9, n / np.maximum(length, 1e-12), fallback)
     return n / np.sqrt(n[..., 0] ** 2 + n[..., 1] ** 2 + n[..., 2] ** 2)[..., None]
+
+
+# ----------------------------------------------------------------------------------------- landmarks
+
+
+def face_landmarks(ident: Identity, mesh: Mesh) -> np.ndarray:
+    """The five crop landmarks of the posed head, ``[5, 3]`` cm in the head frame (expression applied).
+
+    Order as in :mod:`phanet.crop` for a frontal view: the eye on the image's left (the subject's
+    right, ``x < 0``), the other eye, the nose tip, the mouth corner on the image's left, the other.
+    Each is the deformed position of the surface point whose rest coordinates are the identity's
+    landmark, so a smile moves the mouth corners exactly as it moves the skin that is drawn there.
+    """
+    n_grid = N_ROWS * N_THETA
+    grid = mesh.positions[:n_grid].reshape(N_ROWS, N_THETA, 3)
+    rest = mesh.vertex_data[:n_grid, :3].reshape(N_ROWS, N_THETA, 3)
+    front = rest[..., 2] > 0
+    front_rest, front_pos = rest[front], grid[front]
+
+    def surface_point(x: float, y: float) -> np.ndarray:
+        # inverse-distance weights over the 4 nearest front vertices, in rest (x, y)
+        dist = np.hypot(front_rest[:, 0] - x, front_rest[:, 1] - y)
+        near = np.argpartition(dist, 4)[:4]
+        w = 1.0 / np.maximum(dist[near], 1e-4)
+        return (front_pos[near] * w[:, None]).sum(0) / w.sum()
+
+    # the lip line: the corners lie where its two lip edges meet, between the nearest two columns
+    lip = 0.5 * (grid[GAP_LO] + grid[GAP_UP])
+    lip_x = rest[GAP_UP, :, 0]
+    cols = np.nonzero(front[GAP_UP])[0]
+    order = cols[np.argsort(lip_x[cols])]
+
+    def mouth_corner(x: float) -> np.ndarray:
+        return np.stack([np.interp(x, lip_x[order], lip[order, k]) for k in range(3)])
+
+    return np.stack([
+        surface_point(-ident.eye_x, ident.eye_y),
+        surface_point(ident.eye_x, ident.eye_y),
+        surface_point(0.0, ident.nose_y),
+        mouth_corner(-ident.mouth_w),
+        mouth_corner(ident.mouth_w),
+    ]).astype(np.float64)

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from phanet.crop import apply_similarity, estimate_similarity, template_points
 from phanet.data.synthetic.expressions import NUM_AUS, sample_aus
-from phanet.data.synthetic.geometry import KIND_EAR, KIND_MOUTH, NUM_ATTRS, build_mesh
+from phanet.data.synthetic.geometry import KIND_EAR, KIND_MOUTH, NUM_ATTRS, build_mesh, face_landmarks
 from phanet.data.synthetic.identity import Identity, sample_identity
 from phanet.data.synthetic.paint import paint
 from phanet.data.synthetic.raster import rasterize
@@ -118,13 +119,28 @@ def composite(colour: np.ndarray, cover: np.ndarray, backdrop: np.ndarray) -> np
 
 
 def render_scene(
-    ident: Identity, aus: np.ndarray, view: View, scene: Scene, size: int = 112, supersample: int = 1
-) -> np.ndarray:
-    """Render one face: ``[size, size, 3]`` uint8 RGB.
+    ident: Identity,
+    aus: np.ndarray,
+    view: View,
+    scene: Scene,
+    size: int = 112,
+    supersample: int = 1,
+    *,
+    align_padding: float | None = None,
+    return_landmarks: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Render one face: ``[size, size, 3]`` uint8 RGB (and its landmarks, when asked).
 
     ``aus`` is ``[NUM_AUS, 2]`` (see :mod:`.expressions`). Painted features and the silhouette are
     anti-aliased analytically; ``supersample > 1`` renders ``supersample``-times larger and
     averages down, for smoother inner edges at ``supersample**2`` times the cost.
+
+    ``align_padding``: None frames the head with the camera of ``view`` (scale, shift, roll as
+    given); a number renders the crop of the face-crop contract (:mod:`phanet.crop`) directly: the
+    similarity that maps the five projected landmarks onto the template (with that padding) is
+    folded into the camera (roll about the optical axis, focal length, principal point), so the
+    image is exactly the aligned crop with no resampling. ``return_landmarks`` also returns the
+    five landmarks ``[5, 2]`` (x, y) in output pixels, projected from 3D (hidden ones included).
     """
     if size < 8:
         raise ValueError(f"image size must be at least 8 pixels, got {size}")
@@ -136,12 +152,24 @@ def render_scene(
     rot = _rotation(view.yaw, view.pitch, view.roll).astype(np.float32)
     # turn the head about PIVOT, then frame the turned face centre (PIVOT + LOOK_AT) in the middle
     centre = (rot @ LOOK_AT.astype(np.float32)) * np.float32([1, 1, 0])
-    cam = (mesh.positions - PIVOT.astype(np.float32)) @ rot.T - centre
-    depth = CAMERA_DISTANCE - cam[:, 2]
     focal = big * CAMERA_DISTANCE / FIELD * view.scale
-    xy = np.empty((len(cam), 2), dtype=np.float32)
-    xy[:, 0] = big * (0.5 + view.shift[0]) + focal * cam[:, 0] / depth
-    xy[:, 1] = big * (0.5 + view.shift[1]) - focal * cam[:, 1] / depth
+
+    def project(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        c = (points - PIVOT.astype(np.float32)) @ rot.T - centre
+        d = CAMERA_DISTANCE - c[:, 2]
+        p = np.empty((len(c), 2), dtype=np.float32)
+        p[:, 0] = big * (0.5 + view.shift[0]) + focal * c[:, 0] / d
+        p[:, 1] = big * (0.5 + view.shift[1]) - focal * c[:, 1] / d
+        return p, d
+
+    xy, depth = project(mesh.positions)
+    marks = project(face_landmarks(ident, mesh).astype(np.float32))[0].astype(np.float64)
+    pixel_cm = FIELD / (big * view.scale)
+    if align_padding is not None:
+        matrix = estimate_similarity(marks, template_points(big, align_padding))
+        xy = apply_similarity(matrix, xy).astype(np.float32)
+        marks = apply_similarity(matrix, marks)
+        pixel_cm /= float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
     frags = rasterize(xy, depth, mesh.triangles, big, big)
 
     # interpolate rest coordinates, mouth attributes and normals at each visible pixel
@@ -156,7 +184,6 @@ def render_scene(
     ear = kind == KIND_EAR
     normals[ear, 2] += 0.8
     normals[ear] /= np.sqrt((normals[ear] ** 2).sum(1, keepdims=True))
-    pixel_cm = FIELD / (big * view.scale)
     surface = paint(ident, aus, scene.gaze, kind, attrs, pixel_cm)
     colour = _shade(surface, normals, kind, scene)
 
@@ -171,7 +198,8 @@ def render_scene(
         image = image + (1.0 - cover)[..., None] * background(scene, size)
     else:
         image = composite(image, cover, background(scene, size))
-    return (_tone(image) * 255.0 + 0.5).astype(np.uint8)
+    image = (_tone(image) * 255.0 + 0.5).astype(np.uint8)
+    return (image, marks / supersample) if return_landmarks else image
 
 
 def _tone(image: np.ndarray) -> np.ndarray:
@@ -259,13 +287,18 @@ def render_face(
     *,
     jitter: bool = True,
     variant: int = 0,
-) -> np.ndarray:
+    align_padding: float | None = None,
+    return_landmarks: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """One synthetic face, ``[size, size, 3]`` uint8 RGB, fully determined by the arguments.
 
     ``subject`` fixes the identity; ``(subject, expression, variant)`` fixes the expression
     instance (AU intensities), lighting, background and gaze, shared by every pose of that capture;
     ``jitter`` adds small random pose (±3°), roll (±4°), scale (±6 %) and position (±3 %) changes,
     themselves deterministic. ``expression`` indexes :data:`phanet.data.SEVEN_EXPRESSIONS`.
+    ``align_padding`` and ``return_landmarks`` are as in :func:`render_scene`: with a padding, the
+    image is the aligned crop of the face-crop contract (roll, scale and shift jitter then only
+    move it as far as landmark noise does: not at all).
     """
     for name, value in (("seed", seed), ("subject", subject), ("variant", variant)):
         if int(value) < 0:
@@ -274,4 +307,4 @@ def render_face(
     aus = sample_aus(_rng(seed, subject, expression, variant, 0xE), expression)
     scene = sample_scene(seed, subject, expression, variant)
     view = sample_view(seed, subject, expression, variant, yaw, pitch, jitter)
-    return render_scene(ident, aus, view, scene, size)
+    return render_scene(ident, aus, view, scene, size, align_padding=align_padding, return_landmarks=return_landmarks)

@@ -76,6 +76,7 @@ def write_synthetic_dataset(
         "subjects": sorted({s.image.subject for s in index.samples}),
         "poses": [[p.yaw, p.pitch] for p in space.poses],
         "size": size, "seed": seed, "per_cell": per_cell, "splits": dict(splits) if splits else None,
+        "crop": index.crop,
     }
     (out / "synth_config.json").write_text(json.dumps(config) + "\n", encoding="utf-8")
     if preview:

@@ -1,0 +1,95 @@
+"""The face-crop contract: one canonical five-point template that every face crop is aligned to.
+
+A model is only as good as the agreement between the crops it was trained on and the crops it sees
+in use. So every path that makes a crop -- synthetic renders (:mod:`phanet.data.synthetic.render`,
+aligned in the camera itself), ``phanet predict`` (:mod:`phanet.inference.align`, aligned from the
+detector's landmarks), export and evaluation -- maps five landmarks (left eye, right eye, nose tip,
+left and right mouth corner, left/right as seen in the image) onto the same template by a
+similarity transform (rotation, uniform scale, translation: the face keeps its shape), and the
+checkpoint records the template and padding (:func:`crop_spec`) so inference repeats them exactly.
+
+The template is the widely used five-point template of the 112x112 ArcFace crop (InsightFace),
+normalised to [0, 1]; ``padding`` widens the crop around it (a fraction of the template's side added
+on each side), which keeps brows and chin, which carry expression, well inside the crop.
+
+This module is pure numpy and imports nothing else from phanet, so the renderer and inference can
+both depend on it. See docs/architecture.md ("Face crops").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+TEMPLATE_NAME = "arcface5"
+# ArcFace's 112x112 template (x, y): left eye, right eye, nose tip, left and right mouth corner.
+ARCFACE_TEMPLATE_112 = np.array(
+    [
+        [38.2946, 51.6963],
+        [73.5318, 51.5014],
+        [56.0252, 71.7366],
+        [41.5493, 92.3655],
+        [70.7299, 92.2041],
+    ]
+)
+CANONICAL_LANDMARKS = ARCFACE_TEMPLATE_112 / 112.0  # [5, 2] in [0, 1] crop coordinates
+DEFAULT_PADDING = 0.1
+LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+
+
+def template_points(size: float, padding: float = DEFAULT_PADDING) -> np.ndarray:
+    """``[5, 2]`` landmark positions in a ``size x size`` crop with ``padding`` added on each side."""
+    if padding <= -0.5:
+        raise ValueError(f"padding={padding} must be greater than -0.5")
+    return (CANONICAL_LANDMARKS + padding) / (1.0 + 2.0 * padding) * size
+
+
+def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity ``[2, 3]`` matrix M with ``dst ~ M @ [src, 1]`` (Umeyama's method).
+
+    src, dst: ``[N, 2]`` corresponding points, N >= 2.
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or len(src) < 2:
+        raise ValueError(f"need two [N>=2, 2] point sets of equal shape, got {src.shape} and {dst.shape}")
+    mean_src, mean_dst = src.mean(axis=0), dst.mean(axis=0)
+    src_c, dst_c = src - mean_src, dst - mean_dst
+    var_src = (src_c**2).sum() / len(src)
+    if var_src < 1e-12:
+        raise ValueError("landmarks coincide; cannot estimate an alignment")
+    cov = dst_c.T @ src_c / len(src)
+    u, s, vt = np.linalg.svd(cov)
+    d = np.diag([1.0, np.sign(np.linalg.det(u) * np.linalg.det(vt)) or 1.0])
+    rotation = u @ d @ vt
+    scale = np.trace(np.diag(s) @ d) / var_src
+    matrix = np.empty((2, 3))
+    matrix[:, :2] = scale * rotation
+    matrix[:, 2] = mean_dst - matrix[:, :2] @ mean_src
+    return matrix
+
+
+def apply_similarity(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """``points [N, 2]`` mapped by the ``[2, 3]`` matrix."""
+    points = np.asarray(points)
+    return points @ np.asarray(matrix)[:, :2].T + np.asarray(matrix)[:, 2]
+
+
+def crop_spec(padding: float = DEFAULT_PADDING) -> dict:
+    """What a checkpoint records about its crops (``meta["crop"]``), so inference repeats them."""
+    return {
+        "template": TEMPLATE_NAME,
+        "landmarks": LANDMARK_NAMES,
+        "points": CANONICAL_LANDMARKS.round(6).tolist(),
+        "padding": float(padding),
+    }
+
+
+def padding_from_meta(meta: dict) -> float:
+    """The crop padding a checkpoint was trained with (older checkpoints: ``align_padding`` or 0.1)."""
+    crop = meta.get("crop")
+    if isinstance(crop, dict):
+        if crop.get("template", TEMPLATE_NAME) != TEMPLATE_NAME:
+            raise ValueError(f"checkpoint crop template {crop.get('template')!r} is not {TEMPLATE_NAME!r}, "
+                             "the only one this version knows")
+        return float(crop.get("padding", DEFAULT_PADDING))
+    return float(meta.get("align_padding", DEFAULT_PADDING))

@@ -1,0 +1,61 @@
+"""The face-crop contract: synthetic renders, checkpoints and inference share one aligned crop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from phanet.crop import apply_similarity, crop_spec, estimate_similarity, padding_from_meta, template_points
+from phanet.data.base import SEVEN_EXPRESSIONS
+from phanet.data.synthetic import synthetic_index
+from phanet.data.synthetic.render import render_face
+
+HAPPY, NEUTRAL = SEVEN_EXPRESSIONS.index("happy"), SEVEN_EXPRESSIONS.index("neutral")
+
+
+def test_rendered_landmarks_lie_on_eyes_nose_and_mouth_in_image_order():
+    _, marks = render_face(0, 3, NEUTRAL, 0.0, 0.0, 112, jitter=False, return_landmarks=True)
+    left_eye, right_eye, nose, mouth_left, mouth_right = marks
+    assert left_eye[0] < nose[0] < right_eye[0] and mouth_left[0] < mouth_right[0]
+    assert max(left_eye[1], right_eye[1]) < nose[1] < min(mouth_left[1], mouth_right[1])
+    assert abs(left_eye[1] - right_eye[1]) < 2.0  # level eyes on a frontal, unrolled view
+
+
+def test_a_smile_moves_the_rendered_mouth_corners_outwards_and_up():
+    _, calm = render_face(0, 3, NEUTRAL, 0.0, 0.0, 112, jitter=False, return_landmarks=True)
+    _, smile = render_face(0, 3, HAPPY, 0.0, 0.0, 112, jitter=False, return_landmarks=True)
+    width = lambda m: m[4, 0] - m[3, 0]  # noqa: E731
+    assert width(smile) > width(calm) + 1.0
+    assert smile[3:, 1].mean() < calm[3:, 1].mean()  # image y grows downwards
+
+
+@pytest.mark.parametrize("yaw, pitch", [(0.0, 0.0), (45.0, 0.0), (-90.0, 0.0), (30.0, 20.0)])
+def test_an_aligned_render_is_the_similarity_of_the_camera_render_onto_the_template(yaw, pitch):
+    # same face, same jitter: aligning in the camera equals aligning the landmarks afterwards
+    _, free = render_face(1, 4, HAPPY, yaw, pitch, 96, variant=2, return_landmarks=True)
+    _, aligned = render_face(1, 4, HAPPY, yaw, pitch, 96, variant=2, align_padding=0.1, return_landmarks=True)
+    expected = apply_similarity(estimate_similarity(free, template_points(96, 0.1)), free)
+    np.testing.assert_allclose(aligned, expected, atol=1e-2)
+
+
+def test_aligned_frontal_renders_put_their_landmarks_near_the_template_whatever_the_jitter():
+    template = template_points(64, 0.1)
+    for variant in range(4):
+        _, marks = render_face(0, 7, variant % 7, 0.0, 0.0, 64, variant=variant, align_padding=0.1,
+                               return_landmarks=True)
+        assert np.abs(marks - template).max() < 0.08 * 64
+
+
+def test_synthetic_index_images_are_aligned_crops_and_the_index_says_so():
+    index = synthetic_index(1, poses="0:0", size=48, align_padding=0.2)
+    assert index.crop == crop_spec(0.2)
+    assert index.samples[0].image.align_padding == 0.2
+    assert synthetic_index(1, poses="0:0", size=48, align_padding=None).crop is None
+
+
+def test_checkpoint_crop_padding_is_read_from_the_crop_spec_with_older_fallbacks():
+    assert padding_from_meta({"crop": crop_spec(0.25)}) == 0.25
+    assert padding_from_meta({"align_padding": 0.3}) == 0.3
+    assert padding_from_meta({}) == 0.1
+    with pytest.raises(ValueError, match="template"):
+        padding_from_meta({"crop": {"template": "dlib68", "padding": 0.1}})
