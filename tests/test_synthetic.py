@@ -170,7 +170,8 @@ def test_expression_prototypes_follow_emfacs():
 
 def test_random_instances_of_a_class_differ_but_stay_close_to_the_prototype():
     rng = np.random.default_rng(0)
-    draws = [sample_aus(rng, SEVEN_EXPRESSIONS.index("surprise")) for _ in range(20)]
+    # the prototype's spread alone: the subtle and blend randomisations are tested on their own below
+    draws = [sample_aus(rng, SEVEN_EXPRESSIONS.index("surprise"), subtle=False, blends=False) for _ in range(20)]
     assert len({d.tobytes() for d in draws}) == 20
     for d in draws:
         assert d.shape == (NUM_AUS, 2) and d.min() >= 0 and d.max() <= 1
@@ -204,3 +205,26 @@ def test_phanet_synth_writes_images_labels_labelspace_and_preview(tmp_path):
     assert space.expressions == tuple(SEVEN_EXPRESSIONS) and [p.yaw for p in space.poses] == [-45, 0, 45]
     assert (out / "preview.png").is_file()
     assert main(["synth", "--out", str(out), "--subjects", "1"]) == 1  # refuses to overwrite
+
+
+def test_each_domain_randomisation_is_a_switch_and_unknown_names_are_errors():
+    from phanet.data.synthetic.expressions import AU_INDEX, sample_aus
+    from phanet.data.synthetic.identity import sample_identity
+
+    full = render_face(0, 4, 1, 0.0, 0.0, SIZE)
+    plain = render_face(0, 4, 1, 0.0, 0.0, SIZE, randomize=())
+    assert not np.array_equal(full, plain)
+    # lips: fuller and tinted, the rest of the identity untouched
+    a, b = sample_identity(0, 4, lips=False), sample_identity(0, 4, lips=True)
+    assert b.lip_up >= a.lip_up and b.lip_lo >= a.lip_lo and b.lip_colour != a.lip_colour
+    assert (a.eye_x, a.mouth_w, a.skin) == (b.eye_x, b.mouth_w, b.skin)
+    # subtle: happy's lip-corner puller reaches lower intensities than without the switch
+    corner = AU_INDEX[12]
+    low = min(sample_aus(np.random.default_rng(i), 1, subtle=True, blends=False)[corner].min() for i in range(200))
+    high = min(sample_aus(np.random.default_rng(i), 1, subtle=False, blends=False)[corner].min() for i in range(200))
+    assert low < 0.45 < high
+    # blends: some surprise instances carry the brow lowerer of another expression
+    lowered = [sample_aus(np.random.default_rng(i), 3, blends=True)[AU_INDEX[4]].max() for i in range(200)]
+    assert max(lowered) > 0.2
+    with pytest.raises(ValueError, match="lips, subtle, blends"):
+        render_face(0, 4, 1, 0.0, 0.0, SIZE, randomize=("lipz",))

@@ -33,7 +33,7 @@ from phanet.data.synthetic.dataset import (
 )
 from phanet.data.synthetic.expressions import ACTION_UNITS, PROTOTYPES, prototype_aus, sample_aus
 from phanet.data.synthetic.identity import Identity, sample_identity
-from phanet.data.synthetic.render import Scene, View, render_face, render_scene
+from phanet.data.synthetic.render import RANDOMIZATIONS, Scene, View, render_face, render_scene
 from phanet.data.synthetic.writer import contact_sheet, write_synthetic_dataset
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "parse_poses",
     "pose_bins",
     "prototype_aus",
+    "RANDOMIZATIONS",
     "render_face",
     "render_scene",
     "sample_aus",

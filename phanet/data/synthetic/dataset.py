@@ -20,7 +20,7 @@ import numpy as np
 from phanet.crop import DEFAULT_PADDING, crop_spec
 from phanet.data.base import SEVEN_EXPRESSIONS, FaceDataset, LabelSpace, PoseBin, Sample
 from phanet.data.registry import DatasetIndex, register_dataset
-from phanet.data.synthetic.render import render_face
+from phanet.data.synthetic.render import RANDOMIZATIONS, check_randomize, render_face
 
 _STEPS_15 = [float(a) for a in range(-90, 91, 15)]
 
@@ -98,6 +98,7 @@ class SyntheticImage:
 
     ``align_padding``: the image is the aligned crop of the face-crop contract (:mod:`phanet.crop`)
     with this padding, as ``phanet predict`` crops real faces; None keeps the camera's framing.
+    ``randomize``: the generator's domain randomisations (:data:`~.render.RANDOMIZATIONS`).
     """
 
     seed: int
@@ -109,11 +110,12 @@ class SyntheticImage:
     variant: int = 0
     jitter: bool = True
     align_padding: float | None = DEFAULT_PADDING
+    randomize: tuple[str, ...] = RANDOMIZATIONS
 
     def __call__(self) -> np.ndarray:
         return render_face(
             self.seed, self.subject, self.expression, self.yaw, self.pitch, self.size,
-            jitter=self.jitter, variant=self.variant, align_padding=self.align_padding,
+            jitter=self.jitter, variant=self.variant, align_padding=self.align_padding, randomize=self.randomize,
         )
 
 
@@ -145,6 +147,7 @@ def synthetic_index(
     per_cell: int = 1,
     splits: Mapping[str, int] | None = None,
     align_padding: float | None = DEFAULT_PADDING,
+    randomize: Sequence[str] | str = RANDOMIZATIONS,
 ) -> DatasetIndex:
     """Index of synthetic samples: every subject x expression x pose, ``per_cell`` times.
 
@@ -155,6 +158,8 @@ def synthetic_index(
     "test": 3}``) and sets each sample's ``split``. ``yaw``/``pitch`` of a sample are the nominal
     values of its bin; the rendered pose is jittered by up to ±3°. Images are aligned crops of the
     face-crop contract with ``align_padding`` (None: the camera's framing, as before version 0.2).
+    ``randomize`` names the generator's domain randomisations (default: all of
+    :data:`~.render.RANDOMIZATIONS`; ``[]`` gives the faces of version 0.1).
     """
     if per_cell < 1:
         raise ValueError(f"per_cell must be >= 1, got {per_cell}")
@@ -163,6 +168,7 @@ def synthetic_index(
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
     ids = _subject_list(subjects)
+    randomize = check_randomize(randomize)
     split_of = _split_of(ids, splits)
     space = synthetic_label_space(poses)
     samples = []
@@ -172,7 +178,7 @@ def synthetic_index(
             for pose_index, pose in enumerate(space.poses):
                 for variant in range(per_cell):
                     image = SyntheticImage(seed, subject, expression, pose.yaw, pose.pitch, size, variant,
-                                           align_padding=align_padding)
+                                           align_padding=align_padding, randomize=randomize)
                     samples.append(Sample(
                         image=image,
                         expression=expression,
@@ -200,6 +206,7 @@ def load_synthetic(
     per_cell: int = 1,
     splits: Mapping[str, int] | None = None,
     align_padding: float | None = DEFAULT_PADDING,
+    randomize: Sequence[str] | str = RANDOMIZATIONS,
 ) -> DatasetIndex:
     """Registry entry ``synthetic``: rendered on the fly, so there is no root folder."""
     if root not in (None, ""):
@@ -207,7 +214,7 @@ def load_synthetic(
             f"the synthetic dataset is rendered on the fly and takes no root (got {str(root)!r}); "
             "to read a folder written by `phanet synth`, load it as the generic CSV dataset"
         )
-    return synthetic_index(subjects, poses, size, seed, per_cell, splits, align_padding)
+    return synthetic_index(subjects, poses, size, seed, per_cell, splits, align_padding, randomize)
 
 
 class SyntheticFaces(FaceDataset):

@@ -88,21 +88,34 @@ def prototype_aus(expression: int | str, intensity: float = 1.0, form: int = 0) 
     return aus
 
 
-def sample_aus(rng: np.random.Generator, expression: int) -> np.ndarray:
+SUBTLE_INTENSITY = 0.35  # lowest expression intensity with the "subtle" randomisation (0.6 without)
+BLEND_PROBABILITY = 0.25  # share of non-neutral instances with a second expression mixed in ("blends")
+BLEND_INTENSITY = (0.1, 0.35)
+
+
+def sample_aus(rng: np.random.Generator, expression: int, subtle: bool = True, blends: bool = True) -> np.ndarray:
     """A random instance of ``expression``: ``[NUM_AUS, 2]`` intensities in [0, 1].
 
-    Intensity of the expression ~ U(0.6, 1.0); each prototype AU varies by ±15 % around it; other AUs
+    Intensity of the expression ~ U(0.6, 1.0), or U(0.35, 1.0) with ``subtle`` (expressions from
+    subtle to full, as people show them); each prototype AU varies by ±15 % around it; other AUs
     get background activity up to 0.15 (up to 0.12 for the neutral face; none for the mouth-opening
-    AUs 25-27, so closed mouths stay closed); each side differs by up
-    to ±12 %.
+    AUs 25-27, so closed mouths stay closed); each side differs by up to ±12 %. With ``blends``, a
+    quarter of the non-neutral instances also carry a weak (0.1-0.35) form of another expression, as
+    real expressions are rarely pure prototypes; the label stays the dominant one.
     """
     name = expression_name(expression)
     forms = PROTOTYPES[name]
     form = rng.choice(len(forms), p=[p for p, _ in forms])
-    intensity = rng.uniform(0.6, 1.0)
+    intensity = rng.uniform(SUBTLE_INTENSITY if subtle else 0.6, 1.0)
     base = np.where(rng.random(NUM_AUS) < 0.35, rng.uniform(0.0, 0.12 if name == "neutral" else 0.15, NUM_AUS), 0.0)
     base[[AU_INDEX[25], AU_INDEX[26], AU_INDEX[27]]] = 0.0  # the lips stay closed unless the prototype parts them
     for au, weight in forms[form][1].items():
         base[AU_INDEX[au]] = weight * intensity * rng.uniform(0.85, 1.15)
+    if blends and name != "neutral" and rng.random() < BLEND_PROBABILITY:
+        others = [other for other in PROTOTYPES if other not in ("neutral", name)]
+        other = PROTOTYPES[others[rng.integers(len(others))]][0][1]
+        weak = rng.uniform(*BLEND_INTENSITY)
+        for au, weight in other.items():
+            base[AU_INDEX[au]] = max(base[AU_INDEX[au]], weight * weak)
     side = 1.0 + rng.uniform(-0.12, 0.12, (NUM_AUS, 1)) * np.array([[-1.0, 1.0]])
     return np.clip(base[:, None] * side, 0.0, 1.0)

@@ -13,7 +13,7 @@ zero both and check that yaw ``θ`` and ``-θ`` render as mirror images.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -92,8 +92,18 @@ def _blend(palette: np.ndarray, rng: np.random.Generator, lo: float = 0.0, hi: f
     return (1 - f) * palette[i] + f * palette[i + 1]
 
 
-def sample_identity(seed: int, subject: int) -> Identity:
-    """The identity of ``subject`` under ``seed``: the same pair always gives the same face."""
+# Lip colours as real lips vary: natural to make-up-like (sRGB); the "lips" randomisation mixes one in.
+_LIP_TINTS = np.array([(0.72, 0.30, 0.32), (0.60, 0.22, 0.26), (0.82, 0.42, 0.45), (0.55, 0.28, 0.30),
+                       (0.78, 0.36, 0.40)])
+
+
+def sample_identity(seed: int, subject: int, lips: bool = True) -> Identity:
+    """The identity of ``subject`` under ``seed``: the same pair always gives the same face.
+
+    ``lips`` (a domain-randomisation switch, see :data:`phanet.data.synthetic.RANDOMIZATIONS`):
+    lips as real adults have them, from thin to full (red heights up to 1.6x the base range) and
+    from skin-toned to make-up-like colours; False keeps the thin, skin-derived lips of version 0.1.
+    """
     rng = np.random.default_rng([int(seed), int(subject), 0x1D])
     u = rng.uniform
     scale = u(0.93, 1.07)  # overall head size
@@ -113,7 +123,7 @@ def sample_identity(seed: int, subject: int) -> Identity:
     brow = np.minimum(hair * u(0.45, 0.7), 0.35)  # brows are darker than the hair, so they read
     lip = np.clip(skin * np.array([0.92, 0.62, 0.62]) * u(0.85, 1.05), 0, 1)
     mouth_y = -6.4 * scale - 0.4 * long_face + u(-0.3, 0.3)
-    return Identity(
+    ident = Identity(
         cranium=(cw, scale * u(9.6, 10.4), scale * u(9.3, 10.0)),
         face=(fw, face_h, scale * u(6.3, 6.9)),
         chin=(scale * u(3.0, 3.8), scale * u(2.0, 2.5), scale * u(2.2, 2.7)),
@@ -151,3 +161,13 @@ def sample_identity(seed: int, subject: int) -> Identity:
         wrinkle=u(0.15, 0.6),
         asymmetry=u(-1, 1),
     )
+    return _varied_lips(ident, rng) if lips else ident
+
+
+def _varied_lips(ident: Identity, rng: np.random.Generator) -> Identity:
+    """Fuller and more varied lips; drawn after every other field, so the rest of the face is unchanged."""
+    fullness = rng.uniform(1.0, 1.6)
+    tint = _LIP_TINTS[rng.integers(len(_LIP_TINTS))] * rng.uniform(0.85, 1.1)
+    mix = rng.uniform(0.2, 0.8)
+    colour = np.clip((1 - mix) * np.asarray(ident.lip_colour) + mix * tint, 0, 1)
+    return replace(ident, lip_up=ident.lip_up * fullness, lip_lo=ident.lip_lo * fullness, lip_colour=tuple(colour))

@@ -29,6 +29,12 @@ from phanet.data.synthetic.identity import Identity, sample_identity
 from phanet.data.synthetic.paint import paint
 from phanet.data.synthetic.raster import rasterize
 
+# Domain-randomisation switches of the generator (each can be turned off to measure its effect):
+# "lips" full and varied lips (identity.sample_identity), "subtle" expression intensities from subtle
+# to full and "blends" weak mixtures of two expressions (expressions.sample_aus). Camera effects
+# (colour, blur, noise, JPEG, occluders) are train-time augmentation: the `photo` preset.
+RANDOMIZATIONS = ("lips", "subtle", "blends")
+
 CAMERA_DISTANCE = 70.0  # cm from the pivot
 FIELD = 23.0  # cm spanned by the image at the pivot's distance (scale 1)
 PIVOT = np.array([0.0, -1.3, 0.8])  # the head turns about this point (head frame, cm)
@@ -289,6 +295,7 @@ def render_face(
     variant: int = 0,
     align_padding: float | None = None,
     return_landmarks: bool = False,
+    randomize: tuple[str, ...] | list[str] = RANDOMIZATIONS,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """One synthetic face, ``[size, size, 3]`` uint8 RGB, fully determined by the arguments.
 
@@ -298,13 +305,27 @@ def render_face(
     themselves deterministic. ``expression`` indexes :data:`phanet.data.SEVEN_EXPRESSIONS`.
     ``align_padding`` and ``return_landmarks`` are as in :func:`render_scene`: with a padding, the
     image is the aligned crop of the face-crop contract (roll, scale and shift jitter then only
-    move it as far as landmark noise does: not at all).
+    move it as far as landmark noise does: not at all). ``randomize`` names the domain
+    randomisations in use (:data:`RANDOMIZATIONS`; ``()`` renders the faces of version 0.1).
     """
     for name, value in (("seed", seed), ("subject", subject), ("variant", variant)):
         if int(value) < 0:
             raise ValueError(f"{name} must be >= 0, got {value}")
-    ident = sample_identity(seed, subject)
-    aus = sample_aus(_rng(seed, subject, expression, variant, 0xE), expression)
+    parts = check_randomize(randomize)
+    ident = sample_identity(seed, subject, lips="lips" in parts)
+    aus = sample_aus(_rng(seed, subject, expression, variant, 0xE), expression,
+                     subtle="subtle" in parts, blends="blends" in parts)
     scene = sample_scene(seed, subject, expression, variant)
     view = sample_view(seed, subject, expression, variant, yaw, pitch, jitter)
     return render_scene(ident, aus, view, scene, size, align_padding=align_padding, return_landmarks=return_landmarks)
+
+
+def check_randomize(randomize) -> tuple[str, ...]:
+    """``randomize`` as a sorted tuple of known names; an unknown name is a ``ValueError`` listing them."""
+    if isinstance(randomize, str):
+        randomize = [part for part in randomize.split(",") if part.strip()]
+    parts = tuple(sorted({str(part).strip() for part in randomize}))
+    unknown = [part for part in parts if part not in RANDOMIZATIONS]
+    if unknown:
+        raise ValueError(f"unknown randomisation(s) {unknown}; known: {', '.join(RANDOMIZATIONS)}")
+    return parts
