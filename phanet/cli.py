@@ -44,14 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"phanet.commands.{name}")
-        except ModuleNotFoundError as err:
-            if err.name == f"phanet.commands.{name}":
-                continue  # command not built yet
-            raise
-        module.register(subparsers)
+    for name in COMMAND_MODULES:  # a listed module that is missing is a broken install: fail loudly
+        importlib.import_module(f"phanet.commands.{name}").register(subparsers)
     return parser
 
 

@@ -716,6 +716,22 @@ def aggregate_folds(per_fold: list[dict]) -> dict:
     return summary
 
 
+def crop_mismatch(trained: dict | None, evaluated: dict | None) -> str | None:
+    """Why the evaluated images are not cropped like the training images (None when they are)."""
+    if trained == evaluated or (trained is not None and evaluated is not None
+                                and trained.get("padding") == evaluated.get("padding")
+                                and trained.get("template") == evaluated.get("template")):
+        return None
+    if trained is None:
+        return ("the model was trained on images as their dataset ships them, but these are aligned face crops "
+                "(phanet.crop); accuracy may suffer")
+    if evaluated is None:
+        return ("the model was trained on aligned face crops (phanet.crop) but these images are not aligned; align "
+                "them with `phanet data prepare --align` and --cache-dir, or expect lower accuracy")
+    return (f"the model was trained on crops with padding {trained.get('padding')} but these have padding "
+            f"{evaluated.get('padding')}")
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     index: DatasetIndex,
@@ -749,6 +765,9 @@ def evaluate_checkpoint(
     overlap = seen_overlap(meta, index, root)
     if overlap:
         log.warning("%s: %s", checkpoint, overlap)
+    mismatch = crop_mismatch(meta.get("crop"), index.crop)
+    if mismatch:
+        log.warning("%s: %s", checkpoint, mismatch)
     mapped, dropped = cross_dataset_index(index, model.label_space)
     if not mapped.samples:
         known = ", ".join(model.label_space.expressions)
@@ -762,7 +781,8 @@ def evaluate_checkpoint(
     if mapped.label_space.poses != model.label_space.poses:
         results.pop("pose_accuracy", None)
     results.update({"model": meta["model"]["name"], "checkpoint": str(checkpoint), "dataset": index.name,
-                    "dropped_classes": dropped, "evaluated_on": "evaluate", "seen_in_training": overlap})
+                    "dropped_classes": dropped, "evaluated_on": "evaluate", "seen_in_training": overlap,
+                    "crop_mismatch": mismatch})
     if out_dir is not None:
         from phanet.report import write_run_report
 

@@ -16,6 +16,7 @@ import ablation_plots  # noqa: E402
 import profile_train_step  # noqa: E402
 import real_faces  # noqa: E402
 import train_speed  # noqa: E402
+import transfer_study  # noqa: E402
 
 
 @pytest.mark.slow
@@ -290,3 +291,18 @@ def test_real_faces_peer_rows_map_fer_emotions_and_take_the_largest_face(tmp_pat
     assert result["accuracy"]["happy_vs_neutral_per_class"] == {"neutral": 1.0, "happy": 0.0}
     assert result["accuracy"]["n_way"] == 0.0 and result["frontal"] is None
     assert "frontal pose rate: n/a" in real_faces.report(result)
+
+
+def test_transfer_study_variants_switch_one_part_of_the_recipe_at_a_time():
+    configs = {name: transfer_study.variant_config(name, train_subjects=3, epochs=1)
+               for name in transfer_study.VARIANTS}
+    recipe = configs["recipe"]
+    assert recipe.data.options["splits"]["train"] == 3 and recipe.train.epochs == 1
+    assert recipe.data.options["subjects"] == sum(recipe.data.options["splits"].values())
+    assert recipe.train.augment == "photo" and recipe.data.options["align_padding"] == 0.1
+    assert configs["randomized"].train.augment == "standard"
+    assert configs["aligned"].data.options["randomize"] == [] and configs["aligned"].data.options["align_padding"]
+    assert configs["camera"].data.options["align_padding"] is None
+    row = {"variant": "recipe", "synthetic_accuracy": 0.9,
+           "real": {"accuracy": {"happy_vs_neutral": 0.85, "n_way": None}, "frontal": {"rate": 1.0}}}
+    assert "| recipe | 90.0 | 85.0 | n/a | 100 |" in transfer_study.table([row])

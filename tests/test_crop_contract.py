@@ -59,3 +59,13 @@ def test_checkpoint_crop_padding_is_read_from_the_crop_spec_with_older_fallbacks
     assert padding_from_meta({}) == 0.1
     with pytest.raises(ValueError, match="template"):
         padding_from_meta({"crop": {"template": "dlib68", "padding": 0.1}})
+
+
+def test_evaluation_names_a_crop_mismatch_between_training_and_evaluated_images():
+    from phanet.engine import crop_mismatch
+
+    assert crop_mismatch(crop_spec(0.1), crop_spec(0.1)) is None
+    assert crop_mismatch(None, None) is None
+    assert "not aligned" in crop_mismatch(crop_spec(0.1), None)
+    assert "as their dataset ships them" in crop_mismatch(None, crop_spec(0.1))
+    assert "padding 0.1" in crop_mismatch(crop_spec(0.1), crop_spec(0.3))

@@ -2,8 +2,8 @@
 
     phanet data list
     phanet data check   --dataset kdef --root ~/data/KDEF_and_AKDEF
-    phanet data prepare --dataset kdef --root ~/data/KDEF_and_AKDEF --size 112 --cache ~/cache
-    phanet data prepare --dataset kdef --root ~/data/KDEF_and_AKDEF --size 112 --cache ~/cache --align
+    phanet data prepare --dataset kdef --root ~/data/KDEF_and_AKDEF --input-size 112 --cache-dir ~/cache
+    phanet data prepare --dataset kdef --root ~/data/KDEF_and_AKDEF --input-size 112 --cache-dir ~/cache --align
     phanet data folds   --dataset kdef --root ~/data/KDEF_and_AKDEF --folds 10 --out kdef_folds.json
 
 Dataset options (the loader's keyword arguments, see docs/datasets.md) are given as
@@ -48,8 +48,11 @@ def register(subparsers) -> None:
                     "it with --cache-dir and --set data.align_faces=true (padding 0.1).",
     )
     _dataset_arguments(prepare)
-    prepare.add_argument("--size", type=int, default=112, help="side of the square crops (default 112)")
-    prepare.add_argument("--cache", required=True, help="folder for caches (one sub-folder per dataset/size/mode)")
+    # --input-size / --cache-dir as in `phanet train` (the old --size / --cache still work)
+    prepare.add_argument("--input-size", "--size", dest="size", type=int, default=112,
+                         help="side of the square crops: the model's input size (default 112)")
+    prepare.add_argument("--cache-dir", "--cache", dest="cache", required=True, metavar="DIR",
+                         help="folder for caches (one sub-folder per dataset/size/mode)")
     prepare.add_argument("--workers", type=int, default=None, help="decoding threads (default: CPUs)")
     prepare.add_argument("--align", action="store_true",
                          help="aligned face crops (MTCNN landmarks; fallback: pose-bin median landmarks, "

@@ -24,7 +24,8 @@ def register(subparsers) -> None:
     parser.add_argument("--out", metavar="DIR", help="report folder (default: a new folder under runs/)")
     parser.add_argument("--poses", help="pose preset: kdef5 (default), bu3dfe35, multipie7, multipie13")
     parser.add_argument("--epochs", type=int)
-    parser.add_argument("--size", type=int, help="image side in pixels (default 64)")
+    parser.add_argument("--render-size", "--size", dest="size", type=int,
+                        help="rendered image side in pixels, also the models' input size (default 64)")
     parser.add_argument("--train-subjects", type=int)
     parser.add_argument("--test-subjects", type=int)
     parser.add_argument("--models", nargs="+",

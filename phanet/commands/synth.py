@@ -51,7 +51,8 @@ def register(subparsers) -> None:
                         "disjoint ranges for disjoint splits")
     parser.add_argument("--poses", default="kdef5", metavar="POSES",
                         help="preset name or yaw:pitch list (default kdef5; see below)")
-    parser.add_argument("--size", type=int, default=112, metavar="PX", help="image side in pixels (default 112)")
+    parser.add_argument("--render-size", "--size", dest="size", type=int, default=112, metavar="PX",
+                        help="rendered image side in pixels (default 112)")
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
     parser.add_argument("--per-cell", type=int, default=1, metavar="K",
                         help="images per subject x expression x pose, each a different capture (default 1)")

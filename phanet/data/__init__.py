@@ -1,4 +1,4 @@
-"""Datasets, label spaces, transforms and evaluation protocols (DESIGN §2)."""
+"""Datasets, label spaces, transforms and evaluation protocols."""
 
 from phanet.data.base import (
     CANONICAL_EXPRESSIONS,

@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 log = logging.getLogger(__name__)
 
-# Canonical expression names (DESIGN §2). Datasets with other classes (Multi-PIE's squint, scream)
+# Canonical expression names. Datasets with other classes (Multi-PIE's squint, scream)
 # keep their own names; cross-dataset evaluation maps classes by these names.
 CANONICAL_EXPRESSIONS = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt")
 SEVEN_EXPRESSIONS = CANONICAL_EXPRESSIONS[:7]
@@ -31,8 +31,9 @@ UNKNOWN_POSE = -1
 class PoseBin:
     """One discrete head-pose class; nominal yaw/pitch in degrees where the dataset states them.
 
-    Yaw is positive when the subject turns to *their* left (the face points to the image's right
-    side is not assumed: what matters is that a horizontal flip maps yaw to -yaw).
+    Yaw is positive when the subject turns to *their* left, so the nose points to the image's right
+    (the synthetic renderer's convention; datasets state their own). What the training code relies on
+    is only that a horizontal flip maps yaw to -yaw.
     """
 
     name: str
@@ -136,7 +137,7 @@ class FaceDataset(torch.utils.data.Dataset):
 
     ``transform(image: np.ndarray [H, W, 3] uint8, sample, generator) -> (tensor [3, H, W], flipped)``
     is applied to each decoded image; when it reports a horizontal flip, the pose label is mirrored
-    (DESIGN §2, label-changing augmentation). ``generator`` is a ``torch.Generator`` seeded from
+   . ``generator`` is a ``torch.Generator`` seeded from
     ``(seed, epoch, index)``: augmentation is then a pure function of the sample and the epoch, the
     same whatever the number of DataLoader workers, which is what makes resumed runs exact. The
     engine sets ``epoch`` before each epoch (workers must not be persistent for it to reach them).

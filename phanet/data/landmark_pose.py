@@ -1,7 +1,7 @@
 """Head yaw (and pitch) estimated from 2D facial landmarks, for datasets without a pose label.
 
 In-the-wild sets (AffectNet, RAF-DB, SFEW, FER2013) give no head pose, yet PhaNet's pose branch needs
-one (DESIGN §1). We estimate it the usual way: fit a generic rigid 3D face to the landmarks with
+one. We estimate it the usual way: fit a generic rigid 3D face to the landmarks with
 ``cv2.solvePnP`` (SQPnP, globally optimal) and read the rotation.
 
 * **3D model**: 14 landmarks of the iBUG 68-point scheme (brow corners, eye corners, nostrils, mouth

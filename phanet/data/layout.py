@@ -1,6 +1,6 @@
 """Small helpers shared by the dataset modules: checking a root, finding folders, naming pose bins.
 
-Every dataset module turns a folder *as distributed* into samples (DESIGN §2). They all need the same
+Every dataset module turns a folder *as distributed* into samples. They all need the same
 few things: fail early with a message naming the path and the expected layout, find sub-folders whose
 capitalisation varies between copies of a dataset, list directories once instead of ``stat``-ing every
 file, and name pose bins after their nominal yaw so that cross-dataset reports read the same.
@@ -80,10 +80,11 @@ class ListingCache:
 
 
 def pose_name(yaw: float, pitch: float | None = None) -> str:
-    """``yaw+45`` or ``yaw-30_pitch+15``: bins named by their nominal angles read alike across datasets."""
-    name = f"yaw{yaw:+.0f}"
+    """``yaw+45``, ``yaw+22.5`` or ``yaw-30_pitch+15``: bins named by their nominal angles, alike across
+    datasets (the synthetic faces' bins too); no rounding, so two bins never share a name."""
+    name = f"yaw{yaw + 0.0:+g}"  # + 0.0: no "-0"
     if pitch is not None:
-        name += f"_pitch{pitch:+.0f}"
+        name += f"_pitch{pitch + 0.0:+g}"
     return name
 
 

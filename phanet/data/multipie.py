@@ -11,7 +11,7 @@ Layout (the root may be the folder holding ``data/`` or ``data/`` itself)::
   Class names: neutral, happy, surprise, disgust, squint, scream. Multi-PIE's *smile* is named
   **happy** here: it is the posed happy expression, and sharing the canonical name lets
   cross-dataset evaluation (e.g. KDEF <-> Multi-PIE on neutral/happy/surprise/disgust) match it by
-  name; squint and scream have no canonical counterpart and keep their names (DESIGN §2).
+  name; squint and scream have no canonical counterpart and keep their names.
 * **Pose**: the 13 cameras at head height, yaw -90..+90 degrees in 15 degree steps
   (11_0 12_0 09_0 08_0 13_0 14_0 05_1 05_0 04_1 19_0 20_0 01_0 24_0). The two elevated cameras
   (08_1, 19_1) are not part of the horizontal sweep and are left out. ``poses="7"`` keeps the

@@ -1,4 +1,4 @@
-"""Evaluation protocols as pure functions (DESIGN §2): subject-independent k-fold, official splits,
+"""Evaluation protocols as pure functions: subject-independent k-fold, official splits,
 cross-dataset class mapping.
 
 * **Subject-independent k-fold** (multi-view sets: KDEF, Multi-PIE, BU-3DFE). Subjects, not images,
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 FOLD_FORMAT = "phanet-folds-1"
 PROTOCOLS = ("subject_kfold", "official")
 
-# Spellings of the canonical expressions met in dataset releases (DESIGN §2 canonical names).
+# Spellings of the canonical expressions met in dataset releases (canonical names, phanet.data.base).
 SYNONYMS = {
     "smile": "happy", "happiness": "happy", "happy": "happy",
     "angry": "anger", "anger": "anger",

@@ -1,4 +1,4 @@
-"""Inference on photos and video: face detection, alignment, batched PhaNet, outputs (DESIGN §3).
+"""Inference on photos and video: face detection, alignment, batched PhaNet, outputs.
 
 ``Predictor.from_checkpoint(path).predict(image)`` is the entry point; ``phanet predict`` wraps it.
 Detection and video decoding need the ``detect`` extra (facenet-pytorch==2.5.3, OpenCV); they are

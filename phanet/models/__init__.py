@@ -1,4 +1,4 @@
-"""Model registry and the PhaNet family (DESIGN §1)."""
+"""Model registry and the PhaNet family."""
 
 from phanet.models.phanet import PhaNet, PhaNetConfig, PhaNetOutput
 from phanet.models.registry import create_model, list_models, register_model

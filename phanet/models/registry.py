@@ -1,4 +1,4 @@
-"""Model registry: a name -> builder dict, so every ablation is one flag (DESIGN §5.2)."""
+"""Model registry: a name -> builder dict, so every ablation is one flag."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Built-in synthetic multi-view faces (DESIGN §2): 3D heads with FACS action units, rendered on CPU.
+"""Built-in synthetic multi-view faces: 3D heads with FACS action units, rendered on CPU.
 
 With no dataset on disk, the whole pipeline still runs and is tested on these faces, and they are
 the default data of ``phanet demo``. Everything is procedural (numpy only, no assets) and

@@ -19,6 +19,7 @@ import numpy as np
 
 from phanet.crop import DEFAULT_PADDING, crop_spec
 from phanet.data.base import SEVEN_EXPRESSIONS, FaceDataset, LabelSpace, PoseBin, Sample
+from phanet.data.layout import pose_name
 from phanet.data.registry import DatasetIndex, register_dataset
 from phanet.data.synthetic.render import RANDOMIZATIONS, check_randomize, render_face
 
@@ -81,10 +82,7 @@ def pose_bins(poses: PoseSpec) -> tuple[PoseBin, ...]:
     parsed = parse_poses(poses)
     with_pitch = any(pitch != 0 for _, pitch in parsed)
 
-    def name(yaw: float, pitch: float) -> str:
-        return f"yaw{yaw:+g}_pitch{pitch:+g}" if with_pitch else f"yaw{yaw:+g}"
-
-    return tuple(PoseBin(name(yaw, pitch), yaw, pitch) for yaw, pitch in parsed)
+    return tuple(PoseBin(pose_name(yaw, pitch if with_pitch else None), yaw, pitch) for yaw, pitch in parsed)
 
 
 def synthetic_label_space(poses: PoseSpec = "kdef5") -> LabelSpace:

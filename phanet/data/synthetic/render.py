@@ -156,22 +156,10 @@ def render_scene(
     mesh = build_mesh(ident, aus)
     big = size * supersample
     rot = _rotation(view.yaw, view.pitch, view.roll).astype(np.float32)
-    # turn the head about PIVOT, then frame the turned face centre (PIVOT + LOOK_AT) in the middle
-    centre = (rot @ LOOK_AT.astype(np.float32)) * np.float32([1, 1, 0])
-    focal = big * CAMERA_DISTANCE / FIELD * view.scale
-
-    def project(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        c = (points - PIVOT.astype(np.float32)) @ rot.T - centre
-        d = CAMERA_DISTANCE - c[:, 2]
-        p = np.empty((len(c), 2), dtype=np.float32)
-        p[:, 0] = big * (0.5 + view.shift[0]) + focal * c[:, 0] / d
-        p[:, 1] = big * (0.5 + view.shift[1]) - focal * c[:, 1] / d
-        return p, d
-
-    xy, depth = project(mesh.positions)
-    marks = project(face_landmarks(ident, mesh).astype(np.float32))[0].astype(np.float64)
+    xy, depth = _project(mesh.positions, rot, view, big)
+    marks = _project(face_landmarks(ident, mesh).astype(np.float32), rot, view, big)[0].astype(np.float64)
     pixel_cm = FIELD / (big * view.scale)
-    if align_padding is not None:
+    if align_padding is not None:  # fold the alignment into the camera: the image is the aligned crop
         matrix = estimate_similarity(marks, template_points(big, align_padding))
         xy = apply_similarity(matrix, xy).astype(np.float32)
         marks = apply_similarity(matrix, marks)
@@ -206,6 +194,21 @@ def render_scene(
         image = composite(image, cover, background(scene, size))
     image = (_tone(image) * 255.0 + 0.5).astype(np.uint8)
     return (image, marks / supersample) if return_landmarks else image
+
+
+def _project(points: np.ndarray, rot: np.ndarray, view: View, big: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel positions ``[N, 2]`` and camera depths ``[N]`` of head-frame ``points [N, 3]``.
+
+    The head turns about PIVOT; the turned face centre (PIVOT + LOOK_AT) is framed in the middle.
+    """
+    centre = (rot @ LOOK_AT.astype(np.float32)) * np.float32([1, 1, 0])
+    focal = big * CAMERA_DISTANCE / FIELD * view.scale
+    cam = (points - PIVOT.astype(np.float32)) @ rot.T - centre
+    depth = CAMERA_DISTANCE - cam[:, 2]
+    xy = np.empty((len(cam), 2), dtype=np.float32)
+    xy[:, 0] = big * (0.5 + view.shift[0]) + focal * cam[:, 0] / depth
+    xy[:, 1] = big * (0.5 + view.shift[1]) - focal * cam[:, 1] / depth
+    return xy, depth
 
 
 def _tone(image: np.ndarray) -> np.ndarray:
