@@ -231,68 +231,107 @@ def run_demo(
     ``resume.pt`` after it completes. ``on_step(model, epoch, step)`` is called after each training step.
     An existing demo in ``out_dir`` is an error unless ``resume`` or ``overwrite`` (which retrains every model).
     """
-    import torch
+    demo = _Demo(Path(out_dir), settings, progress, resume, keep_resume, overwrite, on_step)
+    demo.out_dir.mkdir(parents=True, exist_ok=True)
+    state = _start_state(demo)
+    started = time.perf_counter()
+    index, split = render_demo_data(settings, progress)
+    _write_preview(index, demo.out_dir / "synthetic_preview.png")
+    log.info("synthetic set: %s", {k: len(v) for k, v in split.items()})
+    results = _train_models(demo, index, split, state)
+    _write_summary(demo, split, results, wall=time.perf_counter() - started)
+    return results
 
-    from phanet.engine import PreparedData, TrainingInterrupted, fit
-    from phanet.report import per_pose_table, plot_accuracy_vs_pose
-    from phanet.resume import RESUME_FILE
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    state = {"settings": settings_to_json(settings), "finished": []}
-    if resume and overwrite:
+@dataclass
+class _Demo:
+    """The arguments of one :func:`run_demo` call."""
+
+    out_dir: Path
+    settings: DemoSettings
+    progress: bool
+    resume: bool
+    keep_resume: bool
+    overwrite: bool
+    on_step: Callable[[str, int, int], None] | None
+
+
+def _start_state(demo: _Demo) -> dict:
+    """Check ``--resume``/``--overwrite`` against the folder; write (and return) the demo's state file."""
+    out_dir = demo.out_dir
+    state = {"settings": settings_to_json(demo.settings), "finished": []}
+    if demo.resume and demo.overwrite:
         raise ValueError("--resume and --overwrite contradict each other: choose one")
-    if not resume and not overwrite and (out_dir / STATE_FILE).is_file():
+    if not demo.resume and not demo.overwrite and (out_dir / STATE_FILE).is_file():
         raise ValueError(f"{out_dir} already holds a demo; pass --resume to continue it or --overwrite to replace "
                          "it, or choose another --out")
-    if resume:
+    if demo.resume:
         saved = _read_state(out_dir)
-        if load_demo_settings(out_dir) != settings:
+        if load_demo_settings(out_dir) != demo.settings:
             raise ValueError(f"{out_dir / STATE_FILE} records other demo settings than the ones given")
         state["finished"] = [m for m in saved.get("finished", []) if (out_dir / m / "metrics.json").is_file()]
     _write_state(out_dir, state)
-    started = time.perf_counter()
-    index, split = render_demo_data(settings, progress)
-    _write_preview(index, out_dir / "synthetic_preview.png")
-    log.info("synthetic set: %s", {k: len(v) for k, v in split.items()})
+    return state
+
+
+def _train_models(demo: _Demo, index: DatasetIndex, split: dict[str, list[int]], state: dict) -> dict:
+    """Each model in turn under one overall progress line: reused when finished earlier, else trained
+    (and recorded as finished in the state file)."""
+    settings = demo.settings
     train_size = len(split["train"])
     steps_per_epoch = train_size // max(1, min(settings.batch_size, train_size))
     results = {}
-    redirect = _logging_above_bars() if progress else _no_context()
-    with redirect, DemoProgress(settings.models, settings.epochs, steps_per_epoch, bar=progress) as overall:
+    redirect = _logging_above_bars() if demo.progress else _no_context()
+    with redirect, DemoProgress(settings.models, settings.epochs, steps_per_epoch, bar=demo.progress) as overall:
         for k, model in enumerate(settings.models):
-            run_dir = out_dir / model
             if model in state["finished"]:
-                results[model] = json.loads((run_dir / "metrics.json").read_text())
-                log.info("%s finished earlier: reusing %s", model, run_dir)
-                overall.finished(k)
-                continue
-            config = demo_config(settings, model)
-            config.train.keep_resume = keep_resume
-            continuing = resume and (run_dir / RESUME_FILE).is_file()
-            # resuming, a model folder without resume.pt (killed before one was written) is started again
-            restart = overwrite or (resume and not continuing)
-            log.info("%s %s for %d epochs (model %d/%d)", "continuing" if continuing else "training", model,
-                     settings.epochs, k + 1, len(settings.models))
-            overall.start(k)
-
-            def step_hook(epoch: int, step: int, model: str = model) -> None:
-                overall.on_step(epoch, step)
-                if on_step is not None:
-                    on_step(model, epoch, step)
-
-            data = PreparedData(index, copy.deepcopy(split))
-            try:
-                results[model] = fit(config, run_dir, data=data, resume=continuing, progress=progress,
-                                     on_step=step_hook, overwrite=restart)
-            except TrainingInterrupted as stop:
-                where = str(stop).split(";")[0]
-                raise TrainingInterrupted(f"{model}: {where}; resume with `phanet demo --resume --out {out_dir}`") \
-                    from None
-            state["finished"].append(model)
-            _write_state(out_dir, state)
+                results[model] = json.loads((demo.out_dir / model / "metrics.json").read_text())
+                log.info("%s finished earlier: reusing %s", model, demo.out_dir / model)
+            else:
+                results[model] = _train_model(demo, k, model, index, split, overall)
+                state["finished"].append(model)
+                _write_state(demo.out_dir, state)
             overall.finished(k)
-    wall = time.perf_counter() - started
+    return results
+
+
+def _train_model(demo: _Demo, k: int, model: str, index: DatasetIndex, split: dict[str, list[int]],
+                 overall: DemoProgress) -> dict:
+    """Train model ``k`` of the demo in its own run folder (continuing its ``resume.pt`` when resuming)."""
+    from phanet.engine import PreparedData, TrainingInterrupted, fit
+    from phanet.resume import RESUME_FILE
+
+    settings, run_dir = demo.settings, demo.out_dir / model
+    config = demo_config(settings, model)
+    config.train.keep_resume = demo.keep_resume
+    continuing = demo.resume and (run_dir / RESUME_FILE).is_file()
+    # resuming, a model folder without resume.pt (killed before one was written) is started again
+    restart = demo.overwrite or (demo.resume and not continuing)
+    log.info("%s %s for %d epochs (model %d/%d)", "continuing" if continuing else "training", model,
+             settings.epochs, k + 1, len(settings.models))
+    overall.start(k)
+
+    def step_hook(epoch: int, step: int) -> None:
+        overall.on_step(epoch, step)
+        if demo.on_step is not None:
+            demo.on_step(model, epoch, step)
+
+    data = PreparedData(index, copy.deepcopy(split))
+    try:
+        return fit(config, run_dir, data=data, resume=continuing, progress=demo.progress, on_step=step_hook,
+                   overwrite=restart)
+    except TrainingInterrupted as stop:  # the model's own run folder is not what continues: the demo is
+        raise TrainingInterrupted(f"{model}: {stop.where}; resume with `phanet demo --resume --out {demo.out_dir}`") \
+            from None
+
+
+def _write_summary(demo: _Demo, split: dict[str, list[int]], results: dict, wall: float) -> None:
+    """demo_summary.json, the per-pose table (printed too) and the accuracy-vs-pose plot."""
+    import torch
+
+    from phanet.report import per_pose_table, plot_accuracy_vs_pose
+
+    settings, out_dir = demo.settings, demo.out_dir
     table = per_pose_table(results)
     plot_accuracy_vs_pose({m: r["per_pose_accuracy"] for m, r in results.items()}, out_dir / "accuracy_vs_pose.png",
                           f"unseen synthetic subjects ({settings.poses}, {settings.size}px)")
@@ -300,7 +339,7 @@ def run_demo(
         "settings": settings_to_json(settings),
         "split_sizes": {k: len(v) for k, v in split.items()},
         "wall_seconds": wall,  # of this invocation (a resumed demo: the part run after resuming)
-        "resumed": resume,
+        "resumed": demo.resume,
         "torch_threads": torch.get_num_threads(),
         "results": {m: {k: r[k] for k in ("accuracy", "macro_f1", "per_pose_accuracy", "per_expression_accuracy",
                                           "train_seconds", "best_epoch")} for m, r in results.items()},
@@ -311,7 +350,6 @@ def run_demo(
           f"synthetic subjects, by head pose:\n")
     print(table)
     print(f"\nwall time {wall:.0f} s; report folder: {out_dir}")
-    return results
 
 
 def _logging_above_bars():

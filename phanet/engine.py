@@ -15,6 +15,8 @@ result as an uninterrupted one.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import math
 import time
@@ -64,7 +66,23 @@ VAL_DIAGNOSTICS = ("pose_accuracy", "scale_accuracy", "attention_entropy", "gate
 
 
 class TrainingInterrupted(Exception):
-    """Raised after a stop signal, once the resume point has been written."""
+    """Raised after a stop signal, once the resume point has been written (``saved``).
+
+    ``where`` says when training stopped (``"stopped at epoch 2, step 5"``), ``out_dir`` is the run folder
+    whose ``resume.pt`` continues the run (``fit(..., resume=True)``); ``saved`` is False when the signal
+    came outside a training step, so that no resume point was written for it. The commands (phanet.commands)
+    turn these into the command line that continues the run.
+    """
+
+    def __init__(self, where: str, out_dir: str | Path | None = None, saved: bool = True):
+        self.where, self.saved = where, saved
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        message = where
+        if self.out_dir is not None and saved:
+            message = f"{where}; the resume point is {self.out_dir / RESUME_FILE}"
+        elif self.out_dir is not None:
+            message = f"{where}; no resume point was written ({self.out_dir / RESUME_FILE}, if any, is an older one)"
+        super().__init__(message)
 
 
 # ----------------------------------------------------------------------------- model / optimisation
@@ -296,10 +314,16 @@ def predict(model: nn.Module, loader, device: torch.device, amp: bool = True, pr
 def evaluate(model: nn.Module, loader, device: torch.device, label_space: LabelSpace, amp: bool = True,
              progress: bool = False, dist_info: DistInfo | None = None) -> dict:
     """Accuracy overall / per expression / per pose, macro-F1, confusion matrix, pose accuracy, scale
-    weights per pose. Returns a JSON-able dict (and the raw arrays under ``"_arrays"``)."""
+    weights per pose, as a JSON-able dict."""
+    return _evaluate(model, loader, device, label_space, amp, progress, dist_info)[0]
+
+
+def _evaluate(model: nn.Module, loader, device: torch.device, label_space: LabelSpace, amp: bool = True,
+              progress: bool = False, dist_info: DistInfo | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+    """:func:`evaluate`, and the arrays of :func:`predict` the metrics come from (for the report)."""
     arrays = predict(model, loader, device, amp, progress, dist_info)
     if "index" not in arrays:
-        return {"num_samples": 0, "accuracy": float("nan"), "skipped": arrays["skipped"], "_arrays": arrays}
+        return {"num_samples": 0, "accuracy": float("nan"), "skipped": arrays["skipped"]}, arrays
     pose_names = [p.name for p in label_space.poses]
     report = classification_report(arrays["expression"], arrays["pred"], list(label_space.expressions),
                                    arrays["pose"], pose_names)
@@ -315,8 +339,7 @@ def evaluate(model: nn.Module, loader, device: torch.device, label_space: LabelS
             for i, name in enumerate(pose_names) if (arrays["pose"] == i).any()
         }
     report.update(scale_report(arrays, pose_names))
-    report["_arrays"] = arrays
-    return report
+    return report, arrays
 
 
 # ----------------------------------------------------------------------------- fit / cross-validate
@@ -427,8 +450,8 @@ def terminate_raises(out_dir: Path):
     import threading
 
     def handler(signum, frame):
-        raise TrainingInterrupted(f"terminated by {signal.Signals(signum).name} outside a training step; run "
-                                  f"again (with --resume if {out_dir / RESUME_FILE} exists)")
+        raise TrainingInterrupted(f"terminated by {signal.Signals(signum).name} outside a training step", out_dir,
+                                  saved=False)
 
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -465,62 +488,126 @@ def epoch_stats_from(partial: dict) -> dict:
     return out
 
 
+# Training one fold, in the order it happens: _set_up -> _restore_resume_point -> _run_epochs (per epoch:
+# _train_epoch, then _end_epoch: validate, record, checkpoints) -> _finish (test the best checkpoint).
+
+
+@dataclass
+class TrainState:
+    """How far training has got: what ``resume.pt`` saves (as a plain dict, :meth:`to_dict`) and restores."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0  # steps done in epoch ``epoch`` (non-zero only in a resume point written in mid-epoch)
+    best_accuracy: float = -1.0  # score of the best checkpoint (validation accuracy; train accuracy without one)
+    best_epoch: int = -1  # 1-based epoch of the best checkpoint
+    history: list[dict] = field(default_factory=list)  # one record per completed epoch (history.json)
+    partial: dict | None = None  # sums over the steps of epoch ``epoch`` run so far (merge_epoch_stats)
+
+    @property
+    def epochs_without_improvement(self) -> int:
+        """Completed epochs since the best one: what early stopping counts, across a resume too."""
+        return self.epoch - self.best_epoch if self.best_epoch > 0 else self.epoch
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> TrainState:
+        """From :meth:`to_dict` (a resume point; ``partial`` may be missing from older ones)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in saved.items() if key in names})
+
+
+@dataclass
+class _Run:
+    """One fold's training as :func:`_set_up` builds it: data, model, optimisation, and where files go."""
+
+    config: Config
+    out_dir: Path
+    dist_info: DistInfo
+    device: torch.device
+    index: DatasetIndex
+    split: dict[str, list[int]]
+    model: nn.Module
+    weighting: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    train_set: FaceDataset
+    val_set: FaceDataset
+    test_set: FaceDataset
+    train_sampler: EpochSampler
+    batch_size: int
+    steps_per_epoch: int
+    meta: dict  # the "training" entry of each checkpoint
+    crop: dict  # the crop contract of the training images, for the checkpoints
+    progress: bool
+    train_model: nn.Module | None = None  # the model, wrapped by DistributedDataParallel under torchrun
+
+    def eval_loader(self, dataset: FaceDataset) -> torch.utils.data.DataLoader:
+        sampler = EpochSampler(len(dataset), 0, self.dist_info, shuffle=False)
+        return make_loader(dataset, self.config.train.eval_batch_size, sampler, self.config.train.workers,
+                           self.device, drop_last=False)
+
+    def save_model(self, name: str, extra: dict) -> None:
+        """The ``best`` or ``last`` checkpoint (rank 0)."""
+        if self.dist_info.is_main:
+            save_checkpoint(self.out_dir / name, self.model, self.index.label_space, self.config.model.input_size,
+                            self.config.to_dict(), extra={"training": {**self.meta, **extra}, **self.crop})
+
+    def write_resume_point(self, state: TrainState) -> None:
+        """``resume.pt`` (rank 0): the training objects, the random generators and ``state``."""
+        if self.dist_info.is_main:
+            save_resume_point(self.out_dir / RESUME_FILE, self.model, self.weighting, self.optimizer,
+                              self.scheduler, self.scaler, state.to_dict())
+
+
 def _fit_in_owned_folder(config: Config, out_dir: Path, dist_info: DistInfo, data: PreparedData | None,
                          resume: bool, progress: bool, on_step: Callable[[int, int], None] | None,
                          write_report: bool) -> dict:
     """:func:`fit` once the run folder is this process's (lock held, existing run checked)."""
-    import json
+    run = _set_up(config, out_dir, dist_info, data, progress)
+    state = _restore_resume_point(run) if resume else TrainState()
+    run.train_model = run.model
+    if dist_info.enabled:
+        run.train_model = nn.parallel.DistributedDataParallel(
+            run.model, device_ids=[run.device.index] if run.device.type == "cuda" else None)
+    started = time.perf_counter()
+    _run_epochs(run, state, on_step)
+    return _finish(run, state, time.perf_counter() - started, write_report)
 
-    device = resolve_device(config.train.device, dist_info)
+
+def _set_up(config: Config, out_dir: Path, dist_info: DistInfo, data: PreparedData | None,
+            progress: bool) -> _Run:
+    """Write config.yaml, seed, get the data and split, build the model, task weighting and optimiser."""
+    train_cfg = config.train
+    device = resolve_device(train_cfg.device, dist_info)
     if dist_info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, out_dir / "config.yaml")
-    seed_everything(config.train.seed)
+    seed_everything(train_cfg.seed)
     if data is not None:
         from phanet.data.check import refuse_leaks
 
         refuse_leaks(data.index, data.split, config.data.allow_leaks)
     data = data or prepare_data(config, out_dir, dist_info)
     index, split = data.index, data.split
-    label_space = index.label_space
-    train_cfg = config.train
-
-    def dataset(part: str, augment: str) -> FaceDataset:
-        samples = [index.samples[i] for i in split.get(part, [])]
-        ds = FaceDataset(samples, label_space, FaceTransform(config.model.input_size, model.mean, model.std, augment),
-                         strict=train_cfg.strict)
-        ds.seed = train_cfg.seed
-        return ds
-
-    model = build_model(config, label_space).to(device)
+    model = build_model(config, index.label_space).to(device)
     if train_cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     weighting = build_task_weighting(model, config).to(device)
-    train_set, val_set, test_set = dataset("train", train_cfg.augment), dataset("val", "none"), dataset("test", "none")
+    train_set, val_set, test_set = (_face_dataset(config, data, part, model, augment)
+                                    for part, augment in (("train", train_cfg.augment), ("val", "none"),
+                                                          ("test", "none")))
     if len(train_set) < 2:
         raise ValueError(f"the training split has {len(train_set)} samples; need at least 2")
     batch_size = min(train_cfg.batch_size, len(train_set) // dist_info.world_size)
     labels = np.array([s.expression for s in train_set.samples]) if train_cfg.balance_classes else None
     train_sampler = EpochSampler(len(train_set), train_cfg.seed, dist_info, shuffle=True, labels=labels)
     steps_per_epoch = train_sampler.per_rank // batch_size
-
     optimizer = build_optimizer(model, weighting, config)
     scheduler = build_scheduler(optimizer, config, steps_per_epoch)
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and train_cfg.amp)
-    state = {"epoch": 0, "step": 0, "best_accuracy": -1.0, "best_epoch": -1, "history": []}
-
-    resume_path = out_dir / RESUME_FILE
-    if resume:
-        state = _restore_resume_point(resume_path, model, weighting, optimizer, scheduler, scaler)
-
-    train_model = model
-    if dist_info.enabled:
-        train_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-
-    def eval_loader(ds: FaceDataset) -> torch.utils.data.DataLoader:
-        sampler = EpochSampler(len(ds), 0, dist_info, shuffle=False)
-        return make_loader(ds, train_cfg.eval_batch_size, sampler, train_cfg.workers, device, drop_last=False)
     from phanet.provenance import training_provenance
 
     meta = {"model": config.model.name, "dataset": index.name, "fold": config.data.fold,
@@ -528,107 +615,105 @@ def _fit_in_owned_folder(config: Config, out_dir: Path, dist_info: DistInfo, dat
 
     # the crop contract of the training images goes into the checkpoint, so inference repeats it
     crop = {"crop": index.crop} if index.crop is not None else {}
-
-    def save_model(name: str, extra: dict) -> None:
-        if dist_info.is_main:
-            save_checkpoint(out_dir / name, model, label_space, config.model.input_size, config.to_dict(),
-                            extra={"training": {**meta, **extra}, **crop})
-
-    def snapshot() -> dict:
-        return {k: (list(v) if isinstance(v, list) else v) for k, v in state.items()}
-
-    # after a resume, early stopping continues to count from the best epoch (as an uninterrupted run does)
-    epochs_without_improvement = state["epoch"] - state["best_epoch"] if state["best_epoch"] > 0 else state["epoch"]
-    started = time.perf_counter()
-    with stop_on_signals() as should_stop:
-        ctx = StepContext(weighting, optimizer, scheduler, scaler, device, train_cfg.amp, train_cfg.label_smoothing,
-                          train_cfg.channels_last, dist_info, should_stop, on_step, progress and dist_info.is_main,
-                          cpu_bf16=train_cfg.cpu_amp)
-        while state["epoch"] < train_cfg.epochs:
-            epoch = state["epoch"]
-            train_set.epoch = epoch
-            train_sampler.set_epoch(epoch, start=state["step"] * batch_size)
-            loader = make_loader(train_set, batch_size, train_sampler, train_cfg.workers, device, drop_last=True)
-            start_step = state["step"]
-            stats = train_one_epoch(train_model, loader, ctx, epoch, start_step=start_step)
-            done = (stats["stopped_at"] if stats["stopped_at"] is not None else steps_per_epoch) - start_step
-            # the steps run before an interruption count in this epoch's record, as in an uninterrupted run
-            state["partial"] = merge_epoch_stats(state.get("partial"), stats, done * batch_size)
-            stats = {**stats, **epoch_stats_from(state["partial"])}
-            if stats["stopped_at"] is not None and stats["stopped_at"] < steps_per_epoch:
-                state["step"] = stats["stopped_at"]
-                if dist_info.is_main:
-                    save_resume_point(resume_path, model, weighting, optimizer, scheduler, scaler, snapshot())
-                raise TrainingInterrupted(
-                    f"stopped at epoch {epoch + 1}, step {state['step']}; resume with `phanet train --resume "
-                    f"--out {out_dir}`")
-            record = _epoch_record(epoch, stats, scheduler, weighting)
-            if len(val_set):
-                val = evaluate(model, eval_loader(val_set), device, label_space, train_cfg.amp, dist_info=dist_info)
-                record["val_accuracy"] = val["accuracy"]
-                record.update({f"val_{key}": val[key] for key in VAL_DIAGNOSTICS if key in val})
-                score = val["accuracy"]
-            else:
-                score = stats["accuracy"]  # no validation split: keep the last epoch as "best"
-            state["history"].append(record)
-            improved = score >= state["best_accuracy"] if not len(val_set) else score > state["best_accuracy"]
-            if improved:
-                state["best_accuracy"], state["best_epoch"] = score, epoch + 1
-                epochs_without_improvement = 0
-                save_model("best", {"epoch": epoch + 1, "val_accuracy": record.get("val_accuracy")})
-            else:
-                epochs_without_improvement += 1
-            state["epoch"], state["step"], state["partial"] = epoch + 1, 0, None
-            if dist_info.is_main:
-                save_model("last", {"epoch": epoch + 1})
-                save_resume_point(resume_path, model, weighting, optimizer, scheduler, scaler, snapshot())
-                (out_dir / "history.json").write_text(json.dumps(state["history"], indent=2))
-                log.info("epoch %d/%d  loss %.4f  train acc %.3f%s", epoch + 1, train_cfg.epochs, stats["loss"],
-                         stats["accuracy"],
-                         f"  val acc {record['val_accuracy']:.3f}" if "val_accuracy" in record else "")
-            if stats["stopped_at"] is not None:
-                raise TrainingInterrupted(f"stopped after epoch {epoch + 1}; resume with `phanet train --resume "
-                                          f"--out {out_dir}`")
-            if train_cfg.patience and epochs_without_improvement >= train_cfg.patience:
-                log.info("early stopping: no validation improvement for %d epochs", train_cfg.patience)
-                break
-    train_seconds = time.perf_counter() - started
-    test_part = test_set if len(test_set) else val_set
-    results, best_model, arrays = _test_best_checkpoint(config, out_dir, dist_info, device, test_part,
-                                                        eval_loader(test_part), progress)
-    results.update({
-        "model": config.model.name, "dataset": index.name, "fold": config.data.fold,
-        "split_sizes": {k: len(v) for k, v in split.items()}, "evaluated_on": "test" if len(test_set) else "val",
-        "best_epoch": state["best_epoch"], "epochs_run": len(state["history"]), "train_seconds": train_seconds,
-        "world_size": dist_info.world_size, "device": str(device),
-    })
-    if hasattr(weighting, "log_vars"):
-        results["task_weights"] = weighting.weights()
-    if dist_info.is_main:
-        (out_dir / "metrics.json").write_text(json.dumps(results, indent=2))
-        if write_report:
-            from phanet.report import write_run_report
-
-            write_run_report(out_dir, results, best_model, test_part, arrays, device)
-        if not train_cfg.keep_resume:  # the run is complete: the (large) resume point is not needed any more
-            resume_path.unlink(missing_ok=True)
-    return results
+    return _Run(config=config, out_dir=out_dir, dist_info=dist_info, device=device, index=index, split=split,
+                model=model, weighting=weighting, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+                train_set=train_set, val_set=val_set, test_set=test_set, train_sampler=train_sampler,
+                batch_size=batch_size, steps_per_epoch=steps_per_epoch, meta=meta, crop=crop, progress=progress)
 
 
-def _restore_resume_point(path: Path, model, weighting, optimizer, scheduler, scaler) -> dict:
-    """Load ``resume.pt`` into the training objects; returns the saved progress state."""
+def _face_dataset(config: Config, data: PreparedData, part: str, model: nn.Module, augment: str) -> FaceDataset:
+    """The samples of one part of the split, transformed for ``model`` (its input size, mean and std)."""
+    samples = [data.index.samples[i] for i in data.split.get(part, [])]
+    transform = FaceTransform(config.model.input_size, model.mean, model.std, augment)
+    dataset = FaceDataset(samples, data.index.label_space, transform, strict=config.train.strict)
+    dataset.seed = config.train.seed
+    return dataset
+
+
+def _restore_resume_point(run: _Run) -> TrainState:
+    """Load ``resume.pt`` into the training objects and the random generators; returns the saved state."""
+    path = run.out_dir / RESUME_FILE
     if not path.exists():
         raise ValueError(f"cannot resume: {path} not found")
     saved = load_resume_point(path)
-    model.load_state_dict(saved["model"])
-    weighting.load_state_dict(saved["weighting"])
-    optimizer.load_state_dict(saved["optimizer"])
-    scheduler.load_state_dict(saved["scheduler"])
-    scaler.load_state_dict(saved["scaler"])
+    run.model.load_state_dict(saved["model"])
+    run.weighting.load_state_dict(saved["weighting"])
+    run.optimizer.load_state_dict(saved["optimizer"])
+    run.scheduler.load_state_dict(saved["scheduler"])
+    run.scaler.load_state_dict(saved["scaler"])
     set_rng_state(saved["rng"])
-    state = saved["progress"]
-    log.info("resuming %s at epoch %d, step %d", path.parent, state["epoch"] + 1, state["step"])
+    state = TrainState.from_dict(saved["progress"])
+    log.info("resuming %s at epoch %d, step %d", path.parent, state.epoch + 1, state.step)
     return state
+
+
+def _run_epochs(run: _Run, state: TrainState, on_step: Callable[[int, int], None] | None) -> None:
+    """Train from ``state`` to ``train.epochs``, or until early stopping (``train.patience`` epochs without a
+    better validation accuracy). A stop signal ends the current step, writes the resume point and raises
+    :class:`TrainingInterrupted`."""
+    train_cfg = run.config.train
+    with stop_on_signals() as should_stop:
+        ctx = StepContext(weighting=run.weighting, optimizer=run.optimizer, scheduler=run.scheduler,
+                          scaler=run.scaler, device=run.device, amp=train_cfg.amp,
+                          label_smoothing=train_cfg.label_smoothing, channels_last=train_cfg.channels_last,
+                          dist_info=run.dist_info, should_stop=should_stop, on_step=on_step,
+                          progress=run.progress and run.dist_info.is_main, cpu_bf16=train_cfg.cpu_amp)
+        while state.epoch < train_cfg.epochs:
+            epoch = state.epoch
+            stats = _train_epoch(run, ctx, state)
+            stopped_at = stats["stopped_at"]
+            if stopped_at is not None and stopped_at < run.steps_per_epoch:  # in mid-epoch: no record yet
+                state.step = stopped_at
+                run.write_resume_point(state)
+                raise TrainingInterrupted(f"stopped at epoch {epoch + 1}, step {stopped_at}", run.out_dir)
+            _end_epoch(run, state, stats)
+            if stopped_at is not None:
+                raise TrainingInterrupted(f"stopped after epoch {epoch + 1}", run.out_dir)
+            if train_cfg.patience and state.epochs_without_improvement >= train_cfg.patience:
+                log.info("early stopping: no validation improvement for %d epochs", train_cfg.patience)
+                break
+
+
+def _train_epoch(run: _Run, ctx: StepContext, state: TrainState) -> dict:
+    """Train epoch ``state.epoch`` from step ``state.step``; returns the epoch's statistics, which include
+    the steps run before an interruption (``state.partial``), as in an uninterrupted run."""
+    epoch, start_step = state.epoch, state.step
+    run.train_set.epoch = epoch
+    run.train_sampler.set_epoch(epoch, start=start_step * run.batch_size)
+    loader = make_loader(run.train_set, run.batch_size, run.train_sampler, run.config.train.workers, run.device,
+                         drop_last=True)
+    stats = train_one_epoch(run.train_model, loader, ctx, epoch, start_step=start_step)
+    done = (stats["stopped_at"] if stats["stopped_at"] is not None else run.steps_per_epoch) - start_step
+    state.partial = merge_epoch_stats(state.partial, stats, done * run.batch_size)
+    return {**stats, **epoch_stats_from(state.partial)}
+
+
+def _end_epoch(run: _Run, state: TrainState, stats: dict) -> None:
+    """After a completed epoch: validate, append its record, keep the best checkpoint; then (rank 0) the
+    last checkpoint, the resume point and history.json."""
+    epoch, train_cfg = state.epoch, run.config.train
+    record = _epoch_record(epoch, stats, run.scheduler, run.weighting)
+    if len(run.val_set):
+        val = evaluate(run.model, run.eval_loader(run.val_set), run.device, run.index.label_space, train_cfg.amp,
+                       dist_info=run.dist_info)
+        record["val_accuracy"] = val["accuracy"]
+        record.update({f"val_{key}": val[key] for key in VAL_DIAGNOSTICS if key in val})
+        score = val["accuracy"]
+        improved = score > state.best_accuracy
+    else:  # no validation split: keep the last epoch as "best"
+        score = stats["accuracy"]
+        improved = score >= state.best_accuracy
+    state.history.append(record)
+    if improved:
+        state.best_accuracy, state.best_epoch = score, epoch + 1
+        run.save_model("best", {"epoch": epoch + 1, "val_accuracy": record.get("val_accuracy")})
+    state.epoch, state.step, state.partial = epoch + 1, 0, None
+    if run.dist_info.is_main:
+        run.save_model("last", {"epoch": epoch + 1})
+        run.write_resume_point(state)
+        (run.out_dir / "history.json").write_text(json.dumps(state.history, indent=2))
+        log.info("epoch %d/%d  loss %.4f  train acc %.3f%s", epoch + 1, train_cfg.epochs, stats["loss"],
+                 stats["accuracy"], f"  val acc {record['val_accuracy']:.3f}" if "val_accuracy" in record else "")
 
 
 def _epoch_record(epoch: int, stats: dict, scheduler, weighting: nn.Module) -> dict:
@@ -636,11 +721,44 @@ def _epoch_record(epoch: int, stats: dict, scheduler, weighting: nn.Module) -> d
     record = {"epoch": epoch + 1, "train_loss": stats["loss"], "train_accuracy": stats["accuracy"],
               "skipped": stats["skipped"], "lr": scheduler.get_last_lr()[0],
               **{f"loss_{k}": v for k, v in stats["components"].items()}}
-    if hasattr(weighting, "log_vars"):
+    if _learns_task_weights(weighting):
         record["task_weights"] = weighting.weights()
     if "grad_norms" in stats:
         record["grad_norms"] = stats["grad_norms"]
     return record
+
+
+def _learns_task_weights(weighting: nn.Module) -> bool:
+    """Whether the task weights (``weighting.weights()``) are learned, so worth recording; fixed ones are
+    constants from the config."""
+    return any(p.requires_grad for p in weighting.parameters())
+
+
+def _finish(run: _Run, state: TrainState, train_seconds: float, write_report: bool) -> dict:
+    """Test the best checkpoint (on the test part; on the validation part when there is none), write
+    metrics.json and the report (rank 0), drop the resume point unless ``train.keep_resume``."""
+    config, dist_info = run.config, run.dist_info
+    test_part = run.test_set if len(run.test_set) else run.val_set
+    results, best_model, arrays = _test_best_checkpoint(config, run.out_dir, dist_info, run.device, test_part,
+                                                        run.eval_loader(test_part), run.progress)
+    results.update({
+        "model": config.model.name, "dataset": run.index.name, "fold": config.data.fold,
+        "split_sizes": {k: len(v) for k, v in run.split.items()},
+        "evaluated_on": "test" if len(run.test_set) else "val",
+        "best_epoch": state.best_epoch, "epochs_run": len(state.history), "train_seconds": train_seconds,
+        "world_size": dist_info.world_size, "device": str(run.device),
+    })
+    if _learns_task_weights(run.weighting):
+        results["task_weights"] = run.weighting.weights()
+    if dist_info.is_main:
+        (run.out_dir / "metrics.json").write_text(json.dumps(results, indent=2))
+        if write_report:
+            from phanet.report import write_run_report
+
+            write_run_report(run.out_dir, results, best_model, test_part, arrays, run.device)
+        if not config.train.keep_resume:  # the run is complete: the (large) resume point is not needed any more
+            (run.out_dir / RESUME_FILE).unlink(missing_ok=True)
+    return results
 
 
 def _test_best_checkpoint(config: Config, out_dir: Path, dist_info: DistInfo, device: torch.device,
@@ -651,9 +769,8 @@ def _test_best_checkpoint(config: Config, out_dir: Path, dist_info: DistInfo, de
     if dist_info.enabled:
         dist.barrier()
     best_model, _ = load_checkpoint(out_dir / "best", device)
-    results = evaluate(best_model, loader, device, test_part.label_space, config.train.amp,
-                       progress=progress and dist_info.is_main, dist_info=dist_info)
-    arrays = results.pop("_arrays")
+    results, arrays = _evaluate(best_model, loader, device, test_part.label_space, config.train.amp,
+                                progress=progress and dist_info.is_main, dist_info=dist_info)
     return results, best_model, arrays
 
 
@@ -665,7 +782,6 @@ def cross_validate(config: Config, out_dir: str | Path, folds: list[int] | None 
     shared fold file included unless ``data.fold_file`` names another, are removed first).
     """
     import copy
-    import json
 
     from phanet.runfolder import RunFolderError, RunLock, run_files
 
@@ -750,8 +866,6 @@ def evaluate_checkpoint(
     overlap those the checkpoint was trained/validated on, a warning is logged and stored under
     ``seen_in_training`` (``root``: the dataset folder, where a ``phanet synth`` folder names its seed).
     """
-    import json
-
     from phanet.checkpoint import load_checkpoint
     from phanet.data.protocols import cross_dataset_index
 
@@ -776,8 +890,7 @@ def evaluate_checkpoint(
     dataset = FaceDataset(mapped.samples, mapped.label_space, transform)
     sampler = EpochSampler(len(dataset), 0, DistInfo(), shuffle=False)
     loader = make_loader(dataset, batch_size, sampler, workers, device, drop_last=False)
-    results = evaluate(model, loader, device, mapped.label_space, progress=progress)
-    arrays = results.pop("_arrays")
+    results, arrays = _evaluate(model, loader, device, mapped.label_space, progress=progress)
     if mapped.label_space.poses != model.label_space.poses:
         results.pop("pose_accuracy", None)
     results.update({"model": meta["model"]["name"], "checkpoint": str(checkpoint), "dataset": index.name,

@@ -77,6 +77,18 @@ def apply_threads(args) -> None:
         torch.set_num_threads(threads)
 
 
+def interrupted_message(stop) -> str:
+    """What `phanet train` and `phanet cv` print for a :class:`phanet.engine.TrainingInterrupted` from
+    ``fit``: when training stopped and the command that continues the run."""
+    if stop.out_dir is None:
+        return str(stop)
+    if stop.saved:
+        return f"{stop.where}; resume with `phanet train --resume --out {stop.out_dir}`"
+    from phanet.resume import RESUME_FILE
+
+    return f"{stop.where}; run again (with --resume if {stop.out_dir / RESUME_FILE} exists)"
+
+
 def build_config(args):
     from phanet.config import apply_overrides, load_config, parse_key_values
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from phanet.commands.common import add_run_flags, apply_threads, build_config, default_out, show_progress
+from phanet.commands.common import (
+    add_run_flags,
+    apply_threads,
+    build_config,
+    default_out,
+    interrupted_message,
+    show_progress,
+)
 
 
 def register(subparsers) -> None:
@@ -19,16 +26,21 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    import logging
     from pathlib import Path
 
-    from phanet.engine import cross_validate
+    from phanet.engine import TrainingInterrupted, cross_validate
     from phanet.report import format_table, pct
 
     apply_threads(args)
     config = build_config(args)
     out = Path(args.out) if args.out else default_out(config, "cv")
-    summary = cross_validate(config, out, folds=args.only_folds, progress=show_progress(args),
-                             overwrite=args.overwrite)
+    try:
+        summary = cross_validate(config, out, folds=args.only_folds, progress=show_progress(args),
+                                 overwrite=args.overwrite)
+    except TrainingInterrupted as stop:  # the interrupted fold continues as a `phanet train --resume` run
+        logging.getLogger("phanet").warning("%s", interrupted_message(stop))
+        return 130
 
     def cell(stats):
         return "—" if stats is None else f"{pct(stats['mean'])} ± {pct(stats['std'])}"

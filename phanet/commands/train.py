@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from phanet.commands.common import add_run_flags, apply_threads, build_config, default_out, show_progress
+from phanet.commands.common import (
+    add_run_flags,
+    apply_threads,
+    build_config,
+    default_out,
+    interrupted_message,
+    show_progress,
+)
 
 
 def register(subparsers) -> None:
@@ -45,7 +52,7 @@ def run(args) -> int:
     try:
         results = fit(config, out, resume=args.resume, progress=show_progress(args), overwrite=args.overwrite)
     except TrainingInterrupted as stop:
-        logging.getLogger("phanet").warning("%s", stop)
+        logging.getLogger("phanet").warning("%s", interrupted_message(stop))
         return 130
     if init_distributed(config.train.device).is_main:
         print(summary_table(results))

@@ -165,16 +165,24 @@ def find_leaks(index: DatasetIndex, parts: dict[str, list[int]] | None = None, c
     else:
         part_of = {i: part for part, indices in parts.items() for i in indices}
     chosen = sorted(part_of)
-    problems = []
+    problems, listed_twice = _same_path(samples, chosen, part_of)
+    if content:
+        candidates = [i for i in chosen if i not in listed_twice]
+        problems += _same_content(samples, candidates, part_of, across_parts_only)
+    return problems
 
-    def where(part: str) -> str:
-        return f" ({part})" if part else ""
 
+def _where(part: str) -> str:
+    return f" ({part})" if part else ""
+
+
+def _same_path(samples: list, chosen: list[int], part_of: dict[int, str]) -> tuple[list[str], set[int]]:
+    """Files listed more than once (as leaks when in two parts); and the rows that repeat an earlier one."""
     by_path: dict[str, list[int]] = {}
     for i in chosen:
         if isinstance(samples[i].image, (str, os.PathLike)):
             by_path.setdefault(os.path.normpath(str(samples[i].image)), []).append(i)
-    listed_twice = set()
+    problems, listed_twice = [], set()
     for path, rows in by_path.items():
         if len(rows) < 2:
             continue
@@ -183,52 +191,63 @@ def find_leaks(index: DatasetIndex, parts: dict[str, list[int]] | None = None, c
         if len(names) > 1:
             problems.append(f"{path}: leak, the same file is in {' and '.join(n or 'no split' for n in names)}")
         else:
-            problems.append(f"{path}: duplicate, listed {len(rows)} times{where(names[0])}")
-    if content:
-        groups: dict[tuple, list[int]] = {}
-        in_memory = 0
-        for i in chosen:
-            if i in listed_twice:
-                continue
-            key = _content_key(samples[i])
-            if key is None:
-                continue
-            if key[0] == "array":
-                in_memory += samples[i].image.nbytes
-            groups.setdefault(key, []).append(i)
-        if in_memory > IN_MEMORY_HASH_LIMIT:
-            groups = {k: v for k, v in groups.items() if k[0] != "array"}
-        def spans(rows: list[int]) -> bool:
-            return len(rows) > 1 and (not across_parts_only or len({part_of[i] for i in rows}) > 1)
+            problems.append(f"{path}: duplicate, listed {len(rows)} times{_where(names[0])}")
+    return problems, listed_twice
 
-        if any(key[0] == "file" for key in groups):  # cheap first pass over files: their first 64 KiB
-            narrowed: dict[tuple, list[int]] = {}
-            for key, rows in groups.items():
-                if not spans(rows):
-                    continue
-                for i in rows:
-                    head = _content_hash(samples[i], prefix=True) if key[0] == "file" else ""
-                    narrowed.setdefault((*key, head), []).append(i)
-            groups = narrowed
-        by_hash: dict[str, list[int]] = {}
-        for rows in groups.values():
-            if spans(rows):
-                for i in rows:
-                    digest = _content_hash(samples[i])
-                    if digest is not None:
-                        by_hash.setdefault(digest, []).append(i)
-        for rows in by_hash.values():
-            if len(rows) < 2:
+
+def _same_content(samples: list, candidates: list[int], part_of: dict[int, str],
+                  across_parts_only: bool) -> list[str]:
+    """Images with the same content (sha256) under other names: a leak between parts, else a duplicate."""
+    by_hash: dict[str, list[int]] = {}
+    for rows in _content_groups(samples, candidates, part_of, across_parts_only):
+        for i in rows:
+            digest = _content_hash(samples[i])
+            if digest is not None:
+                by_hash.setdefault(digest, []).append(i)
+    problems = []
+    for rows in by_hash.values():
+        if len(rows) < 2:
+            continue
+        first = rows[0]
+        for other in rows[1:]:
+            a, b = samples[first], samples[other]
+            kind = "leak" if part_of[first] != part_of[other] else "duplicate"
+            if across_parts_only and kind == "duplicate":
                 continue
-            first = rows[0]
-            for other in rows[1:]:
-                a, b = samples[first], samples[other]
-                kind = "leak" if part_of[first] != part_of[other] else "duplicate"
-                if across_parts_only and kind == "duplicate":
-                    continue
-                problems.append(f"{_image_name(b)}{where(part_of[other])}: {kind}, the same image as "
-                                f"{_image_name(a)}{where(part_of[first])}")
+            problems.append(f"{_image_name(b)}{_where(part_of[other])}: {kind}, the same image as "
+                            f"{_image_name(a)}{_where(part_of[first])}")
     return problems
+
+
+def _content_groups(samples: list, candidates: list[int], part_of: dict[int, str],
+                    across_parts_only: bool) -> list[list[int]]:
+    """Groups of samples that may share their content, to be hashed in full: same file size (array shape)
+    and, for files, the same first 64 KiB. In-memory images are left out above ``IN_MEMORY_HASH_LIMIT``."""
+    groups: dict[tuple, list[int]] = {}
+    in_memory = 0
+    for i in candidates:
+        key = _content_key(samples[i])
+        if key is None:
+            continue
+        if key[0] == "array":
+            in_memory += samples[i].image.nbytes
+        groups.setdefault(key, []).append(i)
+    if in_memory > IN_MEMORY_HASH_LIMIT:
+        groups = {k: v for k, v in groups.items() if k[0] != "array"}
+
+    def spans(rows: list[int]) -> bool:
+        return len(rows) > 1 and (not across_parts_only or len({part_of[i] for i in rows}) > 1)
+
+    if any(key[0] == "file" for key in groups):  # cheap first pass over files: their first 64 KiB
+        narrowed: dict[tuple, list[int]] = {}
+        for key, rows in groups.items():
+            if not spans(rows):
+                continue
+            for i in rows:
+                head = _content_hash(samples[i], prefix=True) if key[0] == "file" else ""
+                narrowed.setdefault((*key, head), []).append(i)
+        groups = narrowed
+    return [rows for rows in groups.values() if spans(rows)]
 
 
 def refuse_leaks(index: DatasetIndex, parts: dict[str, list[int]], allow: bool) -> list[str]:
