@@ -40,7 +40,8 @@ def test_config_explains_its_protocol_and_fits_the_loader(path):
     assert data["protocol"] in PROTOCOLS
     accepted = set(list(inspect.signature(get_dataset_loader(data["dataset"])).parameters)[1:])
     assert set(data["options"]) <= accepted, f"{path.name}: options {set(data['options']) - accepted} unknown"
-    assert config["model"]["input_size"] in (112, 224)
+    # real datasets: 112 multi-view, 224 in the wild; the bundled model's synthetic recipe renders at 96
+    assert config["model"]["input_size"] in ((96,) if data["dataset"] == "synthetic" else (112, 224))
 
 
 @pytest.mark.parametrize("path", DATASET_CONFIGS, ids=lambda p: p.name)
