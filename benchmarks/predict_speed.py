@@ -5,7 +5,9 @@ Face Research Lab London Set, DeBruine & Jones 2017, doi:10.6084/m9.figshare.504
 scaled to 640, or scikit-image's astronaut when those are absent. They are processed the way
 :meth:`phanet.inference.Predictor.predict_items` does it: ``--batch-size`` images per step, MTCNN
 on the step's images, one similarity warp per face, then one batched model call. A random-init
-model is used unless ``--checkpoint`` is given (weights do not change the speed).
+model is used with ``--model``; by default the bundled model runs, as in `phanet predict`. Each
+``--min-face-size`` setting is measured in the same run (ratios are what to compare on a shared CPU),
+in memory stage by stage and end to end over JPEG files as `phanet predict DIR -o FILE` processes them.
 
     python benchmarks/predict_speed.py --threads 2 --images 64
 """
@@ -13,6 +15,7 @@ model is used unless ``--checkpoint`` is given (weights do not change the speed)
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,13 +44,13 @@ def face_images(count: int) -> tuple[list[np.ndarray], str]:
     return [base[i % len(base)] for i in range(count)], source
 
 
-def build_predictor(args: argparse.Namespace):
+def build_predictor(args: argparse.Namespace, min_face_size: int | None):
     import phanet
     from phanet.data.base import SEVEN_EXPRESSIONS, LabelSpace, PoseBin
     from phanet.inference import Predictor, create_detector
 
-    detector = create_detector("mtcnn", device=args.device, min_face_size=args.min_face_size)
-    if args.checkpoint:
+    detector = create_detector("mtcnn", device=args.device, min_face_size=min_face_size)
+    if not args.model:  # what `phanet predict` runs: --checkpoint, else the bundled model
         return Predictor.from_checkpoint(args.checkpoint, device=args.device, detector=detector,
                                          batch_size=args.batch_size)
     model = phanet.create_model(args.model, num_expressions=7, num_poses=5)
@@ -59,6 +62,21 @@ def build_predictor(args: argparse.Namespace):
         "std": list(model.std),
     }
     return Predictor(model, meta, detector, device=args.device, batch_size=args.batch_size)
+
+
+def end_to_end(predictor, folder: Path, images_per_step: int) -> tuple[float, int]:
+    """Seconds for `phanet predict FOLDER -o FILE` after start-up: decode, detect, align, classify, write."""
+    from phanet.inference.records import RecordWriter, result_record
+    from phanet.inference.sources import expand_paths, iter_files
+
+    faces = 0
+    start = time.perf_counter()
+    with open(folder / "predictions.jsonl", "w", encoding="utf-8") as stream:
+        writer = RecordWriter(stream, "jsonl", predictor.label_space, predictor.num_scales)
+        for result in predictor.predict_items(iter_files(expand_paths([folder / "images"])), images_per_step):
+            writer.write(result_record(result))
+            faces += len(result.faces)
+    return time.perf_counter() - start, faces
 
 
 def run_pipeline(predictor, images: list[np.ndarray], step: int) -> dict[str, float]:
@@ -73,7 +91,8 @@ def run_pipeline(predictor, images: list[np.ndarray], step: int) -> dict[str, fl
         detections = predictor.detector.detect_batch(chunk)
         t1 = time.perf_counter()
         crops = [
-            align_face(image, predictor.input_size, face.landmarks, face.box, predictor.align_padding)[0]
+            align_face(image, predictor.input_size, face.landmarks, face.box, predictor.align_padding,
+                       predictor.align_fit)[0]
             for image, faces in zip(chunk, detections)
             for face in faces
         ]
@@ -95,32 +114,48 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=64, help="images timed (default: 64)")
     parser.add_argument("--warmup", type=int, default=8, help="images run first, not timed (default: 8)")
     parser.add_argument("--batch-size", type=int, default=16, help="images per step / faces per model call")
-    parser.add_argument("--model", default="phanet_r18", help="registered model (default: phanet_r18)")
-    parser.add_argument("--input-size", type=int, default=112, help="model input side (default: 112)")
-    parser.add_argument("--checkpoint", default=None, help="use this checkpoint instead of a random-init model")
-    parser.add_argument("--min-face-size", type=int, default=20,
-                        help="MTCNN's smallest face in pixels (default: 20); larger is faster")
+    parser.add_argument("--checkpoint", default=None, help="checkpoint to run (default: the bundled model)")
+    parser.add_argument("--model", default=None, help="a random-init registered model instead of a checkpoint")
+    parser.add_argument("--input-size", type=int, default=112, help="input side of --model (default: 112)")
+    parser.add_argument("--min-face-size", type=int, nargs="+", default=[None, 20], metavar="PX",
+                        help="MTCNN smallest face(s) to compare side by side, 0 meaning the derived default "
+                        "(default: 0 20)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     args = parser.parse_args()
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    predictor = build_predictor(args)
     images, source = face_images(args.images + args.warmup)
-    run_pipeline(predictor, images[: args.warmup], args.batch_size)
-    seconds = run_pipeline(predictor, images[args.warmup :], args.batch_size)
-
-    total = seconds["detection"] + seconds["alignment"] + seconds["model"]
-    model_name = args.checkpoint or f"{args.model} (random init)"
-    print(f"images: {args.images} x {SIZE}x{SIZE}, {source}; faces found: {seconds['faces']}")
-    print(f"model: {model_name}, input {predictor.input_size}x{predictor.input_size}, "
-          f"device {args.device}, torch threads {torch.get_num_threads()}, batch {args.batch_size}, "
-          f"MTCNN min face {args.min_face_size} px")
-    print(f"throughput: {args.images / total:.1f} images/s ({1000 * total / args.images:.1f} ms/image)")
-    for stage in ("detection", "alignment", "model"):
-        print(f"  {stage:<10} {100 * seconds[stage] / total:5.1f}%  "
-              f"({1000 * seconds[stage] / args.images:.1f} ms/image)")
+    print(f"images: {args.images} x {SIZE}x{SIZE}, {source}; device {args.device}, "
+          f"torch threads {torch.get_num_threads()}, {args.batch_size} images per step")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "images").mkdir()
+        for i, image in enumerate(images[args.warmup :]):
+            Image.fromarray(image).save(folder / "images" / f"{i:04d}.jpg", quality=92)
+        for setting in args.min_face_size:
+            min_face = setting or None
+            predictor = build_predictor(args, min_face)
+            run_pipeline(predictor, images[: args.warmup], args.batch_size)
+            seconds = run_pipeline(predictor, images[args.warmup :], args.batch_size)
+            total = seconds["detection"] + seconds["alignment"] + seconds["model"]
+            wall, faces = end_to_end(predictor, folder, args.batch_size)
+            if min_face:
+                label = f"{min_face} px"
+            else:
+                factor = predictor.detector.detection_factor((SIZE, SIZE))
+                side = round(SIZE * factor)
+                smallest = round(predictor.detector.smallest_face((side, side)) / factor)
+                label = f"derived: faces from {smallest} px, detected on a {side}x{side} copy"
+            print(f"\nMTCNN smallest face {label}; model {args.model or args.checkpoint or 'bundled'}, "
+                  f"input {predictor.input_size}x{predictor.input_size}")
+            print(f"  end to end (decode, detect, align, classify, write JSONL): {args.images / wall:.1f} photos/s, "
+                  f"{faces} faces")
+            print(f"  in-memory stages: {args.images / total:.1f} images/s ({seconds['faces']} faces)")
+            for stage in ("detection", "alignment", "model"):
+                print(f"    {stage:<10} {100 * seconds[stage] / total:5.1f}%  "
+                      f"({1000 * seconds[stage] / args.images:.1f} ms/image)")
 
 
 if __name__ == "__main__":

@@ -171,6 +171,7 @@ def parse_key_values(items: list[str], what: str = "option", form: str = "key=va
 def apply_overrides(config: Config, overrides: dict[str, Any] | list[str]) -> Config:
     """Set values by dotted key: ``{"train.epochs": 3}`` or ``["train.epochs=3"]`` (YAML-parsed values).
 
+    ``section.options.name=value`` sets one entry of an options mapping (``model.options.top_k=2``).
     ``None`` values are skipped: they stand for CLI flags that were not given.
     """
     if isinstance(overrides, list):
@@ -179,9 +180,17 @@ def apply_overrides(config: Config, overrides: dict[str, Any] | list[str]) -> Co
         if value is None:
             continue  # a CLI flag that was not given
         section, _, key = dotted.partition(".")
-        if section not in SECTIONS or not key:
+        key, _, entry = key.partition(".")
+        if section not in SECTIONS or not key or (entry == "" and dotted.endswith(".")):
             raise ValueError(f"override {dotted!r}: expected section.key with section in {sorted(SECTIONS)}")
         _check_keys(section, {key: value}, "override")
+        if entry:
+            target = getattr(getattr(config, section), key)
+            if not isinstance(target, dict):
+                raise ValueError(f"override {dotted!r}: {section}.{key} is not a mapping; "
+                                 f"use {section}.{key}=value")
+            target[entry] = value
+            continue
         value = _coerce(SECTIONS[section], key, value, f"override {dotted}")
         check_value(section, key, value, f"override {dotted}")
         setattr(getattr(config, section), key, value)

@@ -34,6 +34,11 @@ ARCFACE_TEMPLATE_112 = np.array(
 CANONICAL_LANDMARKS = ARCFACE_TEMPLATE_112 / 112.0  # [5, 2] in [0, 1] crop coordinates
 DEFAULT_PADDING = 0.1
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+# How the similarity is fitted to the five landmarks: "lsq5" least squares over all five (version 0.2's
+# crops: turned faces shrink), "eye_mouth" from the eyes' and mouth's centres (turned faces keep
+# their size). Checkpoints record theirs; one without a record was made with "lsq5".
+FITS = ("eye_mouth", "lsq5")
+DEFAULT_FIT = "eye_mouth"
 
 
 def template_points(size: float, padding: float = DEFAULT_PADDING) -> np.ndarray:
@@ -68,19 +73,78 @@ def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return matrix
 
 
+def eye_mouth_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Similarity ``[2, 3]`` from five landmarks that keeps turned faces at full size (the ``eye_mouth`` fit).
+
+    The least-squares fit (:func:`estimate_similarity`) shrinks a face as it turns: the eyes and mouth
+    corners close up horizontally while the template's do not, so a profile ends up small in a corner
+    of its crop. Here, as in the FFHQ crop (Karras et al., CVPR 2019), the face's size is the larger
+    of its eye-to-eye and eye-to-mouth distances (each relative to the template's), which a turn in
+    yaw or pitch shrinks only one of; its direction is eye-to-eye minus eye-to-mouth turned by 90
+    degrees; and the midpoint between the eyes' and the mouth's centres lands on the template's.
+    """
+    src, dst = _five_points(src), _five_points(dst)
+    (src_centre, src_size, src_angle), (dst_centre, dst_size, dst_angle) = _face_frame(src), _face_frame(dst)
+    if src_size < 1e-9:
+        raise ValueError("landmarks coincide; cannot estimate an alignment")
+    scale = dst_size / src_size
+    angle = dst_angle - src_angle
+    linear = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    matrix = np.empty((2, 3))
+    matrix[:, :2] = linear
+    matrix[:, 2] = dst_centre - linear @ src_centre
+    return matrix
+
+
+def _five_points(points: np.ndarray) -> np.ndarray:
+    points = np.asarray(points, dtype=np.float64)
+    if points.shape != (5, 2):
+        raise ValueError(f"expected five landmarks [5, 2] ({', '.join(LANDMARK_NAMES)}), got {points.shape}")
+    return points
+
+
+# The template's eye-to-eye and eye-to-mouth distances, the units of _face_frame's size.
+_EYE_TO_EYE = float(np.hypot(*(CANONICAL_LANDMARKS[1] - CANONICAL_LANDMARKS[0])))
+_EYE_TO_MOUTH = float(np.hypot(*(CANONICAL_LANDMARKS[3:].mean(0) - CANONICAL_LANDMARKS[:2].mean(0))))
+
+
+def _face_frame(points: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """(centre, size, angle) of a face from its five landmarks; see :func:`eye_mouth_similarity`."""
+    eyes, mouth = points[:2].mean(axis=0), points[3:].mean(axis=0)
+    eye_to_eye, eye_to_mouth = points[1] - points[0], mouth - eyes
+    across = eye_to_eye + np.array([eye_to_mouth[1], -eye_to_mouth[0]])  # eye-to-mouth turned to the right
+    size = max(np.hypot(*eye_to_eye) / _EYE_TO_EYE, np.hypot(*eye_to_mouth) / _EYE_TO_MOUTH)
+    return (eyes + mouth) / 2, float(size), float(np.arctan2(across[1], across[0]))
+
+
+def alignment_matrix(landmarks: np.ndarray, size: float, padding: float = DEFAULT_PADDING,
+                     fit: str = DEFAULT_FIT) -> np.ndarray:
+    """``[2, 3]`` matrix mapping an image onto the ``size x size`` crop of the contract, from 5 landmarks."""
+    target = template_points(size, padding)
+    if fit == "eye_mouth":
+        return eye_mouth_similarity(landmarks, target)
+    if fit == "lsq5":
+        return estimate_similarity(landmarks, target)
+    raise ValueError(f"unknown crop fit {fit!r}; known: {', '.join(FITS)}")
+
+
 def apply_similarity(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     """``points [N, 2]`` mapped by the ``[2, 3]`` matrix."""
     points = np.asarray(points)
     return points @ np.asarray(matrix)[:, :2].T + np.asarray(matrix)[:, 2]
 
 
-def crop_spec(padding: float = DEFAULT_PADDING) -> dict:
+def crop_spec(padding: float = DEFAULT_PADDING, fit: str = DEFAULT_FIT) -> dict:
     """What a checkpoint records about its crops (``meta["crop"]``), so inference repeats them."""
+    template_points(1.0, padding)  # refuses an impossible padding
+    if fit not in FITS:
+        raise ValueError(f"unknown crop fit {fit!r}; known: {', '.join(FITS)}")
     return {
         "template": TEMPLATE_NAME,
         "landmarks": LANDMARK_NAMES,
         "points": CANONICAL_LANDMARKS.round(6).tolist(),
         "padding": float(padding),
+        "fit": fit,
     }
 
 
@@ -93,3 +157,12 @@ def padding_from_meta(meta: dict) -> float:
                              "the only one this version knows")
         return float(crop.get("padding", DEFAULT_PADDING))
     return float(meta.get("align_padding", DEFAULT_PADDING))
+
+
+def fit_from_meta(meta: dict) -> str:
+    """How a checkpoint's crops were fitted; checkpoints that do not say were made with ``"lsq5"``."""
+    crop = meta.get("crop")
+    fit = crop.get("fit", "lsq5") if isinstance(crop, dict) else "lsq5"
+    if fit not in FITS:
+        raise ValueError(f"checkpoint crop fit {fit!r} is not one of {', '.join(FITS)}")
+    return fit

@@ -49,7 +49,7 @@ from phanet.distributed import (
 )
 from phanet.losses import FixedTaskWeights, LearnedTaskWeights, phanet_loss, task_names_for
 from phanet.metrics import classification_report
-from phanet.models import create_model
+from phanet.models import check_model_options, create_model
 from phanet.resume import (
     RESUME_FILE,
     load_resume_point,
@@ -89,10 +89,7 @@ class TrainingInterrupted(Exception):
 
 
 def build_model(config: Config, label_space: LabelSpace) -> nn.Module:
-    reserved = sorted({"num_expressions", "num_poses", "pretrained", "backbone"} & set(config.model.options))
-    if reserved:
-        raise ValueError(f"model.options: {', '.join(reserved)} cannot be set there (set by the model name, "
-                         "the dataset or model.pretrained)")
+    check_model_options(config.model.name, config.model.options)
     try:
         return create_model(
             config.model.name,
@@ -421,6 +418,7 @@ def fit(
     from phanet.runfolder import RunFolderError, RunLock, prepare_run_folder
 
     validate_config(config)
+    check_model_options(config.model.name, config.model.options)  # before any data is read
     out_dir = Path(out_dir)
     dist_info = init_distributed(config.train.device)
     lock = RunLock(out_dir, enabled=dist_info.is_main)
@@ -834,9 +832,13 @@ def aggregate_folds(per_fold: list[dict]) -> dict:
 
 def crop_mismatch(trained: dict | None, evaluated: dict | None) -> str | None:
     """Why the evaluated images are not cropped like the training images (None when they are)."""
+    def fit(crop: dict) -> str:
+        return crop.get("fit", "lsq5")  # crops recorded before the fit was: least squares
+
     if trained == evaluated or (trained is not None and evaluated is not None
                                 and trained.get("padding") == evaluated.get("padding")
-                                and trained.get("template") == evaluated.get("template")):
+                                and trained.get("template") == evaluated.get("template")
+                                and fit(trained) == fit(evaluated)):
         return None
     if trained is None:
         return ("the model was trained on images as their dataset ships them, but these are aligned face crops "
@@ -844,8 +846,8 @@ def crop_mismatch(trained: dict | None, evaluated: dict | None) -> str | None:
     if evaluated is None:
         return ("the model was trained on aligned face crops (phanet.crop) but these images are not aligned; align "
                 "them with `phanet data prepare --align` and --cache-dir, or expect lower accuracy")
-    return (f"the model was trained on crops with padding {trained.get('padding')} but these have padding "
-            f"{evaluated.get('padding')}")
+    return (f"the model was trained on crops with padding {trained.get('padding')} and fit {fit(trained)} but "
+            f"these have padding {evaluated.get('padding')} and fit {fit(evaluated)}")
 
 
 def evaluate_checkpoint(

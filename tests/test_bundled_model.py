@@ -22,7 +22,7 @@ def test_the_bundled_model_is_an_fp16_checkpoint_under_12_mb_that_records_its_re
     assert weights.stat().st_size <= 12 * 1024 * 1024
     meta = json.loads(meta_path.read_text())
     assert meta["dtype"] == "float16"
-    assert meta["crop"] == json.loads(json.dumps(crop_spec(meta["crop"]["padding"])))
+    assert meta["crop"] == json.loads(json.dumps(crop_spec(meta["crop"]["padding"], meta["crop"]["fit"])))
     assert meta["recipe"]["file"] == "configs/synthetic_general.yaml" and "synthetic" in meta["recipe"]["text"]
     assert meta["recipe"]["commit"]
     assert meta["label_space"]["expressions"] == list(SEVEN_EXPRESSIONS)
@@ -35,7 +35,8 @@ def test_the_bundled_model_recognises_unseen_synthetic_faces_without_a_checkpoin
     predictor = Predictor.from_checkpoint(device="cpu", detector=None)  # no path: the bundled model
     size = predictor.input_size
     # identities far from the recipe's (0..71 under generator seed 7): another seed and other ids
-    faces = [render_face(123, 5000 + e, e, yaw, 0.0, size, variant=1, align_padding=predictor.align_padding)
+    faces = [render_face(123, 5000 + e, e, yaw, 0.0, size, variant=1, align_padding=predictor.align_padding,
+                           align_fit=predictor.align_fit)
              for e in range(len(SEVEN_EXPRESSIONS)) for yaw in (-30.0, 0.0, 30.0)]
     predictions = predictor.predict_batch(faces)
     predicted = [faces_[0].expression for faces_ in predictions]

@@ -146,3 +146,39 @@ def test_config_overrides_are_typed_and_checked():
         apply_overrides(Config(), ["train.epochs=many"])
     with pytest.raises(ValueError, match="section"):
         config_from_dict({"optim": {}})
+
+
+def test_library_overrides_set_nested_options_and_refuse_non_mappings():
+    config = apply_overrides(Config(), ["model.options.top_k=2", "data.options.poses=kdef5"])
+    assert config.model.options == {"top_k": 2} and config.data.options == {"poses": "kdef5"}
+    with pytest.raises(ValueError, match="train.epochs is not a mapping"):
+        apply_overrides(Config(), ["train.epochs.x=1"])
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['nope'\]"):
+        apply_overrides(Config(), ["model.nope.x=1"])
+
+
+@pytest.mark.parametrize("name, options, message", [
+    ("phanet_effl0", {"top_k": 9}, "top_k=9 must lie in 1..num_scales=3"),
+    ("att_r18", {"gate_floor": 2.0}, "gate_floor=2.0; must lie in"),
+    ("mtl_effl0", {"selction": "hard"}, "unknown option(s) ['selction']"),
+    ("phanet_r18", {"backbone": "resnet50"}, "backbone cannot be set there"),
+    ("phanet_r99", {}, "unknown model 'phanet_r99'"),
+])
+def test_model_options_are_checked_without_building_the_model(name, options, message, monkeypatch):
+    from phanet.models import PhaNet, check_model_options
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("check_model_options must not build the model")
+
+    monkeypatch.setattr(PhaNet, "__init__", no_build)
+    with pytest.raises(ValueError) as err:
+        check_model_options(name, options)
+    assert message in str(err.value)
+    check_model_options("baseline_effl0", {"dropout": 0.1})  # a valid option passes
+
+
+def test_ablation_baselines_need_no_scale_fusion_switch():
+    model = phanet.create_model("mtl_r18", num_expressions=7, num_poses=5)
+    assert not model.config.use_attention and model.config.use_pose
+    out = model(torch.randn(2, 3, 64, 64))
+    assert out.scale_weights is None and out.pose_logits.shape == (2, 5)

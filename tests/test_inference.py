@@ -96,8 +96,10 @@ def test_predict_batch_classifies_faces_of_several_images_together_with_the_same
     batched = predictor.predict_batch([astronaut, blank, shifted])
     assert [len(faces) for faces in batched] == [1, 0, 1]
     single = predictor.predict(shifted)[0]
+    # equal up to float noise: MTCNN's R- and O-nets see one crop per candidate in a batch of another
+    # size, and the landmarks found on the detection copy are mapped back (x2.1 for this image)
     for name, p in single.probabilities.items():
-        assert batched[2][0].probabilities[name] == pytest.approx(p, abs=1e-5)
+        assert batched[2][0].probabilities[name] == pytest.approx(p, abs=1e-4)
 
 
 def test_without_detection_the_whole_image_is_the_face(checkpoints, astronaut):

@@ -68,6 +68,29 @@ def test_mtcnn_finds_exactly_one_face_in_each_london_sample_photo(mtcnn):
         assert np.all((face.landmarks >= [x0, y0]) & (face.landmarks <= [x1, y1]))
 
 
+def test_derived_face_size_finds_the_same_london_faces_as_a_20_pixel_search_on_a_small_copy(mtcnn):
+    assert mtcnn.min_face_size is None  # the default derives the smallest face from each image
+    assert mtcnn.detection_factor((512, 512)) == pytest.approx(240 / 512) and mtcnn.smallest_face((240, 240)) == 20
+    exhaustive = create_detector("mtcnn", device="cpu", min_face_size=20)
+    assert exhaustive.detection_factor((512, 512)) == 1.0
+    for path in london_photos()[:6]:
+        image = load_rgb(path)
+        derived, full = mtcnn.detect(image), exhaustive.detect(image)
+        assert len(derived) == len(full) == 1, path.name
+        width = full[0].box[2] - full[0].box[0]
+        assert np.abs(derived[0].landmarks - full[0].landmarks).max() < 0.05 * width, path.name
+
+
+def test_faces_below_a_twelfth_of_the_image_need_an_explicit_min_face_size(mtcnn, astronaut):
+    from PIL import Image
+
+    canvas = np.full((1024, 1024, 3), 128, np.uint8)
+    canvas[400:528, 400:528] = np.asarray(Image.fromarray(astronaut).resize((128, 128)))  # a ~23-pixel face
+    assert mtcnn.detect(canvas) == []
+    small = create_detector("mtcnn", device="cpu", min_face_size=16).detect(canvas)
+    assert len(small) == 1 and 400 < small[0].box[0] < small[0].box[2] < 528
+
+
 def test_mtcnn_finds_the_astronauts_face(mtcnn, astronaut):
     faces = mtcnn.detect(astronaut)
     assert len(faces) == 1

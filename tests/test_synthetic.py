@@ -8,6 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from phanet.cli import main
 from phanet.data import SEVEN_EXPRESSIONS, FaceDataset, LabelSpace, load_dataset
@@ -205,6 +206,23 @@ def test_phanet_synth_writes_images_labels_labelspace_and_preview(tmp_path):
     assert space.expressions == tuple(SEVEN_EXPRESSIONS) and [p.yaw for p in space.poses] == [-45, 0, 45]
     assert (out / "preview.png").is_file()
     assert main(["synth", "--out", str(out), "--subjects", "1"]) == 1  # refuses to overwrite
+    settings = json.loads((out / "synth_config.json").read_text())
+    assert settings["randomize"] == ["blends", "lips", "subtle"] and settings["crop"]["padding"] == 0.1
+
+
+def test_phanet_synth_randomize_and_camera_framing_flags_reach_the_renderer(tmp_path):
+    out = tmp_path / "plain"
+    assert main(["synth", "--out", str(out), "--subjects", "1", "--poses=0:0", "--size", "48",
+                 "--randomize", "none", "--camera-framing"]) == 0
+    settings = json.loads((out / "synth_config.json").read_text())
+    assert settings["randomize"] == [] and settings["crop"] is None
+    with open(out / "labels.csv", newline="") as f:
+        row = next(r for r in csv.DictReader(f) if r["expression"] == "happy")
+    written = np.asarray(Image.open(out / row["image"]).convert("RGB"))
+    expected = render_face(0, int(row["subject"].removeprefix("synth")), 1, 0.0, 0.0, 48, variant=0,
+                           align_padding=None, randomize=())
+    assert np.array_equal(written, expected)
+    assert main(["synth", "--out", str(tmp_path / "bad"), "--randomize", "lipz"]) == 1
 
 
 def test_each_domain_randomisation_is_a_switch_and_unknown_names_are_errors():

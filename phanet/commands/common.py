@@ -102,18 +102,13 @@ def build_config(args):
         "data.cache_dir": args.cache_dir, "model.pretrained": args.pretrained, "train.strict": args.strict,
         "data.fold": getattr(args, "fold", None), "train.keep_resume": getattr(args, "keep_resume", None),
     })
-    nested = [o for o in args.overrides if o.split("=", 1)[0].count(".") > 1]
-    apply_overrides(config, [o for o in args.overrides if o not in nested])
-    # section.options.key=value sets one entry of an options dict
-    for key, value in parse_key_values(nested, "--set", "section.key=value").items():
-        section, field, sub = key.split(".", 2)
-        target = getattr(getattr(config, section, None), field, None)
-        if not isinstance(target, dict):
-            raise ValueError(f"--set {key}: {section}.{field} is not a mapping")
-        target[sub] = value
+    apply_overrides(config, parse_key_values(args.overrides, "--set", "section.key=value"))
     from phanet.config import validate_config
+    from phanet.models import check_model_options
 
-    return validate_config(config, "command line")
+    validate_config(config, "command line")
+    check_model_options(config.model.name, config.model.options)
+    return config
 
 
 def default_out(config, kind: str) -> Path:

@@ -8,7 +8,9 @@ from phanet.commands.common import add_threads_flag, apply_threads, show_progres
 
 # flags that set demo sizes: fixed by the demo folder when resuming
 SETTING_FLAGS = ("poses", "epochs", "size", "train_subjects", "test_subjects", "models", "device", "workers", "seed",
-                 "pretrained")
+                 "pretrained", "randomize", "align_padding")
+RANDOMIZE_HELP = ("the generator's domain randomisations: a comma list of lips, subtle, blends, or all, or none "
+                  "(default: none for the demo)")
 
 
 def register(subparsers) -> None:
@@ -26,6 +28,10 @@ def register(subparsers) -> None:
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--render-size", "--size", dest="size", type=int,
                         help="rendered image side in pixels, also the models' input size (default 64)")
+    parser.add_argument("--randomize", metavar="LIST", help=RANDOMIZE_HELP)
+    parser.add_argument("--align-padding", type=float, metavar="F",
+                        help="render aligned face crops of the crop contract (phanet.crop) with this padding, "
+                        "e.g. 0.1, as `phanet predict` cuts from photos (default: the camera's framing)")
     parser.add_argument("--train-subjects", type=int)
     parser.add_argument("--test-subjects", type=int)
     parser.add_argument("--models", nargs="+",
@@ -56,13 +62,17 @@ def run(args) -> int:
     from pathlib import Path
 
     apply_threads(args)
+    from phanet.data.synthetic.render import check_randomize
     from phanet.demo import DemoSettings, load_demo_settings, run_demo
     from phanet.engine import TrainingInterrupted
 
     overrides = {"poses": args.poses, "epochs": args.epochs, "size": args.size, "device": args.device,
                  "train_subjects": args.train_subjects, "test_subjects": args.test_subjects,
                  "workers": args.workers, "seed": args.seed, "models": tuple(args.models) if args.models else None,
-                 "pretrained": args.pretrained}
+                 "pretrained": args.pretrained, "randomize": args.randomize,
+                 "align_padding": args.align_padding}
+    if args.randomize is not None:
+        overrides["randomize"] = check_randomize(args.randomize)
     if args.resume:
         if not args.out:
             raise ValueError("--resume needs --out DIR (the demo folder to continue)")

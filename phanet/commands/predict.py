@@ -58,8 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-side", type=int, default=1280,
                         help="detect on a copy downscaled to this longest side (default: 1280)")
     parser.add_argument("--min-face-size", type=int, default=None, metavar="PX",
-                        help="smallest face searched for, in pixels of the detection copy; larger is "
-                        "faster (default: the detector's, 20 for mtcnn)")
+                        help="smallest face searched for, in pixels of the copy downscaled to --max-side; "
+                        "smaller is slower (default for mtcnn: faces from 1/12 of the image's shorter side up, "
+                        "searched on a 240-pixel copy)")
     parser.add_argument("--align-padding", type=float, default=None,
                         help="crop margin around the landmark template, as a fraction of the crop side "
                         "(default: the checkpoint's, else 0.1)")

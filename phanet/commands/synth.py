@@ -58,6 +58,10 @@ def register(subparsers) -> None:
                         help="images per subject x expression x pose, each a different capture (default 1)")
     parser.add_argument("--splits", type=_splits, default=None, metavar="NAME:N,...",
                         help="label consecutive subjects with splits, e.g. train:20,val:5,test:5")
+    parser.add_argument("--randomize", default="all", metavar="LIST",
+                        help="domain randomisations: a comma list of lips, subtle, blends, or all (default), or none")
+    parser.add_argument("--camera-framing", action="store_true",
+                        help="keep the camera's framing instead of the aligned face crop of the crop contract")
     parser.add_argument("--preview", action="store_true", help="also write preview.png (expressions x poses)")
     parser.add_argument("--workers", type=int, default=1, help="rendering processes (default 1)")
     parser.add_argument("--overwrite", action="store_true", help="overwrite an existing labels.csv in --out")
@@ -65,6 +69,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from phanet.crop import DEFAULT_PADDING
     from phanet.data.synthetic import write_synthetic_dataset
 
     if args.subjects < 1:
@@ -74,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
         out = write_synthetic_dataset(
             args.out, subjects, poses=args.poses, size=args.size, seed=args.seed, per_cell=args.per_cell,
             preview=args.preview, progress=True, workers=args.workers, splits=args.splits,
-            overwrite=args.overwrite,
+            overwrite=args.overwrite, randomize=args.randomize,
+            align_padding=None if args.camera_framing else DEFAULT_PADDING,
         )
     except FileExistsError as err:
         print(f"phanet synth: error: {err} (--overwrite to replace it)", file=sys.stderr)

@@ -1,8 +1,8 @@
 """Face alignment: a similarity transform from detected landmarks onto the model's square crop.
 
 The five landmarks of :class:`~phanet.inference.detect.DetectedFace` (eyes, nose, mouth corners) are
-mapped by a least-squares similarity transform (rotation, uniform scale, translation; Umeyama 1991,
-no reflection, no shear, so the face keeps its shape) onto the canonical template of
+mapped by a similarity transform (rotation, uniform scale, translation: no reflection, no shear, so
+the face keeps its shape; fitted as :func:`phanet.crop.alignment_matrix` says) onto the canonical template of
 :mod:`phanet.crop` -- the same template the synthetic renderer aligns its camera to -- scaled to the
 checkpoint's ``input_size`` with the checkpoint's ``padding``.
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from phanet.crop import DEFAULT_PADDING, estimate_similarity, template_points
+from phanet.crop import DEFAULT_FIT, DEFAULT_PADDING, alignment_matrix, estimate_similarity, template_points
 
 __all__ = ["DEFAULT_PADDING", "align_face", "box_similarity", "estimate_similarity", "invert_similarity",
            "template_points", "warp_to_crop"]
@@ -81,14 +81,16 @@ def align_face(
     landmarks: np.ndarray | None = None,
     box: np.ndarray | None = None,
     padding: float = DEFAULT_PADDING,
+    fit: str = DEFAULT_FIT,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The model's crop of one face: ``(crop [size, size, 3] uint8, matrix [2, 3] image -> crop)``.
 
-    Uses ``landmarks [5, 2]`` when given (similarity onto :func:`template_points`), else a square
-    of :data:`BOX_CROP_SCALE` times the ``box`` side (``padding`` applies to landmark alignment only).
+    Uses ``landmarks [5, 2]`` when given (similarity onto :func:`template_points`, fitted as ``fit``
+    says: :data:`phanet.crop.FITS`), else a square of :data:`BOX_CROP_SCALE` times the ``box`` side
+    (``padding`` and ``fit`` apply to landmark alignment only).
     """
     if landmarks is not None:
-        matrix = estimate_similarity(landmarks, template_points(size, padding))
+        matrix = alignment_matrix(landmarks, size, padding, fit)
     elif box is not None:
         matrix = box_similarity(box, size)
     else:

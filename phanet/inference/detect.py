@@ -56,7 +56,12 @@ def check_rgb_uint8(image: np.ndarray) -> np.ndarray:
 def downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     """``(image resized so its longest side is <= max_side, factor applied)``; factor 1 means a no-op."""
     h, w = image.shape[:2]
-    factor = min(1.0, max_side / max(h, w))
+    return resize_by(image, max_side / max(h, w))
+
+
+def resize_by(image: np.ndarray, factor: float) -> tuple[np.ndarray, float]:
+    """``(image scaled by factor, factor)`` for ``factor < 1``; the image itself and 1.0 otherwise."""
+    h, w = image.shape[:2]
     if factor >= 1.0:
         return image, 1.0
     from PIL import Image
@@ -79,6 +84,10 @@ class FaceDetector(ABC):
         self.max_side = int(max_side)
         self.min_score = float(min_score)
 
+    def detection_factor(self, shape: tuple[int, ...]) -> float:
+        """Scale (at most 1) of the copy of an image of ``shape`` that detection runs on."""
+        return min(1.0, self.max_side / max(shape[:2]))
+
     @abstractmethod
     def detect_scaled(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:
         """Faces in each of ``images`` (``[H, W, 3]`` uint8, already downscaled), unfiltered."""
@@ -91,7 +100,8 @@ class FaceDetector(ABC):
         """Faces in each image; images may differ in size."""
         if not images:
             return []
-        small, factors = zip(*(downscale(check_rgb_uint8(image), self.max_side) for image in images))
+        small, factors = zip(*(resize_by(image, self.detection_factor(image.shape))
+                               for image in map(check_rgb_uint8, images)))
         results = []
         for image, faces, factor in zip(images, self.detect_scaled(list(small)), factors):
             h, w = image.shape[:2]
@@ -138,12 +148,25 @@ def list_detectors() -> list[str]:
     return sorted(_DETECTORS)
 
 
+# Without an explicit min_face_size, faces smaller than this share of an image's shorter side are not
+# searched for, and detection runs on a copy in which that share is MIN_FACE_PX pixels (MTCNN's usual
+# smallest face): a copy whose shorter side is 240 pixels. Expression recognition needs faces of some
+# size anyway (a 53-pixel face in a 640-pixel photo is already upscaled twice to a 112-pixel input), and
+# MTCNN's image pyramid on a small copy costs a fraction of one on the full image; the faces' boxes and
+# landmarks are mapped back and the crops are cut from the full image. Measured for speed and for the
+# faces found on real photos: benchmarks/predict_speed.py (README, "Inference").
+MIN_FACE_FRACTION = 1 / 12
+MIN_FACE_PX = 20
+
+
 @register_detector("mtcnn")
 class MTCNNDetector(FaceDetector):
     """facenet-pytorch's MTCNN: boxes, scores and five landmarks.
 
     device: where MTCNN runs (default: CUDA when available).
-    min_face_size: smallest face searched for, in pixels of the downscaled copy.
+    min_face_size: smallest face searched for, in pixels of the copy downscaled to ``max_side``. None
+        (default) derives it from each image: faces from :data:`MIN_FACE_FRACTION` of its shorter side
+        up, searched on a copy in which that size is MTCNN's usual :data:`MIN_FACE_PX` pixels.
     thresholds: MTCNN's three stage thresholds (P-, R-, O-net).
     """
 
@@ -152,7 +175,7 @@ class MTCNNDetector(FaceDetector):
         device: str | torch.device | None = None,
         max_side: int = 1280,
         min_score: float = 0.9,
-        min_face_size: int = 20,
+        min_face_size: int | None = None,
         thresholds: Sequence[float] = (0.6, 0.7, 0.7),
     ):
         super().__init__(max_side=max_side, min_score=min_score)
@@ -163,10 +186,24 @@ class MTCNNDetector(FaceDetector):
                 "face detection needs facenet-pytorch==2.5.3: pip install 'phanet[detect]'"
             ) from err
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.min_face_size = int(min_face_size)
+        if min_face_size is not None and min_face_size < 12:
+            raise ValueError(f"min_face_size={min_face_size}: MTCNN needs at least 12 pixels")
+        self.min_face_size = None if min_face_size is None else int(min_face_size)
         self.mtcnn = MTCNN(
-            keep_all=True, device=device, min_face_size=min_face_size, thresholds=list(thresholds)
+            keep_all=True, device=device, min_face_size=self.min_face_size or MIN_FACE_PX, thresholds=list(thresholds)
         )
+
+    def detection_factor(self, shape: tuple[int, ...]) -> float:
+        factor = super().detection_factor(shape)
+        if self.min_face_size is None:  # the smallest face searched for becomes MIN_FACE_PX in the copy
+            factor = min(factor, MIN_FACE_PX / (MIN_FACE_FRACTION * min(shape[:2])))
+        return factor
+
+    def smallest_face(self, shape: tuple[int, ...]) -> int:
+        """Smallest face searched for in a detection copy of ``shape``, in pixels of the copy."""
+        if self.min_face_size is not None:
+            return self.min_face_size
+        return max(MIN_FACE_PX, round(min(shape[:2]) * MIN_FACE_FRACTION))
 
     def detect_scaled(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:
         # MTCNN batches images of equal size in one pass (video frames); others go one by one.
@@ -174,10 +211,13 @@ class MTCNNDetector(FaceDetector):
         results: list[list[DetectedFace]] = [[] for _ in images]
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for i, image in enumerate(images):
-            if min(image.shape[:2]) >= self.min_face_size:
+            if min(image.shape[:2]) >= self.smallest_face(image.shape):
                 by_shape.setdefault(image.shape, []).append(i)
-        for indices in by_shape.values():
+        for shape, indices in by_shape.items():
             batch = np.stack([images[i] for i in indices])
+            # MTCNN's image pyramid starts at 12 / min_face_size: a larger smallest face means
+            # fewer and smaller levels for the P-net, which is most of the detector's time.
+            self.mtcnn.min_face_size = self.smallest_face(shape)
             boxes, scores, landmarks = self.mtcnn.detect(batch, landmarks=True)
             for i, b, s, lm in zip(indices, boxes, scores, landmarks):
                 results[i] = _mtcnn_faces(b, s, lm)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from phanet.crop import padding_from_meta
+from phanet.crop import fit_from_meta, padding_from_meta
 from phanet.data.base import LabelSpace
 from phanet.inference.align import align_face
 from phanet.inference.detect import DetectedFace, FaceDetector, create_detector
@@ -135,6 +135,7 @@ class Predictor:
         if align_padding is None:
             align_padding = padding_from_meta(meta)
         self.align_padding = float(align_padding)
+        self.align_fit = fit_from_meta(meta)  # the crops must be fitted as the training crops were
         config = getattr(model, "config", None)
         self.num_scales = config.num_scales if config is not None and config.use_attention else 0
 
@@ -247,7 +248,7 @@ class Predictor:
     # --- helpers ----------------------------------------------------------------------------------
 
     def _aligned(self, image: np.ndarray, face: DetectedFace) -> LocatedFace:
-        crop, matrix = align_face(image, self.input_size, face.landmarks, face.box, self.align_padding)
+        crop, matrix = align_face(image, self.input_size, face.landmarks, face.box, self.align_padding, self.align_fit)
         return LocatedFace(tuple(float(v) for v in face.box), face.score, face.landmarks, crop, matrix)
 
     def _whole_image(self, image: np.ndarray) -> LocatedFace:

@@ -23,14 +23,15 @@ The learned loss weights live in :mod:`phanet.losses`, outside ``forward`` (keep
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
 from typing import NamedTuple
 
 import torch
 import torch.nn as nn
 
 from phanet.models.backbones import backbone_mean_std, create_backbone
-from phanet.models.registry import register_model
+from phanet.models.registry import RESERVED_OPTIONS, register_model
 
 
 class PhaNetOutput(NamedTuple):
@@ -84,8 +85,10 @@ class PhaNetConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r}; expected one of {allowed}")
-        if self.scale_fusion == "pose_adaptive" and not (self.use_attention and self.use_pose):
-            raise ValueError("pose-adaptive scale selection needs use_attention=True and use_pose=True")
+        # Without attention there is one pooled scale and nothing to fuse: scale_fusion is then unused.
+        if self.use_attention and self.scale_fusion == "pose_adaptive" and not self.use_pose:
+            raise ValueError("pose-adaptive scale selection needs a pose branch (use_pose=True); "
+                             "use scale_fusion='mean' without one")
         if self.num_expressions < 2:
             raise ValueError(f"num_expressions={self.num_expressions}; need at least 2 classes")
         if self.use_pose and self.num_poses < 1:
@@ -260,6 +263,19 @@ def _build(backbone: str, num_expressions: int, num_poses: int, pretrained: bool
     )
 
 
+def _options_checker(backbone: str, switches: dict | None = None) -> Callable[..., None]:
+    """``check_options(**options)`` for a builder: builds its PhaNetConfig (no weights), which validates."""
+
+    def check_options(**options) -> None:
+        known = sorted({f.name for f in fields(PhaNetConfig)} - set(RESERVED_OPTIONS))
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise TypeError(f"unknown option(s) {unknown}; known: {', '.join(known)}")
+        PhaNetConfig(backbone=backbone, **{**(switches or {}), **options})
+
+    return check_options
+
+
 @register_model
 def phanet_r18(num_expressions: int = 7, num_poses: int = 5, pretrained: bool = False, **kw) -> PhaNet:
     """Full PhaNet on ResNet-18 (the default)."""
@@ -282,14 +298,19 @@ def phanet_effl0(num_expressions: int = 7, num_poses: int = 5, pretrained: bool 
     return _build("efficientnet_lite0", num_expressions, num_poses, pretrained, **kw)
 
 
+for _builder, _backbone in ((phanet_r18, "resnet18"), (phanet_r50, "resnet50"), (phanet_vgg16bn, "vgg16_bn"),
+                            (phanet_effl0, "efficientnet_lite0")):
+    _builder.check_options = _options_checker(_backbone)
+
+
 # ----------------------------------------------------------------------------- ablation variants
 # One builder per (variant, backbone), registered under ``<variant>_<backbone tag>`` so every ablation
 # is one ``--model`` flag. The variants differ only in the parts switched off; everything else is shared.
 
 ABLATION_VARIANTS = {
     "baseline": ("backbone + global average pooling + classifier (no pose, no attention)",
-                 {"use_attention": False, "use_pose": False, "scale_fusion": "mean"}),
-    "mtl": ("baseline + pose multi-task head", {"use_attention": False, "scale_fusion": "mean"}),
+                 {"use_attention": False, "use_pose": False}),
+    "mtl": ("baseline + pose multi-task head", {"use_attention": False}),
     "att": ("multi-task + hierarchical attention with scales averaged (no pose-adaptive gate)",
             {"scale_fusion": "mean"}),
 }
@@ -305,6 +326,7 @@ def _register_ablation(variant: str, tag: str) -> None:
 
     builder.__name__ = builder.__qualname__ = f"{variant}_{tag}"
     builder.__doc__ = f"Ablation on {backbone}: {what}."
+    builder.check_options = _options_checker(backbone, switches)
     register_model(builder)
 
 

@@ -26,5 +26,30 @@ def create_model(name: str, **kwargs) -> nn.Module:
     return model
 
 
+# Set by the dataset and the model name, never through model.options.
+RESERVED_OPTIONS = ("num_expressions", "num_poses", "pretrained", "backbone")
+
+
+def check_model_options(name: str, options: dict) -> None:
+    """Raise ``ValueError`` naming the problem if ``options`` are not valid keyword options of ``name``.
+
+    Runs before any weights are built or downloaded: builders that define ``check_options(**options)``
+    (the PhaNet family: it builds the architecture config) are checked fully, others by name only.
+    """
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
+    reserved = sorted(set(RESERVED_OPTIONS) & set(options))
+    if reserved:
+        raise ValueError(f"model.options: {', '.join(reserved)} cannot be set there (set by the model name, "
+                         "the dataset or model.pretrained)")
+    check = getattr(_MODELS[name], "check_options", None)
+    if check is None:
+        return
+    try:
+        check(**options)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"model {name!r} with model.options={options}: {err}") from None
+
+
 def list_models() -> list[str]:
     return sorted(_MODELS)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from phanet.crop import DEFAULT_PADDING, crop_spec
+from phanet.crop import DEFAULT_FIT, DEFAULT_PADDING, crop_spec
 from phanet.data.base import SEVEN_EXPRESSIONS, FaceDataset, LabelSpace, PoseBin, Sample
 from phanet.data.layout import pose_name
 from phanet.data.registry import DatasetIndex, register_dataset
@@ -96,6 +96,7 @@ class SyntheticImage:
 
     ``align_padding``: the image is the aligned crop of the face-crop contract (:mod:`phanet.crop`)
     with this padding, as ``phanet predict`` crops real faces; None keeps the camera's framing.
+    ``align_fit``: how the crop's similarity is fitted (:data:`phanet.crop.FITS`).
     ``randomize``: the generator's domain randomisations (:data:`~.render.RANDOMIZATIONS`).
     """
 
@@ -109,11 +110,13 @@ class SyntheticImage:
     jitter: bool = True
     align_padding: float | None = DEFAULT_PADDING
     randomize: tuple[str, ...] = RANDOMIZATIONS
+    align_fit: str = DEFAULT_FIT
 
     def __call__(self) -> np.ndarray:
         return render_face(
             self.seed, self.subject, self.expression, self.yaw, self.pitch, self.size,
             jitter=self.jitter, variant=self.variant, align_padding=self.align_padding, randomize=self.randomize,
+            align_fit=self.align_fit,
         )
 
 
@@ -146,6 +149,7 @@ def synthetic_index(
     splits: Mapping[str, int] | None = None,
     align_padding: float | None = DEFAULT_PADDING,
     randomize: Sequence[str] | str = RANDOMIZATIONS,
+    align_fit: str = DEFAULT_FIT,
 ) -> DatasetIndex:
     """Index of synthetic samples: every subject x expression x pose, ``per_cell`` times.
 
@@ -155,7 +159,8 @@ def synthetic_index(
     ``splits`` optionally names consecutive groups of the subjects (e.g. ``{"train": 14, "val": 3,
     "test": 3}``) and sets each sample's ``split``. ``yaw``/``pitch`` of a sample are the nominal
     values of its bin; the rendered pose is jittered by up to ±3°. Images are aligned crops of the
-    face-crop contract with ``align_padding`` (None: the camera's framing, as before version 0.2).
+    face-crop contract with ``align_padding`` (None: the camera's framing, as before version 0.2),
+    fitted as ``align_fit`` says (:data:`phanet.crop.FITS`; version 0.2 rendered ``"lsq5"``).
     ``randomize`` names the generator's domain randomisations (default: all of
     :data:`~.render.RANDOMIZATIONS`; ``[]`` gives the faces of version 0.1).
     """
@@ -167,6 +172,7 @@ def synthetic_index(
         raise ValueError(f"seed must be >= 0, got {seed}")
     ids = _subject_list(subjects)
     randomize = check_randomize(randomize)
+    crop = None if align_padding is None else crop_spec(align_padding, align_fit)  # validates both
     split_of = _split_of(ids, splits)
     space = synthetic_label_space(poses)
     samples = []
@@ -176,7 +182,7 @@ def synthetic_index(
             for pose_index, pose in enumerate(space.poses):
                 for variant in range(per_cell):
                     image = SyntheticImage(seed, subject, expression, pose.yaw, pose.pitch, size, variant,
-                                           align_padding=align_padding, randomize=randomize)
+                                           align_padding=align_padding, randomize=randomize, align_fit=align_fit)
                     samples.append(Sample(
                         image=image,
                         expression=expression,
@@ -190,7 +196,6 @@ def synthetic_index(
                         extra={"generator_seed": seed, "generator_id": subject},
                     ))
     protocol = "official" if splits else "subject_kfold"
-    crop = None if align_padding is None else crop_spec(align_padding)
     return DatasetIndex(samples=samples, label_space=space, default_protocol=protocol, name="synthetic", crop=crop)
 
 
@@ -205,6 +210,7 @@ def load_synthetic(
     splits: Mapping[str, int] | None = None,
     align_padding: float | None = DEFAULT_PADDING,
     randomize: Sequence[str] | str = RANDOMIZATIONS,
+    align_fit: str = DEFAULT_FIT,
 ) -> DatasetIndex:
     """Registry entry ``synthetic``: rendered on the fly, so there is no root folder."""
     if root not in (None, ""):
@@ -212,7 +218,7 @@ def load_synthetic(
             f"the synthetic dataset is rendered on the fly and takes no root (got {str(root)!r}); "
             "to read a folder written by `phanet synth`, load it as the generic CSV dataset"
         )
-    return synthetic_index(subjects, poses, size, seed, per_cell, splits, align_padding, randomize)
+    return synthetic_index(subjects, poses, size, seed, per_cell, splits, align_padding, randomize, align_fit)
 
 
 class SyntheticFaces(FaceDataset):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from phanet.crop import apply_similarity, estimate_similarity, template_points
+from phanet.crop import DEFAULT_FIT, alignment_matrix, apply_similarity
 from phanet.data.synthetic.expressions import NUM_AUS, sample_aus
 from phanet.data.synthetic.geometry import KIND_EAR, KIND_MOUTH, NUM_ATTRS, build_mesh, face_landmarks
 from phanet.data.synthetic.identity import Identity, sample_identity
@@ -134,6 +134,7 @@ def render_scene(
     *,
     align_padding: float | None = None,
     return_landmarks: bool = False,
+    align_fit: str = DEFAULT_FIT,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Render one face: ``[size, size, 3]`` uint8 RGB (and its landmarks, when asked).
 
@@ -143,7 +144,8 @@ def render_scene(
 
     ``align_padding``: None frames the head with the camera of ``view`` (scale, shift, roll as
     given); a number renders the crop of the face-crop contract (:mod:`phanet.crop`) directly: the
-    similarity that maps the five projected landmarks onto the template (with that padding) is
+    similarity that maps the five projected landmarks onto the template (with that padding, fitted
+    as ``align_fit`` says: :data:`phanet.crop.FITS`) is
     folded into the camera (roll about the optical axis, focal length, principal point), so the
     image is exactly the aligned crop with no resampling. ``return_landmarks`` also returns the
     five landmarks ``[5, 2]`` (x, y) in output pixels, projected from 3D (hidden ones included).
@@ -160,7 +162,7 @@ def render_scene(
     marks = _project(face_landmarks(ident, mesh).astype(np.float32), rot, view, big)[0].astype(np.float64)
     pixel_cm = FIELD / (big * view.scale)
     if align_padding is not None:  # fold the alignment into the camera: the image is the aligned crop
-        matrix = estimate_similarity(marks, template_points(big, align_padding))
+        matrix = alignment_matrix(marks, big, align_padding, align_fit)
         xy = apply_similarity(matrix, xy).astype(np.float32)
         marks = apply_similarity(matrix, marks)
         pixel_cm /= float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
@@ -299,6 +301,7 @@ def render_face(
     align_padding: float | None = None,
     return_landmarks: bool = False,
     randomize: tuple[str, ...] | list[str] = RANDOMIZATIONS,
+    align_fit: str = DEFAULT_FIT,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """One synthetic face, ``[size, size, 3]`` uint8 RGB, fully determined by the arguments.
 
@@ -306,7 +309,7 @@ def render_face(
     instance (AU intensities), lighting, background and gaze, shared by every pose of that capture;
     ``jitter`` adds small random pose (±3°), roll (±4°), scale (±6 %) and position (±3 %) changes,
     themselves deterministic. ``expression`` indexes :data:`phanet.data.SEVEN_EXPRESSIONS`.
-    ``align_padding`` and ``return_landmarks`` are as in :func:`render_scene`: with a padding, the
+    ``align_padding``, ``align_fit`` and ``return_landmarks`` are as in :func:`render_scene`: with a padding, the
     image is the aligned crop of the face-crop contract (roll, scale and shift jitter then only
     move it as far as landmark noise does: not at all). ``randomize`` names the domain
     randomisations in use (:data:`RANDOMIZATIONS`; ``()`` renders the faces of version 0.1).
@@ -320,15 +323,20 @@ def render_face(
                      subtle="subtle" in parts, blends="blends" in parts)
     scene = sample_scene(seed, subject, expression, variant)
     view = sample_view(seed, subject, expression, variant, yaw, pitch, jitter)
-    return render_scene(ident, aus, view, scene, size, align_padding=align_padding, return_landmarks=return_landmarks)
+    return render_scene(ident, aus, view, scene, size, align_padding=align_padding, return_landmarks=return_landmarks,
+                        align_fit=align_fit)
 
 
 def check_randomize(randomize) -> tuple[str, ...]:
-    """``randomize`` as a sorted tuple of known names; an unknown name is a ``ValueError`` listing them."""
+    """``randomize`` as a sorted tuple of known names; an unknown name is a ``ValueError`` listing them.
+
+    A string is a comma-separated list, or ``"all"`` (:data:`RANDOMIZATIONS`) or ``"none"`` (``()``).
+    """
     if isinstance(randomize, str):
-        randomize = [part for part in randomize.split(",") if part.strip()]
+        named = {"all": RANDOMIZATIONS, "none": ()}
+        randomize = named.get(randomize.strip(), [part for part in randomize.split(",") if part.strip()])
     parts = tuple(sorted({str(part).strip() for part in randomize}))
     unknown = [part for part in parts if part not in RANDOMIZATIONS]
     if unknown:
-        raise ValueError(f"unknown randomisation(s) {unknown}; known: {', '.join(RANDOMIZATIONS)}")
+        raise ValueError(f"unknown randomisation(s) {unknown}; known: {', '.join(RANDOMIZATIONS)} (or all, none)")
     return parts

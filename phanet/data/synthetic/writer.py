@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from phanet.crop import DEFAULT_PADDING
 from phanet.data.synthetic.dataset import PoseSpec, SyntheticImage, synthetic_index
+from phanet.data.synthetic.render import RANDOMIZATIONS, check_randomize
 
 LABEL_COLUMNS = ("image", "expression", "pose", "subject", "yaw", "pitch", "split")
 
@@ -45,6 +47,8 @@ def write_synthetic_dataset(
     workers: int = 1,
     splits: Mapping[str, int] | None = None,
     overwrite: bool = False,
+    randomize: Sequence[str] | str = RANDOMIZATIONS,
+    align_padding: float | None = DEFAULT_PADDING,
 ) -> Path:
     """Render every subject x expression x pose (x ``per_cell``) into ``out_dir``; returns it.
 
@@ -52,7 +56,8 @@ def write_synthetic_dataset(
     ``FileExistsError`` if ``out_dir`` already holds a ``labels.csv`` and not ``overwrite``.
     """
     out = Path(out_dir)
-    index = synthetic_index(subjects, poses, size, seed, per_cell, splits)  # validates the arguments
+    randomize = check_randomize(randomize)
+    index = synthetic_index(subjects, poses, size, seed, per_cell, splits, align_padding, randomize)  # validates
     if (out / "labels.csv").exists() and not overwrite:
         raise FileExistsError(f"{out / 'labels.csv'} exists; choose another folder or overwrite")
     space = index.label_space
@@ -76,7 +81,7 @@ def write_synthetic_dataset(
         "subjects": sorted({s.image.subject for s in index.samples}),
         "poses": [[p.yaw, p.pitch] for p in space.poses],
         "size": size, "seed": seed, "per_cell": per_cell, "splits": dict(splits) if splits else None,
-        "crop": index.crop,
+        "crop": index.crop, "randomize": list(randomize),
     }
     (out / "synth_config.json").write_text(json.dumps(config) + "\n", encoding="utf-8")
     if preview:
