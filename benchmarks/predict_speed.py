@@ -10,6 +10,7 @@ model is used with ``--model``; by default the bundled model runs, as in `phanet
 in memory stage by stage and end to end over JPEG files as `phanet predict DIR -o FILE` processes them.
 
     python benchmarks/predict_speed.py --threads 2 --images 64
+    python benchmarks/predict_speed.py --min-face-size 0 --video 30 --every 3   # + a 30 s 720p video
 """
 
 from __future__ import annotations
@@ -109,6 +110,39 @@ def run_pipeline(predictor, images: list[np.ndarray], step: int) -> dict[str, fl
     return seconds
 
 
+def write_video(path: Path, faces: list[np.ndarray], seconds: int, fps: int = 30) -> None:
+    """A 1280x720 MP4 of ``seconds``: the face photos one after another, each drifting sideways for a second."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (1280, 720))
+    try:
+        for second in range(seconds):
+            face = cv2.resize(faces[second % len(faces)], (560, 560))
+            for frame in range(fps):
+                canvas = np.full((720, 1280, 3), 90, np.uint8)
+                x = 200 + 10 * frame
+                canvas[80:640, x : x + 560] = face
+                writer.write(cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+
+
+def video_seconds(predictor, path: Path, every: int, images_per_step: int) -> tuple[float, int, int]:
+    """(seconds, frames processed, faces) for `phanet predict VIDEO --every N -o FILE` after start-up."""
+    from phanet.inference.records import RecordWriter, result_record
+    from phanet.inference.sources import expand_paths, iter_files
+
+    frames = faces = 0
+    start = time.perf_counter()
+    with open(path.with_suffix(".jsonl"), "w", encoding="utf-8") as stream:
+        writer = RecordWriter(stream, "jsonl", predictor.label_space, predictor.num_scales)
+        for result in predictor.predict_items(iter_files(expand_paths([path]), every), images_per_step):
+            writer.write(result_record(result))
+            frames += 1
+            faces += len(result.faces)
+    return time.perf_counter() - start, frames, faces
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=64, help="images timed (default: 64)")
@@ -122,6 +156,9 @@ def main() -> None:
                         "(default: 0 20)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--video", type=int, default=0, metavar="SECONDS",
+                        help="also time a 720p, 30 fps video of this length with --every (default: none)")
+    parser.add_argument("--every", type=int, default=3, help="video frames: every N-th (default: 3)")
     args = parser.parse_args()
 
     if args.threads:
@@ -156,6 +193,13 @@ def main() -> None:
             for stage in ("detection", "alignment", "model"):
                 print(f"    {stage:<10} {100 * seconds[stage] / total:5.1f}%  "
                       f"({1000 * seconds[stage] / args.images:.1f} ms/image)")
+            if args.video:
+                video = folder / "clip.mp4"
+                if not video.exists():
+                    write_video(video, images[args.warmup :], args.video)
+                spent, frames, faces = video_seconds(predictor, video, args.every, args.batch_size)
+                print(f"  video: {args.video} s of 1280x720 at 30 fps, --every {args.every}: {frames} frames, "
+                      f"{faces} faces in {spent:.1f} s ({args.video / spent:.2f}x real time)")
 
 
 if __name__ == "__main__":

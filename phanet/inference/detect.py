@@ -53,12 +53,6 @@ def check_rgb_uint8(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    """``(image resized so its longest side is <= max_side, factor applied)``; factor 1 means a no-op."""
-    h, w = image.shape[:2]
-    return resize_by(image, max_side / max(h, w))
-
-
 def resize_by(image: np.ndarray, factor: float) -> tuple[np.ndarray, float]:
     """``(image scaled by factor, factor)`` for ``factor < 1``; the image itself and 1.0 otherwise."""
     h, w = image.shape[:2]
