@@ -159,10 +159,14 @@ def padding_from_meta(meta: dict) -> float:
     return float(meta.get("align_padding", DEFAULT_PADDING))
 
 
-def fit_from_meta(meta: dict) -> str:
-    """How a checkpoint's crops were fitted; checkpoints that do not say were made with ``"lsq5"``."""
-    crop = meta.get("crop")
+def fit_of(crop: dict | None) -> str:
+    """How the crops of a crop spec were fitted; a spec that does not say (or none) means ``"lsq5"``."""
     fit = crop.get("fit", "lsq5") if isinstance(crop, dict) else "lsq5"
     if fit not in FITS:
-        raise ValueError(f"checkpoint crop fit {fit!r} is not one of {', '.join(FITS)}")
+        raise ValueError(f"crop fit {fit!r} is not one of {', '.join(FITS)}")
     return fit
+
+
+def fit_from_meta(meta: dict) -> str:
+    """How a checkpoint's crops were fitted; checkpoints that do not say were made with ``"lsq5"``."""
+    return fit_of(meta.get("crop"))

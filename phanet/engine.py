@@ -832,8 +832,7 @@ def aggregate_folds(per_fold: list[dict]) -> dict:
 
 def crop_mismatch(trained: dict | None, evaluated: dict | None) -> str | None:
     """Why the evaluated images are not cropped like the training images (None when they are)."""
-    def fit(crop: dict) -> str:
-        return crop.get("fit", "lsq5")  # crops recorded before the fit was: least squares
+    from phanet.crop import fit_of as fit
 
     if trained == evaluated or (trained is not None and evaluated is not None
                                 and trained.get("padding") == evaluated.get("padding")

@@ -263,15 +263,16 @@ def _build(backbone: str, num_expressions: int, num_poses: int, pretrained: bool
     )
 
 
-def _options_checker(backbone: str, switches: dict | None = None) -> Callable[..., None]:
-    """``check_options(**options)`` for a builder: builds its PhaNetConfig (no weights), which validates."""
+def _options_checker(switches: dict | None = None) -> Callable[..., None]:
+    """``check_options(**options)`` for a builder with these ablation ``switches``: builds its PhaNetConfig
+    (no weights), whose checks do not depend on the backbone."""
 
     def check_options(**options) -> None:
         known = sorted({f.name for f in fields(PhaNetConfig)} - set(RESERVED_OPTIONS))
         unknown = sorted(set(options) - set(known))
         if unknown:
             raise TypeError(f"unknown option(s) {unknown}; known: {', '.join(known)}")
-        PhaNetConfig(backbone=backbone, **{**(switches or {}), **options})
+        PhaNetConfig(**{**(switches or {}), **options})
 
     return check_options
 
@@ -298,9 +299,8 @@ def phanet_effl0(num_expressions: int = 7, num_poses: int = 5, pretrained: bool 
     return _build("efficientnet_lite0", num_expressions, num_poses, pretrained, **kw)
 
 
-for _builder, _backbone in ((phanet_r18, "resnet18"), (phanet_r50, "resnet50"), (phanet_vgg16bn, "vgg16_bn"),
-                            (phanet_effl0, "efficientnet_lite0")):
-    _builder.check_options = _options_checker(_backbone)
+for _builder in (phanet_r18, phanet_r50, phanet_vgg16bn, phanet_effl0):
+    _builder.check_options = _options_checker()
 
 
 # ----------------------------------------------------------------------------- ablation variants
@@ -326,7 +326,7 @@ def _register_ablation(variant: str, tag: str) -> None:
 
     builder.__name__ = builder.__qualname__ = f"{variant}_{tag}"
     builder.__doc__ = f"Ablation on {backbone}: {what}."
-    builder.check_options = _options_checker(backbone, switches)
+    builder.check_options = _options_checker(switches)
     register_model(builder)
 
 
