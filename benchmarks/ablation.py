@@ -3,7 +3,7 @@
 The paper (Liu et al., arXiv:1905.10059) claims that hierarchical attention plus pose-adaptive scale
 selection makes expression recognition more robust to pose than a plain network. This script measures
 that claim on the data that runs anywhere: the built-in synthetic multi-view faces
-(:mod:`phanet.data.synthetic`), with a subject-independent split (train / val / test subjects are
+(:mod:`phanet.synth`), with a subject-independent split (train / val / test subjects are
 disjoint identities), for the pose presets ``kdef5`` (5 yaws), ``bu3dfe35`` (7 yaws x 5 pitches) and
 ``multipie13`` (yaw -90..90 in 15 degree steps).
 

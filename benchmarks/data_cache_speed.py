@@ -27,7 +27,7 @@ from PIL import Image
 
 from phanet.data import FaceDataset, collate_skipping_none, load_dataset
 from phanet.data.cache import build_cache, load_cached
-from phanet.data.kdef import ANGLES, EXPRESSIONS
+from phanet.data.datasets.kdef import ANGLES, EXPRESSIONS
 
 
 def synthetic_picture(seed: int, width: int, height: int) -> Image.Image:

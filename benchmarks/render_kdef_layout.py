@@ -46,7 +46,7 @@ def portrait(face: np.ndarray, aspect: float = KDEF_ASPECT) -> np.ndarray:
 
 def _render(task: tuple) -> None:
     from phanet.data import SEVEN_EXPRESSIONS
-    from phanet.data.synthetic.render import render_face
+    from phanet.synth.render import render_face
 
     path, seed, subject, expression, yaw, width, variant = task
     face = render_face(seed, subject, SEVEN_EXPRESSIONS.index(expression), yaw, 0.0, width, variant=variant)

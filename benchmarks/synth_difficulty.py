@@ -26,7 +26,8 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import torch
 
-from phanet.data.synthetic import SyntheticImage, synthetic_index
+from phanet.data.datasets.synthetic import SyntheticImage, synthetic_index
+from phanet.synth import RenderSettings
 
 
 def _features(task: tuple[SyntheticImage, str]) -> np.ndarray:
@@ -95,8 +96,9 @@ def main() -> None:
 
     start = time.perf_counter()
     n_train = args.train_subjects
-    train = synthetic_index(range(n_train), args.poses, args.size, args.seed, args.per_cell)
-    test = synthetic_index(range(n_train, n_train + args.test_subjects), args.poses, args.size, args.seed, 1)
+    render = RenderSettings(args.size)
+    train = synthetic_index(range(n_train), args.poses, render, args.seed, args.per_cell)
+    test = synthetic_index(range(n_train, n_train + args.test_subjects), args.poses, render, args.seed, 1)
     x_train, y_train, _ = featurise(train, args.features, args.workers)
     x_test, y_test, p_test = featurise(test, args.features, args.workers)
     rendered = time.perf_counter() - start

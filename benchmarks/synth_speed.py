@@ -32,8 +32,9 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from phanet.data.synthetic import POSE_PRESETS, SyntheticFaces, render_face  # noqa: E402
-from phanet.data.synthetic.geometry import rest_head  # noqa: E402
+from phanet.data.datasets.synthetic import POSE_PRESETS, SyntheticFaces  # noqa: E402
+from phanet.synth import render_face  # noqa: E402
+from phanet.synth.geometry import rest_head  # noqa: E402
 
 
 def _timed(fn, n: int) -> tuple[float, float]:

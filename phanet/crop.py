@@ -1,7 +1,7 @@
 """The face-crop contract: one canonical five-point template that every face crop is aligned to.
 
 A model is only as good as the agreement between the crops it was trained on and the crops it sees
-in use. So every path that makes a crop -- synthetic renders (:mod:`phanet.data.synthetic.render`,
+in use. So every path that makes a crop -- synthetic renders (:mod:`phanet.synth.render`,
 aligned in the camera itself), ``phanet predict`` (:mod:`phanet.inference.align`, aligned from the
 detector's landmarks), export and evaluation -- maps five landmarks (left eye, right eye, nose tip,
 left and right mouth corner, left/right as seen in the image) onto the same template by a

@@ -43,7 +43,7 @@ class DemoSettings:
     batch_size: int = 32
     lr: float = 1e-3
     seed: int = 0
-    # The generator's domain randomisations (phanet.data.synthetic.render.RANDOMIZATIONS). None by
+    # The generator's domain randomisations (phanet.synth.render.RANDOMIZATIONS). None by
     # default: the demo compares models across poses on full-intensity expressions; the randomisations
     # (subtle intensities, blends, varied lips) serve transfer to photos (configs/synthetic_general.yaml).
     randomize: tuple[str, ...] = ()
@@ -67,7 +67,8 @@ class DemoSettings:
 
 def render_demo_data(settings: DemoSettings, progress: bool = True) -> tuple[DatasetIndex, dict[str, list[int]]]:
     """Synthetic train/val/test subjects (disjoint), rendered once into memory so both models share them."""
-    from phanet.data.synthetic import synthetic_index
+    from phanet.data.datasets.synthetic import synthetic_index
+    from phanet.synth import RenderSettings
 
     parts = {"train": settings.train_subjects, "val": settings.val_subjects, "test": settings.test_subjects}
     samples: list[Sample] = []
@@ -75,9 +76,8 @@ def render_demo_data(settings: DemoSettings, progress: bool = True) -> tuple[Dat
     label_space = None
     first = 0
     for part, count in parts.items():
-        index = synthetic_index(range(first, first + count), poses=settings.poses, size=settings.size,
-                                seed=settings.seed, per_cell=settings.per_cell, randomize=settings.randomize,
-                                align_padding=settings.align_padding)
+        render = RenderSettings(settings.size, align_padding=settings.align_padding, randomize=settings.randomize)
+        index = synthetic_index(range(first, first + count), settings.poses, render, settings.seed, settings.per_cell)
         label_space = index.label_space
         split[part] = list(range(len(samples), len(samples) + len(index.samples)))
         samples.extend(index.samples)
@@ -381,7 +381,7 @@ def _no_context():
 def _write_preview(index: DatasetIndex, path: Path) -> None:
     """Contact sheet of the first training subject, labelled like ``phanet synth --preview``:
     rows = expressions, columns = poses."""
-    from phanet.data.synthetic.writer import contact_sheet
+    from phanet.data.synthetic_writer import contact_sheet
 
     first = index.samples[0].subject
     cells = {}

@@ -552,10 +552,11 @@ def test_synth_defaults_to_identities_no_training_default_uses(tmp_path):
 @pytest.fixture(scope="module")
 def synthetic_checkpoint(tmp_path_factory):
     """A checkpoint whose metadata says it was trained on synthetic ids 0-2 (seed 0), validated on id 3."""
-    from phanet.data.synthetic import synthetic_index
+    from phanet.data.datasets.synthetic import synthetic_index
     from phanet.provenance import training_provenance
+    from phanet.synth import RenderSettings
 
-    index = synthetic_index(range(4), poses="0:0", size=24)
+    index = synthetic_index(range(4), poses="0:0", render=RenderSettings(24))
     n = len(index.samples) // 4
     split = {"train": list(range(3 * n)), "val": list(range(3 * n, 4 * n)), "test": []}
     provenance = training_provenance(index, split)

@@ -225,7 +225,7 @@ def test_real_faces_runs_a_checkpoint_on_real_photos(tmp_path, london_sample, ca
     import shutil
 
     from phanet.checkpoint import save_checkpoint
-    from phanet.data.synthetic import synthetic_label_space
+    from phanet.data.datasets.synthetic import synthetic_label_space
     from phanet.models import create_model
 
     torch.manual_seed(0)

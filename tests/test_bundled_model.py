@@ -11,10 +11,10 @@ import torch
 from phanet.checkpoint import bundled_checkpoint, checkpoint_paths, load_checkpoint, save_checkpoint
 from phanet.crop import crop_spec
 from phanet.data.base import SEVEN_EXPRESSIONS
-from phanet.data.synthetic import synthetic_label_space
-from phanet.data.synthetic.render import render_face
+from phanet.data.datasets.synthetic import synthetic_label_space
 from phanet.inference.predictor import Predictor
 from phanet.models import create_model
+from phanet.synth.render import render_face
 
 
 def test_the_bundled_model_is_an_fp16_checkpoint_under_12_mb_that_records_its_recipe():

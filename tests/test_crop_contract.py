@@ -15,8 +15,9 @@ from phanet.crop import (
     template_points,
 )
 from phanet.data.base import SEVEN_EXPRESSIONS
-from phanet.data.synthetic import synthetic_index
-from phanet.data.synthetic.render import render_face
+from phanet.data.datasets.synthetic import synthetic_index
+from phanet.synth import RenderSettings
+from phanet.synth.render import render_face
 
 HAPPY, NEUTRAL = SEVEN_EXPRESSIONS.index("happy"), SEVEN_EXPRESSIONS.index("neutral")
 
@@ -86,10 +87,10 @@ def test_aligned_frontal_renders_put_their_landmarks_near_the_template_whatever_
 
 
 def test_synthetic_index_images_are_aligned_crops_and_the_index_says_so():
-    index = synthetic_index(1, poses="0:0", size=48, align_padding=0.2)
+    index = synthetic_index(1, poses="0:0", render=RenderSettings(48, align_padding=0.2))
     assert index.crop == crop_spec(0.2)
-    assert index.samples[0].image.align_padding == 0.2
-    assert synthetic_index(1, poses="0:0", size=48, align_padding=None).crop is None
+    assert index.samples[0].image.render.align_padding == 0.2
+    assert synthetic_index(1, poses="0:0", render=RenderSettings(48, align_padding=None)).crop is None
 
 
 def test_checkpoint_crop_padding_is_read_from_the_crop_spec_with_older_fallbacks():

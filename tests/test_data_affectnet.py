@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from phanet.data import FaceDataset, load_dataset
-from phanet.data.affectnet import COLUMNS
+from phanet.data.datasets.affectnet import COLUMNS
 from phanet.data.landmark_pose import IBUG68_POINTS, MODEL_14
 from phanet.data.registry import DatasetLayoutError
 

@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from phanet.cli import main
-from phanet.data.kdef import ANGLES, EXPRESSIONS
+from phanet.data.datasets.kdef import ANGLES, EXPRESSIONS
 
 
 def make_kdef(root, folders=("AF01", "BF01", "AM02", "BM02", "AF03", "BF03", "AF04")):

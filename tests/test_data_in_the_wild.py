@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from phanet.data import FaceDataset, load_dataset
-from phanet.data.fer2013 import majority_label
+from phanet.data.datasets.fer2013 import majority_label
 from phanet.data.registry import DatasetLayoutError
 
 

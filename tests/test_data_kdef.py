@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from phanet.data import FaceDataset, load_dataset
-from phanet.data.kdef import ANGLES, EXPRESSIONS
+from phanet.data.datasets.kdef import ANGLES, EXPRESSIONS
 from phanet.data.registry import DatasetLayoutError
 
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from phanet.data import SEVEN_EXPRESSIONS, LabelSpace, load_dataset
-from phanet.data.multipie import CAMERA_YAW
+from phanet.data.datasets.multipie import CAMERA_YAW
 from phanet.data.protocols import map_label_space
 from phanet.data.registry import DatasetLayoutError
 

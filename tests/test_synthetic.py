@@ -12,22 +12,19 @@ from PIL import Image
 
 from phanet.cli import main
 from phanet.data import SEVEN_EXPRESSIONS, FaceDataset, LabelSpace, load_dataset
-from phanet.data.synthetic import (
-    POSE_PRESETS,
+from phanet.data.datasets.synthetic import POSE_PRESETS, SyntheticFaces, parse_poses, pose_bins, synthetic_index
+from phanet.synth import (
+    RenderSettings,
     Scene,
-    SyntheticFaces,
     View,
-    parse_poses,
-    pose_bins,
     prototype_aus,
     render_face,
     render_scene,
     sample_aus,
     sample_identity,
-    synthetic_index,
 )
-from phanet.data.synthetic.expressions import AU_INDEX, NUM_AUS
-from phanet.data.synthetic.geometry import GAP_LO, GAP_UP, N_ROWS, N_THETA, build_mesh
+from phanet.synth.expressions import AU_INDEX, NUM_AUS
+from phanet.synth.geometry import GAP_LO, GAP_UP, N_ROWS, N_THETA, build_mesh
 
 SIZE = 64
 
@@ -117,7 +114,7 @@ def test_flipping_a_synthetic_pose_maps_it_to_the_opposite_yaw():
 
 
 def test_every_subject_has_every_expression_and_pose_per_cell_times():
-    index = synthetic_index(3, poses="multipie7", size=SIZE, per_cell=2)
+    index = synthetic_index(3, poses="multipie7", render=RenderSettings(SIZE), per_cell=2)
     assert len(index.samples) == 3 * 7 * 7 * 2
     cells = Counter((s.subject, s.expression, s.pose) for s in index.samples)
     assert set(cells.values()) == {2} and len(cells) == 3 * 7 * 7
@@ -127,10 +124,10 @@ def test_every_subject_has_every_expression_and_pose_per_cell_times():
 
 
 def test_disjoint_subject_ranges_give_disjoint_subjects():
-    train = synthetic_index(range(0, 4), size=SIZE)
-    test = synthetic_index(range(4, 6), size=SIZE)
+    train = synthetic_index(range(0, 4), render=RenderSettings(SIZE))
+    test = synthetic_index(range(4, 6), render=RenderSettings(SIZE))
     assert not {s.subject for s in train.samples} & {s.subject for s in test.samples}
-    split = synthetic_index(6, size=SIZE, splits={"train": 4, "val": 1, "test": 1})
+    split = synthetic_index(6, render=RenderSettings(SIZE), splits={"train": 4, "val": 1, "test": 1})
     by_split = {name: {s.subject for s in split.samples if s.split == name} for name in ("train", "val", "test")}
     assert [len(v) for v in by_split.values()] == [4, 1, 1]
     assert not (by_split["train"] & by_split["test"]) and split.default_protocol == "official"
@@ -139,7 +136,7 @@ def test_disjoint_subject_ranges_give_disjoint_subjects():
 
 
 def test_samples_render_through_the_face_dataset_and_survive_pickling():
-    index = synthetic_index([7], poses="0:0,45:0", size=SIZE)
+    index = synthetic_index([7], poses="0:0,45:0", render=RenderSettings(SIZE))
     dataset = FaceDataset(index.samples, index.label_space)
     item = dataset[3]
     assert item["image"].shape == (3, SIZE, SIZE) and item["image"].dtype == torch.float32
@@ -226,8 +223,8 @@ def test_phanet_synth_randomize_and_camera_framing_flags_reach_the_renderer(tmp_
 
 
 def test_each_domain_randomisation_is_a_switch_and_unknown_names_are_errors():
-    from phanet.data.synthetic.expressions import AU_INDEX, sample_aus
-    from phanet.data.synthetic.identity import sample_identity
+    from phanet.synth.expressions import AU_INDEX, sample_aus
+    from phanet.synth.identity import sample_identity
 
     full = render_face(0, 4, 1, 0.0, 0.0, SIZE)
     plain = render_face(0, 4, 1, 0.0, 0.0, SIZE, randomize=())

@@ -62,9 +62,9 @@ def run(args) -> int:
     from pathlib import Path
 
     apply_threads(args)
-    from phanet.data.synthetic.render import check_randomize
     from phanet.demo import DemoSettings, load_demo_settings, run_demo
     from phanet.engine import TrainingInterrupted
+    from phanet.synth.render import check_randomize
 
     overrides = {"poses": args.poses, "epochs": args.epochs, "size": args.size, "device": args.device,
                  "train_subjects": args.train_subjects, "test_subjects": args.test_subjects,

@@ -62,6 +62,9 @@ def register(subparsers) -> None:
                         help="domain randomisations: a comma list of lips, subtle, blends, or all (default), or none")
     parser.add_argument("--camera-framing", action="store_true",
                         help="keep the camera's framing instead of the aligned face crop of the crop contract")
+    parser.add_argument("--align-fit", choices=("eye_mouth", "lsq5"), default="eye_mouth",
+                        help="how the aligned crop's similarity is fitted (default eye_mouth: turned faces keep "
+                        "their size; lsq5: the first contract)")
     parser.add_argument("--preview", action="store_true", help="also write preview.png (expressions x poses)")
     parser.add_argument("--workers", type=int, default=1, help="rendering processes (default 1)")
     parser.add_argument("--overwrite", action="store_true", help="overwrite an existing labels.csv in --out")
@@ -70,7 +73,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from phanet.crop import DEFAULT_PADDING
-    from phanet.data.synthetic import write_synthetic_dataset
+    from phanet.data.synthetic_writer import write_synthetic_dataset
 
     if args.subjects < 1:
         raise ValueError(f"--subjects must be >= 1, got {args.subjects}")
@@ -80,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
             args.out, subjects, poses=args.poses, size=args.size, seed=args.seed, per_cell=args.per_cell,
             preview=args.preview, progress=True, workers=args.workers, splits=args.splits,
             overwrite=args.overwrite, randomize=args.randomize,
-            align_padding=None if args.camera_framing else DEFAULT_PADDING,
+            align_padding=None if args.camera_framing else DEFAULT_PADDING, align_fit=args.align_fit,
         )
     except FileExistsError as err:
         print(f"phanet synth: error: {err} (--overwrite to replace it)", file=sys.stderr)

@@ -34,15 +34,15 @@ _DATASETS: dict[str, Callable[..., DatasetIndex]] = {}
 
 # Modules imported lazily on first lookup, so `import phanet` stays cheap.
 _DATASET_MODULES = (
-    "phanet.data.generic",
-    "phanet.data.synthetic",
-    "phanet.data.kdef",
-    "phanet.data.multipie",
-    "phanet.data.bu3dfe",
-    "phanet.data.affectnet",
-    "phanet.data.sfew",
-    "phanet.data.rafdb",
-    "phanet.data.fer2013",
+    "phanet.data.datasets.generic",
+    "phanet.data.datasets.synthetic",
+    "phanet.data.datasets.kdef",
+    "phanet.data.datasets.multipie",
+    "phanet.data.datasets.bu3dfe",
+    "phanet.data.datasets.affectnet",
+    "phanet.data.datasets.sfew",
+    "phanet.data.datasets.rafdb",
+    "phanet.data.datasets.fer2013",
 )
 
 
@@ -57,12 +57,9 @@ def register_dataset(name: str):
 
 
 def _import_all() -> None:
+    # Every listed module must exist: a missing or misspelt one is an error, never a skipped dataset.
     for module in _DATASET_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name != module:  # a real missing dependency, not a not-yet-written module
-                raise
+        importlib.import_module(module)
 
 
 def list_datasets() -> list[str]:

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from phanet.crop import DEFAULT_FIT, alignment_matrix, apply_similarity
-from phanet.data.synthetic.expressions import NUM_AUS, sample_aus
-from phanet.data.synthetic.geometry import KIND_EAR, KIND_MOUTH, NUM_ATTRS, build_mesh, face_landmarks
-from phanet.data.synthetic.identity import Identity, sample_identity
-from phanet.data.synthetic.paint import paint
-from phanet.data.synthetic.raster import rasterize
+from phanet.crop import DEFAULT_FIT, DEFAULT_PADDING, FITS, alignment_matrix, apply_similarity, crop_spec
+from phanet.synth.expressions import NUM_AUS, sample_aus
+from phanet.synth.geometry import KIND_EAR, KIND_MOUTH, NUM_ATTRS, build_mesh, face_landmarks
+from phanet.synth.identity import Identity, sample_identity
+from phanet.synth.paint import paint
+from phanet.synth.raster import rasterize
 
 # Domain-randomisation switches of the generator (each can be turned off to measure its effect):
 # "lips" full and varied lips (identity.sample_identity), "subtle" expression intensities from subtle
@@ -50,6 +50,35 @@ class View:
     roll: float = 0.0
     scale: float = 1.0
     shift: tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """How a set of faces is rendered: the same for every image of the set.
+
+    ``size``: output pixels (square). ``jitter``: small random pose (±3°), roll (±4°), scale (±6 %)
+    and position (±3 %) changes per capture, themselves deterministic. ``align_padding``: None
+    frames the head with the camera (:func:`render_face`'s default); a number renders the aligned
+    crop of the face-crop contract (:mod:`phanet.crop`) with that padding, fitted as ``align_fit`` says
+    (:data:`phanet.crop.FITS`). ``randomize``: the domain randomisations in use
+    (:data:`RANDOMIZATIONS`; ``()`` renders the faces of version 0.1). Values are checked and
+    ``randomize`` normalised (sorted tuple) at construction, so rendering never re-checks them.
+    """
+
+    size: int = 112
+    jitter: bool = True
+    align_padding: float | None = DEFAULT_PADDING
+    align_fit: str = DEFAULT_FIT
+    randomize: tuple[str, ...] = RANDOMIZATIONS
+
+    def __post_init__(self):
+        if int(self.size) < 8:
+            raise ValueError(f"image size must be at least 8 pixels, got {self.size}")
+        object.__setattr__(self, "randomize", check_randomize(self.randomize))
+        if self.align_padding is not None:
+            crop_spec(self.align_padding, self.align_fit)  # refuses an impossible padding or fit
+        elif self.align_fit not in FITS:
+            raise ValueError(f"unknown crop fit {self.align_fit!r}; known: {', '.join(FITS)}")
 
 
 @dataclass(frozen=True)
@@ -300,31 +329,49 @@ def render_face(
     variant: int = 0,
     align_padding: float | None = None,
     return_landmarks: bool = False,
-    randomize: tuple[str, ...] | list[str] = RANDOMIZATIONS,
+    randomize: tuple[str, ...] | list[str] | str = RANDOMIZATIONS,
     align_fit: str = DEFAULT_FIT,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """One synthetic face, ``[size, size, 3]`` uint8 RGB, fully determined by the arguments.
 
+    The convenience form of :func:`render_capture` for one image: ``size``, ``jitter``,
+    ``align_padding``, ``align_fit`` and ``randomize`` are the fields of :class:`RenderSettings`.
+    """
+    settings = RenderSettings(size, jitter, align_padding, align_fit, randomize)
+    return render_capture(seed, subject, expression, yaw, pitch, settings, variant=variant,
+                          return_landmarks=return_landmarks)
+
+
+def render_capture(
+    seed: int,
+    subject: int,
+    expression: int,
+    yaw: float,
+    pitch: float,
+    settings: RenderSettings,
+    *,
+    variant: int = 0,
+    return_landmarks: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """One synthetic face rendered as ``settings`` say (:class:`RenderSettings`).
+
     ``subject`` fixes the identity; ``(subject, expression, variant)`` fixes the expression
-    instance (AU intensities), lighting, background and gaze, shared by every pose of that capture;
-    ``jitter`` adds small random pose (±3°), roll (±4°), scale (±6 %) and position (±3 %) changes,
-    themselves deterministic. ``expression`` indexes :data:`phanet.data.SEVEN_EXPRESSIONS`.
-    ``align_padding``, ``align_fit`` and ``return_landmarks`` are as in :func:`render_scene`: with a padding, the
-    image is the aligned crop of the face-crop contract (roll, scale and shift jitter then only
-    move it as far as landmark noise does: not at all). ``randomize`` names the domain
-    randomisations in use (:data:`RANDOMIZATIONS`; ``()`` renders the faces of version 0.1).
+    instance (AU intensities), lighting, background and gaze, shared by every pose of that capture.
+    ``expression`` indexes :data:`.expressions.EXPRESSIONS`. ``return_landmarks`` also returns the
+    five landmarks as in :func:`render_scene`. With an ``align_padding`` the image is the aligned
+    crop, so roll, scale and shift jitter only move it as far as landmark noise does: not at all.
     """
     for name, value in (("seed", seed), ("subject", subject), ("variant", variant)):
         if int(value) < 0:
             raise ValueError(f"{name} must be >= 0, got {value}")
-    parts = check_randomize(randomize)
+    parts = settings.randomize
     ident = sample_identity(seed, subject, lips="lips" in parts)
     aus = sample_aus(_rng(seed, subject, expression, variant, 0xE), expression,
                      subtle="subtle" in parts, blends="blends" in parts)
     scene = sample_scene(seed, subject, expression, variant)
-    view = sample_view(seed, subject, expression, variant, yaw, pitch, jitter)
-    return render_scene(ident, aus, view, scene, size, align_padding=align_padding, return_landmarks=return_landmarks,
-                        align_fit=align_fit)
+    view = sample_view(seed, subject, expression, variant, yaw, pitch, settings.jitter)
+    return render_scene(ident, aus, view, scene, settings.size, align_padding=settings.align_padding,
+                        return_landmarks=return_landmarks, align_fit=settings.align_fit)
 
 
 def check_randomize(randomize) -> tuple[str, ...]:

@@ -100,7 +100,7 @@ _LIP_TINTS = np.array([(0.72, 0.30, 0.32), (0.60, 0.22, 0.26), (0.82, 0.42, 0.45
 def sample_identity(seed: int, subject: int, lips: bool = True) -> Identity:
     """The identity of ``subject`` under ``seed``: the same pair always gives the same face.
 
-    ``lips`` (a domain-randomisation switch, see :data:`phanet.data.synthetic.RANDOMIZATIONS`):
+    ``lips`` (a domain-randomisation switch, see :data:`phanet.synth.RANDOMIZATIONS`):
     lips as real adults have them, from thin to full (red heights up to 1.6x the base range) and
     from skin-toned to make-up-like colours; False keeps the thin, skin-derived lips of version 0.1.
     """

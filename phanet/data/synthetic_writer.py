@@ -1,6 +1,6 @@
 """Write synthetic faces to disk in the generic CSV layout, with an optional contact sheet.
 
-Layout (the contract with :mod:`phanet.data.generic`)::
+Layout (the contract with :mod:`phanet.data.datasets.generic`)::
 
     OUT/labels.csv          image,expression,pose,subject,yaw,pitch,split
     OUT/labelspace.json     LabelSpace.to_json(): the order of expression and pose names
@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from phanet.crop import DEFAULT_PADDING
-from phanet.data.synthetic.dataset import PoseSpec, SyntheticImage, synthetic_index
-from phanet.data.synthetic.render import RANDOMIZATIONS, check_randomize
+from phanet.crop import DEFAULT_FIT, DEFAULT_PADDING
+from phanet.data.datasets.synthetic import PoseSpec, SyntheticImage, synthetic_index
+from phanet.synth.render import RANDOMIZATIONS, RenderSettings
 
 LABEL_COLUMNS = ("image", "expression", "pose", "subject", "yaw", "pitch", "split")
 
@@ -49,6 +49,7 @@ def write_synthetic_dataset(
     overwrite: bool = False,
     randomize: Sequence[str] | str = RANDOMIZATIONS,
     align_padding: float | None = DEFAULT_PADDING,
+    align_fit: str = DEFAULT_FIT,
 ) -> Path:
     """Render every subject x expression x pose (x ``per_cell``) into ``out_dir``; returns it.
 
@@ -56,8 +57,8 @@ def write_synthetic_dataset(
     ``FileExistsError`` if ``out_dir`` already holds a ``labels.csv`` and not ``overwrite``.
     """
     out = Path(out_dir)
-    randomize = check_randomize(randomize)
-    index = synthetic_index(subjects, poses, size, seed, per_cell, splits, align_padding, randomize)  # validates
+    render = RenderSettings(size, align_padding=align_padding, align_fit=align_fit, randomize=randomize)  # validates
+    index = synthetic_index(subjects, poses, render, seed, per_cell, splits)
     if (out / "labels.csv").exists() and not overwrite:
         raise FileExistsError(f"{out / 'labels.csv'} exists; choose another folder or overwrite")
     space = index.label_space
@@ -77,11 +78,11 @@ def write_synthetic_dataset(
         writer.writerows(rows)
     (out / "labelspace.json").write_text(json.dumps(space.to_json(), indent=2) + "\n", encoding="utf-8")
     config = {
-        "generator": "phanet.data.synthetic",
+        "generator": "phanet.synth",
         "subjects": sorted({s.image.subject for s in index.samples}),
         "poses": [[p.yaw, p.pitch] for p in space.poses],
         "size": size, "seed": seed, "per_cell": per_cell, "splits": dict(splits) if splits else None,
-        "crop": index.crop, "randomize": list(randomize),
+        "crop": index.crop, "randomize": list(render.randomize),
     }
     (out / "synth_config.json").write_text(json.dumps(config) + "\n", encoding="utf-8")
     if preview:

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from phanet.data.synthetic.expressions import AU_INDEX
-from phanet.data.synthetic.geometry import ATTR_GAP, ATTR_OPEN, KIND_EAR, KIND_MOUTH, KIND_SKIN, hair_boundary
-from phanet.data.synthetic.identity import Identity
+from phanet.synth.expressions import AU_INDEX
+from phanet.synth.geometry import ATTR_GAP, ATTR_OPEN, KIND_EAR, KIND_MOUTH, KIND_SKIN, hair_boundary
+from phanet.synth.identity import Identity
+from phanet.synth.maths import gauss, sided, smoothstep
 
 F32 = np.float32
 # the "orange peel" of a raised chin (AU 17): soft dimples at these offsets (cm, |x| and from the chin boss)
@@ -37,15 +38,6 @@ class Surface:
     albedo: np.ndarray
     specular: np.ndarray
     occlusion: np.ndarray
-
-
-def _ss(e0, e1, x):
-    t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
-def _g(d, s):
-    return np.exp(-0.5 * (d / s) ** 2)
 
 
 def _mix(target: np.ndarray, idx: np.ndarray, colour, alpha) -> None:
@@ -71,12 +63,12 @@ class _Pixels:
             return float(right)
         if self._blend is None:
             self._blend = np.tanh(self.x)
-        return 0.5 * (left + right) + 0.5 * (left - right) * self._blend[idx]
+        return sided(right, left, self._blend[idx])
 
     def edge(self, d: np.ndarray, soft: float = 0.0) -> np.ndarray:
         """Coverage of the region ``d < 0`` (``d`` a distance in cm), smoothed over a pixel."""
         s = max(soft, self.soft)
-        return 1.0 - _ss(-s, s, d)
+        return 1.0 - smoothstep(-s, s, d)
 
     def line(self, d: np.ndarray, width: float) -> np.ndarray:
         """A line of Gaussian half-width ``width`` cm; thinner than a pixel it widens and fades."""
@@ -119,9 +111,9 @@ def _paint_skin(ident, aus, gaze, attrs, pixel_cm):
     face = np.nonzero((z > 1.0) & (y > ident.chin_y - 1.0) & (y < ey + ident.hairline + 1.0))[0]
     fx, fy = p.ax[face], y[face]
     # tint: warmer cheeks, slightly darker round the eyes; then folds and wrinkles
-    cheeks = _g(fx - (ex + 0.6), 1.3) * _g(fy - (ey - 2.4), 1.2)
+    cheeks = gauss(fx - (ex + 0.6), 1.3) * gauss(fy - (ey - 2.4), 1.2)
     tint = 1.0 + 0.09 * cheeks[:, None] * np.array([0.6, -0.5, -0.4], dtype=F32)
-    tint *= (1.0 - 0.07 * _g(fx - ex, 1.3) * _g(fy - (ey - 0.2), 0.7) - _creases(p, face))[:, None]
+    tint *= (1.0 - 0.07 * gauss(fx - ex, 1.3) * gauss(fy - (ey - 0.2), 0.7) - _creases(p, face))[:, None]
     col[face] *= tint
     _stubble(p, z, col)
     _lips(p, face, col, spec)
@@ -140,9 +132,9 @@ def _stubble(p: _Pixels, z, col) -> None:
     xs, ys = p.ax[idx], p.y[idx]
     # the beard area: below a line from the nose wings to the ear lobes, not on the lips
     top = ident.nose_y - 0.6 - 0.35 * xs
-    lips = _g(ys - ident.mouth_y, 0.55) * (1 - _ss(ident.mouth_w - 0.2, ident.mouth_w + 0.4, xs))
-    cover = _ss(top, top - 1.2, ys) * (1 - _ss(ident.chin_y - 1.5, ident.chin_y - 3.5, ys)) * (1 - lips)
-    cover *= _ss(-1.0, 2.0, z[idx])
+    lips = gauss(ys - ident.mouth_y, 0.55) * (1 - smoothstep(ident.mouth_w - 0.2, ident.mouth_w + 0.4, xs))
+    cover = smoothstep(top, top - 1.2, ys) * (1 - smoothstep(ident.chin_y - 1.5, ident.chin_y - 3.5, ys)) * (1 - lips)
+    cover *= smoothstep(-1.0, 2.0, z[idx])
     grain = 0.8 + 0.2 * np.sin(xs * 23.0 + 3 * np.sin(ys * 5.0))
     tone = 0.55 * np.asarray(ident.hair_colour) + 0.45 * np.asarray(ident.skin) * 0.6
     _mix(col, idx, tone, 0.5 * ident.stubble * cover * grain)
@@ -163,25 +155,26 @@ def _creases(p: _Pixels, face: np.ndarray) -> np.ndarray:
     # forehead lines (AU 1 centrally, AU 2 laterally): rows of soft creases
     sub, idx, xs, ys = region((y > by + 0.6) & (y < by + 4.8) & (ax < 5.5))
     if len(sub):
-        w = p.au(1, idx) * _g(xs, 2.4) + p.au(2, idx) * _g(xs - 3.3, 1.6)
+        w = p.au(1, idx) * gauss(xs, 2.4) + p.au(2, idx) * gauss(xs - 3.3, 1.6)
         phase = (ys - by - 0.6) / 0.85 - 0.07 * np.cos(xs * 0.6)
         lines = p.line((phase - np.round(phase)) * 0.85, 0.08)
-        dark[sub] += 0.3 * w * lines * _ss(by + 0.6, by + 1.2, ys) * (1 - _ss(by + 3.8, by + 4.8, ys))
+        dark[sub] += 0.3 * w * lines * smoothstep(by + 0.6, by + 1.2, ys) * (1 - smoothstep(by + 3.8, by + 4.8, ys))
     # glabella (AU 4): vertical furrows between the brows; nose bridge (AU 9): horizontal wrinkles
     sub, idx, xs, ys = region((ax < 1.1) & (y > ey - 1.5) & (y < by + 1.2))
     if len(sub):
-        band = _ss(by - 1.2, by - 0.6, ys) * (1 - _ss(by + 0.6, by + 1.2, ys))
+        band = smoothstep(by - 1.2, by - 0.6, ys) * (1 - smoothstep(by + 0.6, by + 1.2, ys))
         dark[sub] += 0.45 * p.au(4, idx) * p.line(xs - 0.38, 0.07) * band
         phase = ys / 0.34
-        nose = p.line((phase - np.round(phase)) * 0.34, 0.05) * _g(xs, 0.7)
-        dark[sub] += 0.45 * p.au(9, idx) * nose * _ss(ey - 1.5, ey - 1.0, ys) * (1 - _ss(ey + 0.3, ey + 0.8, ys))
+        nose = p.line((phase - np.round(phase)) * 0.34, 0.05) * gauss(xs, 0.7)
+        band = smoothstep(ey - 1.5, ey - 1.0, ys) * (1 - smoothstep(ey + 0.3, ey + 0.8, ys))
+        dark[sub] += 0.45 * p.au(9, idx) * nose * band
     # crow's feet (AU 6) and the fold under the lower lid (AU 6, AU 7)
     sub, idx, xs, ys = region((ax > ex - ew - 0.3) & (ax < ex + ew + 1.8) & (np.abs(y - ey + 0.5) < 1.4))
     if len(sub):
         a6, a7 = p.au(6, idx), p.au(7, idx)
         ang = np.arctan2(ys - ey, xs - (ex + ew - 0.3)) * (10.0 / (2 * np.pi))
         rays = p.line((ang - np.round(ang)) * 0.6, 0.06)
-        rays *= _ss(ex + ew, ex + ew + 0.3, xs) * (1 - _ss(ex + ew + 1.0, ex + ew + 1.8, xs))
+        rays *= smoothstep(ex + ew, ex + ew + 0.3, xs) * (1 - smoothstep(ex + ew + 1.0, ex + ew + 1.8, xs))
         dark[sub] += 0.4 * a6 * rays
         u = (xs - ex) / ew
         fold_y = ey - 0.75 + 0.2 * (a6 + a7) - 0.1 * u**2
@@ -195,20 +188,20 @@ def _creases(p: _Pixels, face: np.ndarray) -> np.ndarray:
         fold_x = ident.nose_w * 0.85 + (mw + 0.45 - ident.nose_w * 0.85) * np.sin(t * np.pi / 2) - 0.25 * t**2
         act = np.clip(p.au(12, idx) + 0.8 * p.au(10, idx) + 0.5 * p.au(9, idx) + 0.3 * p.au(6, idx), 0, 1.2)
         depth = (0.05 + 0.15 * ident.wrinkle + 0.3 * act) * np.sin(np.clip(t, 0, 1) * np.pi) ** 0.5
-        dark[sub] += depth * (0.7 * p.line(xs - fold_x, 0.07) + 0.3 * _g(xs - fold_x + 0.2, 0.25))
+        dark[sub] += depth * (0.7 * p.line(xs - fold_x, 0.07) + 0.3 * gauss(xs - fold_x + 0.2, 0.25))
     # marionette lines (AU 15), chin dimpling (AU 17), the groove under the lower lip
     sub, idx, xs, ys = region((y < my) & (y > ident.chin_y - 0.5) & (ax < mw + 1.0))
     if len(sub):
         fold_x = mw + 0.1 - 0.2 * (my - ys)
-        dark[sub] += 0.3 * p.au(15, idx) * p.line(xs - fold_x, 0.08) * (1 - _ss(1.5, 2.5, my - ys))
+        dark[sub] += 0.3 * p.au(15, idx) * p.line(xs - fold_x, 0.08) * (1 - smoothstep(1.5, 2.5, my - ys))
         cy = ident.chin_y + 1.4
-        dimples = sum(_g(xs - bx, 0.3) * _g(ys - cy - by, 0.25) for bx, by in _CHIN_DIMPLES)
+        dimples = sum(gauss(xs - bx, 0.3) * gauss(ys - cy - by, 0.25) for bx, by in _CHIN_DIMPLES)
         dark[sub] += 0.3 * p.au(17, idx) * dimples
-        dark[sub] += 0.1 * _g(ys - (my - ident.lip_lo - 0.45), 0.12) * _g(xs, 1.2)
+        dark[sub] += 0.1 * gauss(ys - (my - ident.lip_lo - 0.45), 0.12) * gauss(xs, 1.2)
     # philtrum edges
     sub, idx, xs, ys = region((ax < 0.7) & (y > my + 0.2) & (y < ident.nose_y - 0.6))
     if len(sub):
-        dark[sub] += 0.06 * _g(xs - 0.32, 0.1)
+        dark[sub] += 0.06 * gauss(xs - 0.32, 0.1)
     return np.clip(dark, 0.0, 0.8)
 
 
@@ -223,7 +216,7 @@ def _lips(p: _Pixels, face, col, spec) -> None:
     thin = 1.0 - 0.65 * p.au(24, idx) - 0.45 * p.au(23, idx) - 0.35 * p.au(20, idx) - 0.3 * p.au(27, idx)
     thin = np.clip(thin - 0.2 * p.au(12, idx), 0.2, 1.0)
     span = np.clip(1.0 - (xs / mw) ** 2, 0.0, 1.0)
-    bow = 1.0 + 0.22 * _g(np.abs(xs) - 0.42, 0.22) - 0.18 * _g(xs, 0.16)
+    bow = 1.0 + 0.22 * gauss(np.abs(xs) - 0.42, 0.22) - 0.18 * gauss(xs, 0.16)
     h_up = ident.lip_up * span**0.45 * bow * thin
     h_lo = ident.lip_lo * span**0.6 * thin
     d = np.where(ys >= my, (ys - my) - h_up, (my - ys) - h_lo)  # < 0 inside the red of the lips
@@ -288,11 +281,11 @@ def _eyes(p: _Pixels, face, gaze, col, spec) -> None:
     r = np.hypot(xs - cx, ys - cy)
     sclera = np.array([0.94, 0.91, 0.87], dtype=F32) * (0.72 + 0.28 * (1 - uc**2))[:, None]
     iris = np.asarray(ident.eye_colour, dtype=F32) * (0.65 + 0.55 * r / r_iris)[:, None]
-    iris *= (1 - 0.55 * _ss(0.8 * r_iris, r_iris, r))[:, None]
+    iris *= (1 - 0.55 * smoothstep(0.8 * r_iris, r_iris, r))[:, None]
     in_iris = p.edge(r - r_iris, 0.02)[:, None]
     ball = sclera + (iris - sclera) * in_iris
     ball += (F32(0.03) - ball) * p.edge(r - 0.38 * r_iris, 0.015)[:, None]
-    ball *= (1 - 0.45 * _g(upper - v, 0.09))[:, None]
+    ball *= (1 - 0.45 * gauss(upper - v, 0.09))[:, None]
     _mix(col, idx, ball, open_alpha)
     spec[idx] = spec[idx] * (1 - open_alpha) + 0.9 * open_alpha
     # lash lines, lid crease
@@ -314,7 +307,7 @@ def _hair(p: _Pixels, z, col, spec) -> None:
     if not len(idx):
         return
     th, ys = theta[idx], p.y[idx]
-    alpha = _ss(edge[idx] - 0.2, edge[idx] + 0.35 + p.soft, ys)
+    alpha = smoothstep(edge[idx] - 0.2, edge[idx] + 0.35 + p.soft, ys)
     wave = th * 40.0 + 2.0 * np.sin(ys * 0.9 + th * 3.0)
     strands = 0.9 + 0.05 * np.sin(wave) + 0.04 * np.sin(wave * 2.7 + ys * 2.0)
     strands *= 0.93 + 0.07 * np.sin(ys * 3.0 + th * 9)
@@ -327,7 +320,7 @@ def _ear_colour(ident, attrs) -> np.ndarray:
     u, v, w = attrs[:, 0], attrs[:, 1], attrs[:, 2]
     col = np.empty((len(u), 3), dtype=F32)
     col[:] = np.asarray(ident.skin) * np.array([1.0, 0.93, 0.92])
-    concha = (u > 0) * (1 - _ss(0.35, 0.6, (v / 0.75) ** 2 + (w / 0.7) ** 2))
+    concha = (u > 0) * (1 - smoothstep(0.35, 0.6, (v / 0.75) ** 2 + (w / 0.7) ** 2))
     col *= (1 - 0.4 * concha)[:, None]
     return col
 
@@ -340,7 +333,7 @@ def _mouth_interior(ident, aus, attrs, pixel_cm):
     col = np.empty((len(x), 3), dtype=F32)
     col[:] = (0.16, 0.05, 0.05)
     depth = np.minimum(g, opening - g)
-    col *= (1.0 - 0.5 * _ss(0.0, 0.6, depth))[:, None]
+    col *= (1.0 - 0.5 * smoothstep(0.0, 0.6, depth))[:, None]
     tongue = (opening - g < 0.45 * opening) & (opening > 0.8)
     col[tongue] = np.array([0.45, 0.16, 0.17], dtype=F32) * np.clip(opening[tongue] - 0.6, 0, 1)[:, None]
     # the lower teeth show when the lower lip is pulled down or the jaw drops far
@@ -349,9 +342,9 @@ def _mouth_interior(ident, aus, attrs, pixel_cm):
     teeth_up = (g < 0.75) & (ax < ident.mouth_w * 0.95) & (opening > 0.12)
     teeth_lo = (opening - g < lower_show) & (ax < ident.mouth_w * 0.8) & ~teeth_up & (opening > 0.6)
     tooth_edge = np.abs(np.mod(ax + 0.21, 0.42) - 0.21)
-    gaps = 1 - 0.45 * _g(tooth_edge, max(0.025, 0.3 * pixel_cm)) * min(1.0, 0.025 / (0.3 * pixel_cm))
+    gaps = 1 - 0.45 * gauss(tooth_edge, max(0.025, 0.3 * pixel_cm)) * min(1.0, 0.025 / (0.3 * pixel_cm))
     teeth = np.array([0.93, 0.9, 0.82], dtype=F32)[None, :] * (0.45 + 0.55 * lateral**0.7 * gaps)[:, None]
-    col[teeth_up] = teeth[teeth_up] * (1 - 0.35 * _ss(0.55, 0.75, g[teeth_up]))[:, None]
+    col[teeth_up] = teeth[teeth_up] * (1 - 0.35 * smoothstep(0.55, 0.75, g[teeth_up]))[:, None]
     col[teeth_lo] = teeth[teeth_lo] * 0.8
     specular = np.where(teeth_up | teeth_lo, 0.3, 0.05).astype(F32)
     occlusion = np.where(teeth_up | teeth_lo, 0.85, 0.5).astype(F32)

@@ -21,7 +21,10 @@ from phanet.crop import DEFAULT_FIT, DEFAULT_PADDING, crop_spec
 from phanet.data.base import SEVEN_EXPRESSIONS, FaceDataset, LabelSpace, PoseBin, Sample
 from phanet.data.layout import pose_name
 from phanet.data.registry import DatasetIndex, register_dataset
-from phanet.data.synthetic.render import RANDOMIZATIONS, check_randomize, render_face
+from phanet.synth.render import RANDOMIZATIONS, RenderSettings, render_capture
+
+# The library's default renders: aligned crops of the face-crop contract, every randomisation.
+DEFAULT_RENDER = RenderSettings()
 
 _STEPS_15 = [float(a) for a in range(-90, 91, 15)]
 
@@ -94,10 +97,7 @@ def synthetic_label_space(poses: PoseSpec = "kdef5") -> LabelSpace:
 class SyntheticImage:
     """A picklable recipe for one synthetic image; calling it renders ``[size, size, 3]`` uint8.
 
-    ``align_padding``: the image is the aligned crop of the face-crop contract (:mod:`phanet.crop`)
-    with this padding, as ``phanet predict`` crops real faces; None keeps the camera's framing.
-    ``align_fit``: how the crop's similarity is fitted (:data:`phanet.crop.FITS`).
-    ``randomize``: the generator's domain randomisations (:data:`~.render.RANDOMIZATIONS`).
+    ``render`` says how (:class:`phanet.synth.RenderSettings`: size, jitter, crop, randomisations).
     """
 
     seed: int
@@ -105,19 +105,12 @@ class SyntheticImage:
     expression: int
     yaw: float
     pitch: float
-    size: int = 112
     variant: int = 0
-    jitter: bool = True
-    align_padding: float | None = DEFAULT_PADDING
-    randomize: tuple[str, ...] = RANDOMIZATIONS
-    align_fit: str = DEFAULT_FIT
+    render: RenderSettings = DEFAULT_RENDER
 
     def __call__(self) -> np.ndarray:
-        return render_face(
-            self.seed, self.subject, self.expression, self.yaw, self.pitch, self.size,
-            jitter=self.jitter, variant=self.variant, align_padding=self.align_padding, randomize=self.randomize,
-            align_fit=self.align_fit,
-        )
+        return render_capture(self.seed, self.subject, self.expression, self.yaw, self.pitch, self.render,
+                              variant=self.variant)
 
 
 def _subject_list(subjects: int | Iterable[int]) -> list[int]:
@@ -143,13 +136,10 @@ def _split_of(ids: list[int], splits: Mapping[str, int] | None) -> dict[int, str
 def synthetic_index(
     subjects: int | Iterable[int],
     poses: PoseSpec = "kdef5",
-    size: int = 112,
+    render: RenderSettings = DEFAULT_RENDER,
     seed: int = 0,
     per_cell: int = 1,
     splits: Mapping[str, int] | None = None,
-    align_padding: float | None = DEFAULT_PADDING,
-    randomize: Sequence[str] | str = RANDOMIZATIONS,
-    align_fit: str = DEFAULT_FIT,
 ) -> DatasetIndex:
     """Index of synthetic samples: every subject x expression x pose, ``per_cell`` times.
 
@@ -158,21 +148,17 @@ def synthetic_index(
     different captures (``variant``): other AU intensities, lighting, background and pose jitter.
     ``splits`` optionally names consecutive groups of the subjects (e.g. ``{"train": 14, "val": 3,
     "test": 3}``) and sets each sample's ``split``. ``yaw``/``pitch`` of a sample are the nominal
-    values of its bin; the rendered pose is jittered by up to ±3°. Images are aligned crops of the
-    face-crop contract with ``align_padding`` (None: the camera's framing, as before version 0.2),
-    fitted as ``align_fit`` says (:data:`phanet.crop.FITS`; version 0.2 rendered ``"lsq5"``).
-    ``randomize`` names the generator's domain randomisations (default: all of
-    :data:`~.render.RANDOMIZATIONS`; ``[]`` gives the faces of version 0.1).
+    values of its bin; the rendered pose is jittered by up to ±3°. ``render`` says how images are
+    rendered (:class:`phanet.synth.RenderSettings`; its default: aligned crops of the face-crop
+    contract, padding 0.1, ``eye_mouth`` fit, all randomisations; ``align_padding=None`` and
+    ``randomize=()`` give the faces of version 0.1).
     """
     if per_cell < 1:
         raise ValueError(f"per_cell must be >= 1, got {per_cell}")
-    if size < 8:
-        raise ValueError(f"image size must be at least 8 pixels, got {size}")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
     ids = _subject_list(subjects)
-    randomize = check_randomize(randomize)
-    crop = None if align_padding is None else crop_spec(align_padding, align_fit)  # validates both
+    crop = None if render.align_padding is None else crop_spec(render.align_padding, render.align_fit)
     split_of = _split_of(ids, splits)
     space = synthetic_label_space(poses)
     samples = []
@@ -181,8 +167,7 @@ def synthetic_index(
         for expression, expression_name in enumerate(space.expressions):
             for pose_index, pose in enumerate(space.poses):
                 for variant in range(per_cell):
-                    image = SyntheticImage(seed, subject, expression, pose.yaw, pose.pitch, size, variant,
-                                           align_padding=align_padding, randomize=randomize, align_fit=align_fit)
+                    image = SyntheticImage(seed, subject, expression, pose.yaw, pose.pitch, variant, render)
                     samples.append(Sample(
                         image=image,
                         expression=expression,
@@ -218,7 +203,8 @@ def load_synthetic(
             f"the synthetic dataset is rendered on the fly and takes no root (got {str(root)!r}); "
             "to read a folder written by `phanet synth`, load it as the generic CSV dataset"
         )
-    return synthetic_index(subjects, poses, size, seed, per_cell, splits, align_padding, randomize, align_fit)
+    render = RenderSettings(size, align_padding=align_padding, align_fit=align_fit, randomize=randomize)
+    return synthetic_index(subjects, poses, render, seed, per_cell, splits)
 
 
 class SyntheticFaces(FaceDataset):
@@ -236,5 +222,5 @@ class SyntheticFaces(FaceDataset):
         per_cell: int = 1,
         transform=None,
     ):
-        index = synthetic_index(subjects, poses, size, seed, per_cell)
+        index = synthetic_index(subjects, poses, RenderSettings(size), seed, per_cell)
         super().__init__(index.samples, index.label_space, transform=transform, strict=True)

@@ -30,8 +30,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from phanet.data.synthetic.expressions import AU_INDEX
-from phanet.data.synthetic.identity import Identity
+from phanet.synth.expressions import AU_INDEX
+from phanet.synth.identity import Identity
+from phanet.synth.maths import gauss2, sided, smoothstep
 
 N_THETA = 96  # grid columns (around the head)
 N_LO = 30  # rows from the bottom of the neck up to just below the lip line
@@ -66,15 +67,6 @@ class Mesh:
 
 
 # ----------------------------------------------------------------------------------------- grid layout
-
-
-def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
-    t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
-def _gauss(x: np.ndarray, y: np.ndarray, sx: float, sy: float) -> np.ndarray:
-    return np.exp(-0.5 * ((x / sx) ** 2 + (y / sy) ** 2))
 
 
 @lru_cache(maxsize=1)
@@ -256,35 +248,35 @@ class RestHead:
 
 def _feature_offsets(ident: Identity, x: np.ndarray, y: np.ndarray, z: np.ndarray, radial: np.ndarray):
     """Rest displacements ``[N, 3]`` of the facial features, from base-surface points (cm)."""
-    front = _smoothstep(1.0, 5.0, z)
+    front = smoothstep(1.0, 5.0, z)
     ax = np.abs(x)
     ey, ex = ident.eye_y, ident.eye_x
     by = ey + ident.brow_y
     # radial bumps: brow ridge, sockets and eyeballs, cheekbones, muzzle, chin; lip cushions
-    out = 0.45 * _gauss(ax - 2.9, y - (by - 0.5), 2.3, 0.75) + 0.25 * _gauss(x, y - (ey + 1.3), 1.2, 0.8)
-    out -= 0.75 * _gauss(ax - ex, y - ey - 0.1, 1.55, 1.0)
-    out += 0.55 * _gauss(ax - ex, y - ey, 1.05, 0.62)
-    out += ident.cheekbone * _gauss(ax - (ex + 1.2), y - (ey - 1.7), 1.7, 1.3)
+    out = 0.45 * gauss2(ax - 2.9, y - (by - 0.5), 2.3, 0.75) + 0.25 * gauss2(x, y - (ey + 1.3), 1.2, 0.8)
+    out -= 0.75 * gauss2(ax - ex, y - ey - 0.1, 1.55, 1.0)
+    out += 0.55 * gauss2(ax - ex, y - ey, 1.05, 0.62)
+    out += ident.cheekbone * gauss2(ax - (ex + 1.2), y - (ey - 1.7), 1.7, 1.3)
     my, mw = ident.mouth_y, ident.mouth_w
-    out += 0.3 * _gauss(x, y - my, 2.8, 2.0)
+    out += 0.3 * gauss2(x, y - my, 2.8, 2.0)
     lip_span = np.clip(1.0 - (x / (mw * 1.05)) ** 2, 0.0, 1.0) ** 0.7
-    out += 0.35 * lip_span * _gauss(0.0, y - (my + 0.28 * ident.lip_up + 0.1), 1.0, 0.32)
-    out += 0.4 * lip_span * _gauss(0.0, y - (my - 0.45 * ident.lip_lo), 1.0, 0.38)
-    out -= 0.3 * _gauss(x, y - (my - ident.lip_lo - 0.45), 1.8, 0.35)  # groove below the lower lip
-    out += 0.55 * _gauss(x, y - (ident.chin_y + 1.4), 1.7, 1.1)
+    out += 0.35 * lip_span * gauss2(0.0, y - (my + 0.28 * ident.lip_up + 0.1), 1.0, 0.32)
+    out += 0.4 * lip_span * gauss2(0.0, y - (my - 0.45 * ident.lip_lo), 1.0, 0.38)
+    out -= 0.3 * gauss2(x, y - (my - ident.lip_lo - 0.45), 1.8, 0.35)  # groove below the lower lip
+    out += 0.55 * gauss2(x, y - (ident.chin_y + 1.4), 1.7, 1.1)
     out *= front
     # nose: a ridge along +z from the nasion to the tip, widening to the wings
     ny = ident.nose_y
     top = ey + 0.4
     t = (top - y) / (top - ny)  # 0 at the nasion, 1 at the tip
-    along = np.where(t < 1.0, 0.22 + 0.78 * np.clip(t, 0, 1) ** 1.6, 1.0 - _smoothstep(1.0, 1.0 + 0.75 / (top - ny), t))
-    along *= _smoothstep(-0.25, 0.08, t)
+    along = np.where(t < 1.0, 0.22 + 0.78 * np.clip(t, 0, 1) ** 1.6, 1.0 - smoothstep(1.0, 1.0 + 0.75 / (top - ny), t))
+    along *= smoothstep(-0.25, 0.08, t)
     width = 0.6 + 0.45 * np.clip(t, 0, 1.2) ** 2
     across = np.clip(1.0 - (x / width) ** 2, 0.0, 1.0) ** 1.5
-    tip = _gauss(x, y - (ny + 0.15), 0.55, 0.5) * 0.25
-    wings = 0.55 * _gauss(ax - ident.nose_w * 0.62, y - (ny - 0.35), 0.42, 0.38)
+    tip = gauss2(x, y - (ny + 0.15), 0.55, 0.5) * 0.25
+    wings = 0.55 * gauss2(ax - ident.nose_w * 0.62, y - (ny - 0.35), 0.42, 0.38)
     nose = ident.nose_proj * (along * across + tip) + wings * ident.nose_proj * 0.5
-    nose *= _smoothstep(0.0, 3.0, z)
+    nose *= smoothstep(0.0, 3.0, z)
     # hair volume: outward on the scalp, growing in from the hairline
     theta = np.arctan2(x, z)
     edge = hair_boundary(ident, theta)
@@ -337,7 +329,7 @@ def rest_head(ident: Identity) -> RestHead:
     x, y, z = rest.T
     grid = rest + _feature_offsets(ident, x, y, z, radial)
     if ident.asymmetry:
-        grid[:, 1] += 0.12 * ident.asymmetry * np.tanh(x / 2.0) * _smoothstep(1.0, 5.0, z)
+        grid[:, 1] += 0.12 * ident.asymmetry * np.tanh(x / 2.0) * smoothstep(1.0, 5.0, z)
     # the ear stands on the side of the head as built (hair volume included), behind the jaw joint
     near = (np.abs(y - (ident.eye_y - 1.7)) < 2.5) & (np.abs(z + 0.5) < 1.5) & (x > 0)
     head_x = float(grid[near, 0].max()) if near.any() else float(ident.cranium[0])
@@ -381,7 +373,7 @@ class _Sided:
         right, left = self.aus[AU_INDEX[au]]
         if right == left:
             return float(right)
-        return 0.5 * (left + right) + 0.5 * (left - right) * self.blend
+        return sided(right, left, self.blend)
 
 
 def expression_offsets(ident: Identity, rest: np.ndarray, lower: np.ndarray, aus: np.ndarray) -> np.ndarray:
@@ -394,7 +386,7 @@ def expression_offsets(ident: Identity, rest: np.ndarray, lower: np.ndarray, aus
     x, y, z = rest.T
     ax = np.abs(x)
     sx = np.sign(x)
-    front = _smoothstep(1.0, 5.0, z)
+    front = smoothstep(1.0, 5.0, z)
     ey, ex = ident.eye_y, ident.eye_x
     by = ey + ident.brow_y
     my, mw = ident.mouth_y, ident.mouth_w
@@ -402,31 +394,31 @@ def expression_offsets(ident: Identity, rest: np.ndarray, lower: np.ndarray, aus
     au = _Sided(aus, x)
 
     # --- brows and forehead: the skin above the upper lid moves; the lid region stretches
-    lift = _smoothstep(ey + 0.55, by - 0.2, y) * (1.0 - _smoothstep(by + 1.0, by + 5.5, y)) * front
-    off[:, 1] += 1.0 * au(1) * lift * _gauss(ax - 1.4, 0.0, 1.5, 1.0)
-    off[:, 1] += 0.9 * au(2) * lift * _gauss(ax - (ex + 1.4), 0.0, 1.7, 1.0)
-    brow4 = au(4) * lift * _gauss(ax - 1.9, 0.0, 2.0, 1.0)
+    lift = smoothstep(ey + 0.55, by - 0.2, y) * (1.0 - smoothstep(by + 1.0, by + 5.5, y)) * front
+    off[:, 1] += 1.0 * au(1) * lift * gauss2(ax - 1.4, 0.0, 1.5, 1.0)
+    off[:, 1] += 0.9 * au(2) * lift * gauss2(ax - (ex + 1.4), 0.0, 1.7, 1.0)
+    brow4 = au(4) * lift * gauss2(ax - 1.9, 0.0, 2.0, 1.0)
     off[:, 1] -= 1.0 * brow4
     off[:, 0] -= 0.5 * sx * brow4
     off[:, 2] += 0.25 * brow4
     # --- eyes and cheeks
-    off[:, 1] += 0.15 * au(5) * _gauss(ax - ex, y - (ey + 0.9), 1.5, 0.5) * front
-    cheek = _gauss(ax - (ex + 0.4), y - (ey - 2.0), 1.7, 1.2) * front
+    off[:, 1] += 0.15 * au(5) * gauss2(ax - ex, y - (ey + 0.9), 1.5, 0.5) * front
+    cheek = gauss2(ax - (ex + 0.4), y - (ey - 2.0), 1.7, 1.2) * front
     off[:, 1] += 0.5 * au(6) * cheek
     off[:, 2] += 0.35 * au(6) * cheek
-    off[:, 1] += 0.2 * au(7) * _gauss(ax - ex, y - (ey - 0.6), 1.2, 0.45) * front
+    off[:, 1] += 0.2 * au(7) * gauss2(ax - ex, y - (ey - 0.6), 1.2, 0.45) * front
     # --- nose wrinkler: wings and sides of the nose up, inner brows down
     nose9 = au(9)
-    off[:, 1] += 0.4 * nose9 * _gauss(ax - ident.nose_w * 0.6, y - (ident.nose_y - 0.2), 0.9, 1.0) * front
-    off[:, 1] -= 0.35 * nose9 * lift * _gauss(ax - 1.2, 0.0, 1.4, 1.0)
+    off[:, 1] += 0.4 * nose9 * gauss2(ax - ident.nose_w * 0.6, y - (ident.nose_y - 0.2), 0.9, 1.0) * front
+    off[:, 1] -= 0.35 * nose9 * lift * gauss2(ax - 1.2, 0.0, 1.4, 1.0)
     # --- lips: corner fields act on both lip rows alike; upper/lower fields by side of the mouth
-    corner = _gauss(ax - mw, y - my, 1.3, 1.3) * front
+    corner = gauss2(ax - mw, y - my, 1.3, 1.3) * front
     a12, a15, a20, a23 = au(12), au(15), au(20), au(23)
     a26 = au(26)
     off[:, 0] += sx * corner * (0.8 * a12 + 0.15 * a15 + 0.8 * a20 - 0.45 * a23 - 0.3 * a26)
     off[:, 1] += corner * (1.3 * a12 - 0.9 * a15 - 0.15 * a20 - 0.35 * a26)
     off[:, 2] += corner * (-0.35 * a12 - 0.2 * a20 + 0.1 * a23)
-    cheek12 = _gauss(ax - (mw + 0.9), y - (my + 1.9), 1.2, 1.3) * front
+    cheek12 = gauss2(ax - (mw + 0.9), y - (my + 1.9), 1.2, 1.3) * front
     off[:, 2] += 0.45 * a12 * cheek12
     off[:, 1] += 0.3 * a12 * cheek12
     lens = np.clip(1.0 - (x / (mw * 1.05)) ** 2, 0.0, 1.0)
@@ -438,17 +430,17 @@ def expression_offsets(ident: Identity, rest: np.ndarray, lower: np.ndarray, aus
     lower_lip = lens**0.6 * np.exp(-below / 1.1) * lower * (z > 0)
     off[:, 1] -= lower_lip * (0.3 * au(25) + 0.45 * au(16))
     off[:, 2] += lower_lip * 0.12 * au(16)
-    press = _gauss(x / mw, y - my, 0.8, 0.6) * front
+    press = gauss2(x / mw, y - my, 0.8, 0.6) * front
     off[:, 1] += press * 0.12 * au(24) * np.where(lower, 1.0, -1.0)
     off[:, 2] += press * (0.18 * au(23) - 0.12 * au(24))
-    chin = _gauss(x, y - (ident.chin_y + 1.6), 1.9, 1.6) * lower * front
+    chin = gauss2(x, y - (ident.chin_y + 1.6), 1.9, 1.6) * lower * front
     off[:, 1] += chin * 0.45 * au(17) + lower_lip * 0.2 * au(17)
     off[:, 2] += chin * 0.25 * au(17) + lower_lip * 0.15 * au(17)
     # --- jaw: the lower face swings down and back, fading towards the ears and the neck
     jaw = 2.0 * a26 + 3.2 * au(27) + 0.15 * au(25)
     width = mw + 1.3 * below
     cone = np.clip(1.0 - (x / width) ** 2, 0.0, 1.0) ** 0.6
-    cone *= _smoothstep(-1.5, 5.0, z) * (1.0 - _smoothstep(ident.chin_y - 0.5, ident.chin_y - 4.5, y))
+    cone *= smoothstep(-1.5, 5.0, z) * (1.0 - smoothstep(ident.chin_y - 0.5, ident.chin_y - 4.5, y))
     off[:, 1] -= jaw * cone * lower
     off[:, 2] -= 0.35 * jaw * cone * lower
     off[:, 0] -= sx * lens * front * 0.35 * au(27) * (np.abs(y - my) < 1.5)

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from phanet.data.base import SEVEN_EXPRESSIONS
-
 # (FACS number, name); the order is the row order of an AU array.
 ACTION_UNITS: tuple[tuple[int, str], ...] = (
     (1, "inner brow raiser"),
@@ -72,11 +70,16 @@ PROTOTYPES: dict[str, list[tuple[float, dict[int, float]]]] = {
 }
 
 
+# The renderer's expression classes, in label order: the seven basic expressions in the order of
+# phanet.data.SEVEN_EXPRESSIONS (a test holds the two equal; the renderer imports no dataset code).
+EXPRESSIONS: tuple[str, ...] = tuple(PROTOTYPES)
+
+
 def expression_name(expression: int) -> str:
-    """The name of class ``expression`` in :data:`phanet.data.SEVEN_EXPRESSIONS` order."""
-    if not 0 <= expression < len(SEVEN_EXPRESSIONS):
-        raise ValueError(f"expression index {expression} is outside 0..{len(SEVEN_EXPRESSIONS) - 1}")
-    return SEVEN_EXPRESSIONS[expression]
+    """The name of class ``expression`` in :data:`EXPRESSIONS` order."""
+    if not 0 <= expression < len(EXPRESSIONS):
+        raise ValueError(f"expression index {expression} is outside 0..{len(EXPRESSIONS) - 1}")
+    return EXPRESSIONS[expression]
 
 
 def prototype_aus(expression: int | str, intensity: float = 1.0, form: int = 0) -> np.ndarray:
