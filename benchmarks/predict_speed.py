@@ -54,14 +54,10 @@ def build_predictor(args: argparse.Namespace, min_face_size: int | None):
     if not args.model:  # what `phanet predict` runs: --checkpoint, else the bundled model
         return Predictor.from_checkpoint(args.checkpoint, device=args.device, detector=detector,
                                          batch_size=args.batch_size)
-    model = phanet.create_model(args.model, num_expressions=7, num_poses=5)
     poses = tuple(PoseBin(f"yaw{y:+d}", float(y)) for y in (-90, -45, 0, 45, 90))
-    meta = {
-        "label_space": LabelSpace(SEVEN_EXPRESSIONS, poses).to_json(),
-        "input_size": args.input_size,
-        "mean": list(model.mean),
-        "std": list(model.std),
-    }
+    space = LabelSpace(SEVEN_EXPRESSIONS, poses)
+    model = phanet.create_model(args.model, label_space=space, input_size=args.input_size)
+    meta = {"label_space": space.to_json(), **model.data_config.to_meta()}
     return Predictor(model, meta, detector, device=args.device, batch_size=args.batch_size)
 
 

@@ -18,6 +18,7 @@ import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
 from phanet.data.base import LabelSpace
+from phanet.models.contract import ModelDataConfig
 
 FORMAT = "phanet-checkpoint"
 VERSION = 1
@@ -47,28 +48,31 @@ def _replace(tmp: Path, final: Path) -> None:
 def save_checkpoint(
     path: str | Path,
     model: nn.Module,
-    label_space: LabelSpace,
-    input_size: int,
     config: dict | None = None,
     extra: dict | None = None,
 ) -> Path:
     """Write ``model``'s weights and metadata; returns the weights path.
+
+    The metadata comes from the model itself: its registered name, architecture, label space and
+    data config (input size, mean/std, crop contract; :mod:`phanet.models.contract`). A model without
+    a label space (built from class counts only) cannot be saved: the error says how to give it one.
 
     Both files are written to a temporary name and renamed, weights first and metadata last; the
     metadata records the weights' sha256, so an interruption between the two renames leaves a pair
     that :func:`load_checkpoint` refuses (naming both files) instead of one that silently disagrees.
     """
     model = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    if getattr(model, "label_space", None) is None:
+        raise ValueError(f"cannot save {getattr(model, 'model_name', type(model).__name__)} to {path}: the model "
+                         "has no label space; build it with create_model(name, label_space=...)")
     weights_path, meta_path = checkpoint_paths(path)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "format": FORMAT,
         "version": VERSION,
         "model": {"name": model.model_name, "architecture": model.architecture()},
-        "label_space": label_space.to_json(),
-        "input_size": int(input_size),
-        "mean": list(model.mean),
-        "std": list(model.std),
+        "label_space": model.label_space.to_json(),
+        **model.data_config.to_meta(),
         "config": config or {},
         **(extra or {}),
     }
@@ -175,6 +179,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     file's. Any mismatch is a ``ValueError`` naming the files.
     """
     from phanet.models import create_model
+    from phanet.models.registry import builder_options
 
     weights_path, meta_path = checkpoint_paths(path)
     meta = read_meta(path)
@@ -187,11 +192,15 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     state = read_weights(weights_path)
     arch = dict(meta["model"]["architecture"])
     arch["pretrained"] = False  # the checkpoint's own weights replace any pretrained init
-    arch.pop("backbone", None)  # implied by the registered name
+    if "backbone" not in builder_options(meta["model"]["name"]):
+        arch.pop("backbone", None)  # implied by the registered name
     num_expressions = arch.pop("num_expressions")
     num_poses = arch.pop("num_poses")
+    data = ModelDataConfig.from_meta(meta)
     try:
-        model = create_model(meta["model"]["name"], num_expressions=num_expressions, num_poses=num_poses, **arch)
+        model = create_model(meta["model"]["name"], num_expressions=num_expressions, num_poses=num_poses,
+                             label_space=LabelSpace.from_json(meta["label_space"]), input_size=data.input_size,
+                             crop=data.crop, **arch)
     except (TypeError, KeyError, ValueError) as err:
         message = err.args[0] if err.args else str(err)
         raise ValueError(f"{meta_path}: cannot build its architecture {meta['model']['name']!r} ({message})") from None
@@ -202,8 +211,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
         detail = " ".join(line.strip() for line in first[1:3]) or first[0]
         raise ValueError(f"{meta_path}: its architecture does not match the tensors in {weights_path} "
                          f"({detail[:300]})") from None
+    if (model.data_config.mean, model.data_config.std) != (data.mean, data.std):
+        raise ValueError(f"{meta_path}: records mean/std {data.mean}/{data.std} but {meta['model']['name']!r} "
+                         f"expects {model.data_config.mean}/{model.data_config.std}")
     model.checkpoint_meta = meta
-    model.label_space = LabelSpace.from_json(meta["label_space"])
     return model.to(device).eval(), meta
 
 

@@ -161,10 +161,10 @@ def parse_key_values(items: list[str], what: str = "option", form: str = "key=va
     """``["a=1", "b.c=x"]`` -> ``{"a": 1, "b.c": "x"}`` with YAML-parsed values (numbers, lists, ...)."""
     pairs = {}
     for item in items:
-        if "=" not in item:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
             raise ValueError(f"{what} {item!r} should look like {form}")
-        key, raw = item.split("=", 1)
-        pairs[key] = yaml.safe_load(raw)
+        pairs[key.strip()] = yaml.safe_load(raw)
     return pairs
 
 

@@ -141,7 +141,7 @@ def crop_spec(padding: float = DEFAULT_PADDING, fit: str = DEFAULT_FIT) -> dict:
         raise ValueError(f"unknown crop fit {fit!r}; known: {', '.join(FITS)}")
     return {
         "template": TEMPLATE_NAME,
-        "landmarks": LANDMARK_NAMES,
+        "landmarks": list(LANDMARK_NAMES),
         "points": CANONICAL_LANDMARKS.round(6).tolist(),
         "padding": float(padding),
         "fit": fit,

@@ -47,7 +47,7 @@ from phanet.distributed import (
     resolve_device,
     seed_everything,
 )
-from phanet.losses import FixedTaskWeights, LearnedTaskWeights, phanet_loss, task_names_for
+from phanet.losses import FixedTaskWeights, LearnedTaskWeights, phanet_loss
 from phanet.metrics import classification_report
 from phanet.models import check_model_options, create_model
 from phanet.resume import (
@@ -88,28 +88,22 @@ class TrainingInterrupted(Exception):
 # ----------------------------------------------------------------------------- model / optimisation
 
 
-def build_model(config: Config, label_space: LabelSpace) -> nn.Module:
+def build_model(config: Config, label_space: LabelSpace, crop: dict | None = None) -> nn.Module:
+    """The configured model for ``label_space``, built with its data config (``crop``: the
+    face-crop contract of the training images, recorded in its checkpoints)."""
     check_model_options(config.model.name, config.model.options)
     try:
-        return create_model(
-            config.model.name,
-            num_expressions=label_space.num_expressions,
-            # A dataset without pose bins still gets a 1-bin pose head (all labels unknown), so the
-            # architecture does not change with the dataset.
-            num_poses=max(1, label_space.num_poses),
-            pretrained=config.model.pretrained,
-            **config.model.options,
-        )
+        # A dataset without pose bins still gets a 1-bin pose head (all labels unknown), so the
+        # architecture does not change with the dataset (create_model).
+        return create_model(config.model.name, label_space=label_space, input_size=config.model.input_size,
+                            crop=crop, pretrained=config.model.pretrained, **config.model.options)
     except (TypeError, KeyError) as err:
         message = err.args[0] if err.args else str(err)
         raise ValueError(f"model {config.model.name!r} with model.options={config.model.options}: {message}") from None
 
 
 def build_task_weighting(model: nn.Module, config: Config) -> nn.Module:
-    cfg = getattr(model, "config", None)
-    num_scales = cfg.num_scales if cfg is not None and cfg.use_attention else 0
-    has_pose = bool(cfg is not None and cfg.use_pose)
-    names = task_names_for(num_scales, has_pose)
+    names = model.task_names
     if config.train.loss_weighting == "learned":
         return LearnedTaskWeights(names)
     if config.train.loss_weighting == "fixed":
@@ -126,19 +120,16 @@ def build_optimizer(model: nn.Module, weighting: nn.Module, config: Config) -> t
     schedule scales every group alike.
     """
     train = config.train
-    backbone = getattr(model, "backbone", None)
-    backbone_ids = {id(p) for p in backbone.parameters()} if backbone is not None else set()
-    buckets: dict[tuple[bool, bool], list] = {}
-    for param in model.parameters():
-        if param.requires_grad:
-            buckets.setdefault((id(param) in backbone_ids, param.ndim > 1), []).append(param)
-    buckets.setdefault((False, False), []).extend(weighting.parameters())
-    groups = []
-    for (in_backbone, decays), params in buckets.items():
-        mult = 1.0 if in_backbone else train.head_lr_mult
-        groups.append({"params": params, "weight_decay": train.weight_decay if decays else 0.0,
-                       "lr": train.lr * mult, "lr_mult": mult})
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=train.lr)
+    groups = model.parameter_groups(train.head_lr_mult)
+    # the task log-variances join the heads' group without decay (created if the model has none)
+    no_decay = next((g for g in groups if g["part"] == "head" and not g["decay"]), None)
+    if no_decay is None:
+        no_decay = {"params": [], "part": "head", "decay": False, "lr_mult": train.head_lr_mult}
+        groups.append(no_decay)
+    no_decay["params"] = [*no_decay["params"], *weighting.parameters()]
+    return torch.optim.AdamW([{"params": g["params"], "weight_decay": train.weight_decay if g["decay"] else 0.0,
+                               "lr": train.lr * g["lr_mult"], "lr_mult": g["lr_mult"]}
+                              for g in groups if g["params"]], lr=train.lr)
 
 
 def build_scheduler(optimizer, config: Config, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -538,7 +529,6 @@ class _Run:
     batch_size: int
     steps_per_epoch: int
     meta: dict  # the "training" entry of each checkpoint
-    crop: dict  # the crop contract of the training images, for the checkpoints
     progress: bool
     train_model: nn.Module | None = None  # the model, wrapped by DistributedDataParallel under torchrun
 
@@ -550,8 +540,8 @@ class _Run:
     def save_model(self, name: str, extra: dict) -> None:
         """The ``best`` or ``last`` checkpoint (rank 0)."""
         if self.dist_info.is_main:
-            save_checkpoint(self.out_dir / name, self.model, self.index.label_space, self.config.model.input_size,
-                            self.config.to_dict(), extra={"training": {**self.meta, **extra}, **self.crop})
+            save_checkpoint(self.out_dir / name, self.model, self.config.to_dict(),
+                            extra={"training": {**self.meta, **extra}})
 
     def write_resume_point(self, state: TrainState) -> None:
         """``resume.pt`` (rank 0): the training objects, the random generators and ``state``."""
@@ -590,7 +580,7 @@ def _set_up(config: Config, out_dir: Path, dist_info: DistInfo, data: PreparedDa
         refuse_leaks(data.index, data.split, config.data.allow_leaks)
     data = data or prepare_data(config, out_dir, dist_info)
     index, split = data.index, data.split
-    model = build_model(config, index.label_space).to(device)
+    model = build_model(config, index.label_space, index.crop).to(device)
     if train_cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     weighting = build_task_weighting(model, config).to(device)
@@ -611,18 +601,16 @@ def _set_up(config: Config, out_dir: Path, dist_info: DistInfo, data: PreparedDa
     meta = {"model": config.model.name, "dataset": index.name, "fold": config.data.fold,
             "provenance": training_provenance(index, split)}
 
-    # the crop contract of the training images goes into the checkpoint, so inference repeats it
-    crop = {"crop": index.crop} if index.crop is not None else {}
     return _Run(config=config, out_dir=out_dir, dist_info=dist_info, device=device, index=index, split=split,
                 model=model, weighting=weighting, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
                 train_set=train_set, val_set=val_set, test_set=test_set, train_sampler=train_sampler,
-                batch_size=batch_size, steps_per_epoch=steps_per_epoch, meta=meta, crop=crop, progress=progress)
+                batch_size=batch_size, steps_per_epoch=steps_per_epoch, meta=meta, progress=progress)
 
 
 def _face_dataset(config: Config, data: PreparedData, part: str, model: nn.Module, augment: str) -> FaceDataset:
     """The samples of one part of the split, transformed for ``model`` (its input size, mean and std)."""
     samples = [data.index.samples[i] for i in data.split.get(part, [])]
-    transform = FaceTransform(config.model.input_size, model.mean, model.std, augment)
+    transform = FaceTransform.for_model(model.data_config, augment)
     dataset = FaceDataset(samples, data.index.label_space, transform, strict=config.train.strict)
     dataset.seed = config.train.seed
     return dataset
@@ -887,7 +875,7 @@ def evaluate_checkpoint(
     if not mapped.samples:
         known = ", ".join(model.label_space.expressions)
         raise ValueError(f"no sample of {index.name} has a class the model knows ({known})")
-    transform = FaceTransform(meta["input_size"], model.mean, model.std, "none")
+    transform = FaceTransform.for_model(model.data_config, "none")
     dataset = FaceDataset(mapped.samples, mapped.label_space, transform)
     sampler = EpochSampler(len(dataset), 0, DistInfo(), shuffle=False)
     loader = make_loader(dataset, batch_size, sampler, workers, device, drop_last=False)

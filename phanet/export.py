@@ -33,8 +33,7 @@ class ExportableModel(nn.Module):
         self.output_names = ["expression_logits"]
         if getattr(model, "num_poses", 0):
             self.output_names.append("pose_logits")
-        config = getattr(model, "config", None)
-        if config is not None and config.use_attention:
+        if model.num_scales:
             self.output_names.append("scale_weights")
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -64,7 +63,8 @@ def export_onnx(
 
     model, meta = load_checkpoint(checkpoint, device="cpu")
     wrapper = ExportableModel(model).eval()
-    size = int(meta["input_size"])
+    data = model.data_config
+    size = data.input_size
     generator = torch.Generator().manual_seed(seed)
     traced_batch = torch.randn(2, 3, size, size, generator=generator)
     out = Path(out)
@@ -91,8 +91,9 @@ def export_onnx(
         "phanet_model": meta["model"]["name"],
         "label_space": json.dumps(meta["label_space"]),
         "input_size": str(size),
-        "mean": json.dumps(meta["mean"]),
-        "std": json.dumps(meta["std"]),
+        "mean": json.dumps(list(data.mean)),
+        "std": json.dumps(list(data.std)),
+        "crop": json.dumps(data.crop),
         "outputs": json.dumps(wrapper.output_names),
     }
     for key, value in metadata.items():

@@ -79,8 +79,8 @@ def checkpoint(tmp_path_factory):
     """A real (untrained) baseline checkpoint for the tiny label space: ``best.safetensors`` + ``best.json``."""
     folder = tmp_path_factory.mktemp("ckpt")
     torch.manual_seed(0)
-    model = create_model("baseline_r18", num_expressions=3, num_poses=3, pretrained=False)
-    return save_checkpoint(folder / "best", model, LabelSpace(EXPRESSIONS, POSES), 32)
+    model = create_model("baseline_r18", label_space=LabelSpace(EXPRESSIONS, POSES), input_size=32, pretrained=False)
+    return save_checkpoint(folder / "best", model)
 
 
 def copy_checkpoint(checkpoint, folder):
@@ -309,9 +309,9 @@ def test_killed_between_the_weights_and_the_metadata_rename_the_pair_is_refused(
         real(tmp, final)
 
     monkeypatch.setattr(ckpt, "_replace", die_before_meta)
-    other = create_model("baseline_r18", num_expressions=3, num_poses=3, pretrained=False)
+    other = create_model("baseline_r18", label_space=LabelSpace(EXPRESSIONS, POSES), input_size=32, pretrained=False)
     with pytest.raises(KeyboardInterrupt):
-        save_checkpoint(tmp_path / "best", other, LabelSpace(EXPRESSIONS, POSES), 32)
+        save_checkpoint(tmp_path / "best", other)
     assert calls == ["best.safetensors", "best.json"] and meta.read_bytes() == old_meta
     with pytest.raises(ValueError, match=rf"{meta} does not describe {weights} \(sha256 differs\)"):
         load_checkpoint(weights)
@@ -562,9 +562,9 @@ def synthetic_checkpoint(tmp_path_factory):
     provenance = training_provenance(index, split)
     assert provenance["synthetic"] == {"train": [{"seed": 0, "ids": [0, 1, 2]}], "val": [{"seed": 0, "ids": [3]}]}
     assert provenance["subjects"]["val"] == ["synth0003"]
-    model = create_model("baseline_r18", num_expressions=7, num_poses=1, pretrained=False)
+    model = create_model("baseline_r18", label_space=index.label_space, input_size=24, pretrained=False)
     folder = tmp_path_factory.mktemp("synthckpt")
-    return save_checkpoint(folder / "best", model, index.label_space, 24,
+    return save_checkpoint(folder / "best", model,
                            extra={"training": {"dataset": "synthetic", "provenance": provenance}})
 
 

@@ -229,8 +229,8 @@ def test_real_faces_runs_a_checkpoint_on_real_photos(tmp_path, london_sample, ca
     from phanet.models import create_model
 
     torch.manual_seed(0)
-    model = create_model("phanet_effl0", num_expressions=7, num_poses=5, pretrained=False)
-    save_checkpoint(tmp_path / "m", model, synthetic_label_space("kdef5"), input_size=64)
+    model = create_model("phanet_effl0", label_space=synthetic_label_space("kdef5"), input_size=64, pretrained=False)
+    save_checkpoint(tmp_path / "m", model)
     photos_dir = tmp_path / "photos"
     for folder in ("neutral", "smiling"):
         (photos_dir / folder).mkdir(parents=True)

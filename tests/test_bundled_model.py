@@ -49,8 +49,8 @@ def test_an_fp16_copy_of_a_checkpoint_gives_the_same_outputs_up_to_rounding(tmp_
     from phanet.checkpoint import save_half_precision
 
     torch.manual_seed(0)
-    model = create_model("phanet_effl0", num_expressions=7, num_poses=5, pretrained=False).eval()
-    save_checkpoint(tmp_path / "full", model, synthetic_label_space("kdef5"), input_size=64)
+    model = create_model("phanet_effl0", label_space=synthetic_label_space("kdef5"), input_size=64, pretrained=False)
+    save_checkpoint(tmp_path / "full", model.eval())
     save_half_precision(tmp_path / "full", tmp_path / "half", extra={"note": "test"})
     half, meta = load_checkpoint(tmp_path / "half")
     assert meta["dtype"] == "float16" and meta["note"] == "test"

@@ -25,10 +25,11 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
     """Random-init 64x64 checkpoints: full PhaNet (hard top-1 scale selection) and a baseline without pose."""
     root = tmp_path_factory.mktemp("checkpoints")
     torch.manual_seed(0)
-    full = phanet.create_model("phanet_r18", num_expressions=7, num_poses=5, selection="hard")
-    phanet.save_checkpoint(root / "phanet", full, LabelSpace(SEVEN_EXPRESSIONS, POSES), input_size=64)
-    baseline = phanet.create_model("baseline_r18", num_expressions=7)
-    phanet.save_checkpoint(root / "baseline", baseline, LabelSpace(SEVEN_EXPRESSIONS), input_size=64)
+    full = phanet.create_model("phanet_r18", label_space=LabelSpace(SEVEN_EXPRESSIONS, POSES), input_size=64,
+                               selection="hard")
+    phanet.save_checkpoint(root / "phanet", full)
+    baseline = phanet.create_model("baseline_r18", label_space=LabelSpace(SEVEN_EXPRESSIONS), input_size=64)
+    phanet.save_checkpoint(root / "baseline", baseline)
     return {"phanet": root / "phanet", "baseline": root / "baseline"}
 
 

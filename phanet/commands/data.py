@@ -81,15 +81,9 @@ def _dataset_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_options(pairs: list[str]) -> dict:
-    import yaml
+    from phanet.config import parse_key_values
 
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--option {pair!r}: expected KEY=VALUE")
-        options[key.strip()] = yaml.safe_load(value)
-    return options
+    return parse_key_values(pairs, "--option", "KEY=VALUE")
 
 
 def load(args):

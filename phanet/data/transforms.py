@@ -20,6 +20,8 @@ import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
 
+from phanet.models.contract import normalise
+
 
 @dataclass(frozen=True)
 class AugmentPreset:
@@ -160,10 +162,12 @@ class FaceTransform:
     def __post_init__(self):
         if self.augment not in AUGMENT_PRESETS:
             raise ValueError(f"augment={self.augment!r}; expected one of {sorted(AUGMENT_PRESETS)}")
-        # Normalisation as one fused multiply-add on [0, 1] floats: x * (1/std) - mean/std.
-        std = torch.tensor(self.std, dtype=torch.float32).view(-1, 1, 1)
-        self._inv_std = 1.0 / std
-        self._shift = -torch.tensor(self.mean, dtype=torch.float32).view(-1, 1, 1) / std
+        self.mean, self.std = tuple(self.mean), tuple(self.std)
+
+    @classmethod
+    def for_model(cls, data_config, augment: str = "none") -> FaceTransform:
+        """The transform of a model's :class:`~phanet.models.contract.ModelDataConfig` (``model.data_config``)."""
+        return cls(data_config.input_size, data_config.mean, data_config.std, augment)
 
     def __call__(self, image: np.ndarray, sample=None, generator: torch.Generator | None = None):
         image = np.ascontiguousarray(image)
@@ -194,7 +198,7 @@ class FaceTransform:
             tensor = self._camera(tensor, preset, generator, gray)
         else:
             tensor = tensor.float().div_(255.0)
-        tensor = torch.addcmul(self._shift, tensor, self._inv_std)  # out of place: grayscale may be a view
+        tensor = normalise(tensor, self.mean, self.std)  # out of place: grayscale may be a view
         if _happens(generator, preset.erase_p):
             side = int(self.size * _uniform(generator, 0.15, 0.35))
             top, left = (int(_uniform(generator, 0, self.size - side)) for _ in range(2))

@@ -26,6 +26,7 @@ from phanet.data.base import LabelSpace
 from phanet.inference.align import align_face
 from phanet.inference.detect import DetectedFace, FaceDetector, create_detector
 from phanet.inference.sources import InputItem, to_rgb_array
+from phanet.models.contract import ModelDataConfig, normalise
 
 log = logging.getLogger(__name__)
 
@@ -129,15 +130,13 @@ class Predictor:
         self.device = torch.device(device)
         self.batch_size = int(batch_size)
         self.label_space = LabelSpace.from_json(meta["label_space"])
-        self.input_size = int(meta["input_size"])
-        self.mean = torch.tensor(meta["mean"], dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
-        self.std = torch.tensor(meta["std"], dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        self.data_config = ModelDataConfig.from_meta(meta)
+        self.input_size = self.data_config.input_size
         if align_padding is None:
             align_padding = padding_from_meta(meta)
         self.align_padding = float(align_padding)
         self.align_fit = fit_from_meta(meta)  # the crops must be fitted as the training crops were
-        config = getattr(model, "config", None)
-        self.num_scales = config.num_scales if config is not None and config.use_attention else 0
+        self.num_scales = model.num_scales
 
     @classmethod
     def from_checkpoint(
@@ -233,7 +232,7 @@ class Predictor:
         for start in range(0, len(crops), self.batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(crops[start : start + self.batch_size]))
             x = batch.to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
-            x = (x - self.mean) / self.std
+            x = normalise(x, self.data_config.mean, self.data_config.std)
             out = self.model(x, return_attention=return_attention)
             parts.setdefault("expression", []).append(out.expression_logits.softmax(-1).float().cpu().numpy())
             if out.pose_logits is not None:

@@ -30,7 +30,10 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
+from phanet.data.base import LabelSpace
+from phanet.losses import task_names_for
 from phanet.models.backbones import backbone_mean_std, create_backbone
+from phanet.models.contract import DEFAULT_INPUT_SIZE, ModelDataConfig
 from phanet.models.registry import RESERVED_OPTIONS, register_model
 
 
@@ -168,15 +171,32 @@ def hard_top_k(weights: torch.Tensor, k: int) -> torch.Tensor:
 
 
 class PhaNet(nn.Module):
-    """Backbone -> hierarchical attention -> pose branch -> pose-adaptive fusion -> classifier."""
+    """Backbone -> hierarchical attention -> pose branch -> pose-adaptive fusion -> classifier.
 
-    def __init__(self, config: PhaNetConfig):
+    Besides its architecture (``config``) a model carries what it needs to be used and saved, set
+    here at construction: ``model_name`` (the registered builder that rebuilds it; ``"phanet"``,
+    the generic builder, when built directly), ``label_space`` (class names and pose bins, or None
+    until known) and ``data_config`` (:class:`~phanet.models.contract.ModelDataConfig`: input size, the
+    backbone's mean/std, the face-crop contract).
+    """
+
+    def __init__(
+        self,
+        config: PhaNetConfig,
+        *,
+        model_name: str = "phanet",
+        label_space: LabelSpace | None = None,
+        input_size: int = DEFAULT_INPUT_SIZE,
+        crop: dict | None = None,
+    ):
         super().__init__()
         self.config = config
         num_scales = config.num_scales if config.use_attention else 1
         self.backbone = create_backbone(config.backbone, num_scales, pretrained=config.pretrained)
         channels = self.backbone.feature_info.channels()
-        self.mean, self.std = backbone_mean_std(self.backbone)
+        self.model_name = model_name
+        self.label_space = _checked_label_space(label_space, config)
+        self.data_config = ModelDataConfig(input_size, *backbone_mean_std(self.backbone), crop)
         self.num_expressions = config.num_expressions
         self.num_poses = config.num_poses if config.use_pose else 0
         self.dropout = nn.Dropout(config.dropout)
@@ -250,8 +270,63 @@ class PhaNet(nn.Module):
         """The JSON-able config that rebuilds this model (stored in checkpoints)."""
         return asdict(self.config)
 
+    @property
+    def mean(self) -> tuple[float, ...]:
+        return self.data_config.mean
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        return self.data_config.std
+
+    @property
+    def num_scales(self) -> int:
+        """Attention scales the model fuses (0 without attention)."""
+        return self.config.num_scales if self.config.use_attention else 0
+
+    @property
+    def task_names(self) -> list[str]:
+        """The losses it trains: ``fer``, ``pose`` (with a pose branch), ``att0..`` (one per scale)."""
+        return task_names_for(self.num_scales, self.config.use_pose)
+
+    def parameter_groups(self, head_lr_mult: float = 1.0) -> list[dict]:
+        """Optimizer groups: ``{"params", "part", "decay", "lr_mult"}``, ``part`` "backbone" or "head".
+
+        The backbone runs at ``lr_mult`` 1, the heads (attention, pose branch, gate, classifiers) at
+        ``head_lr_mult``: fresh heads on a pretrained backbone can move faster than the features they
+        read. Weight decay (``decay``) only on weight matrices and kernels: never on norms, biases or
+        gains (1-D tensors).
+        """
+        backbone_ids = {id(p) for p in self.backbone.parameters()}
+        buckets: dict[tuple[bool, bool], list] = {}
+        for param in self.parameters():
+            if param.requires_grad:
+                buckets.setdefault((id(param) in backbone_ids, param.ndim > 1), []).append(param)
+        return [{"params": params, "part": "backbone" if in_backbone else "head", "decay": decays,
+                 "lr_mult": 1.0 if in_backbone else head_lr_mult}
+                for (in_backbone, decays), params in buckets.items()]
+
+
+def _checked_label_space(label_space: LabelSpace | None, config: PhaNetConfig) -> LabelSpace | None:
+    """The label space, if its class and pose counts are the architecture's (a pose-less dataset has
+    no bins and a 1-bin head)."""
+    if label_space is None:
+        return None
+    if label_space.num_expressions != config.num_expressions:
+        raise ValueError(f"the label space names {label_space.num_expressions} expressions, the model has "
+                         f"{config.num_expressions}")
+    if label_space.poses and label_space.num_poses != config.num_poses:
+        raise ValueError(f"the label space names {label_space.num_poses} pose bins, the model has "
+                         f"{config.num_poses}")
+    return label_space
+
+
+# What create_model passes to every builder besides the architecture: the model's name, label space
+# and data config, which PhaNet takes at construction rather than as PhaNetConfig fields.
+CONTRACT_ARGUMENTS = ("model_name", "label_space", "input_size", "crop")
+
 
 def _build(backbone: str, num_expressions: int, num_poses: int, pretrained: bool, **overrides) -> PhaNet:
+    contract = {key: overrides.pop(key) for key in CONTRACT_ARGUMENTS if key in overrides}
     return PhaNet(
         PhaNetConfig(
             backbone=backbone,
@@ -259,22 +334,32 @@ def _build(backbone: str, num_expressions: int, num_poses: int, pretrained: bool
             num_poses=num_poses,
             pretrained=pretrained,
             **overrides,
-        )
+        ),
+        **contract,
     )
 
 
-def _options_checker(switches: dict | None = None) -> Callable[..., None]:
+def _options_checker(switches: dict | None = None, extra_options: tuple[str, ...] = ()) -> Callable[..., None]:
     """``check_options(**options)`` for a builder with these ablation ``switches``: builds its PhaNetConfig
-    (no weights), whose checks do not depend on the backbone."""
+    (no weights), whose checks do not depend on the backbone. ``extra_options``: reserved names this
+    builder takes as options (the generic ``phanet`` takes ``backbone``)."""
 
     def check_options(**options) -> None:
-        known = sorted({f.name for f in fields(PhaNetConfig)} - set(RESERVED_OPTIONS))
+        known = sorted({f.name for f in fields(PhaNetConfig)} - set(RESERVED_OPTIONS) | set(extra_options))
         unknown = sorted(set(options) - set(known))
         if unknown:
             raise TypeError(f"unknown option(s) {unknown}; known: {', '.join(known)}")
         PhaNetConfig(**{**(switches or {}), **options})
 
     return check_options
+
+
+@register_model
+def phanet(num_expressions: int = 7, num_poses: int = 5, pretrained: bool = False, backbone: str = "resnet18",
+           **kw) -> PhaNet:
+    """PhaNet on any supported backbone, every PhaNetConfig field an option: the builder of models
+    built directly as ``PhaNet(PhaNetConfig(...))``, so that they save and load like the others."""
+    return _build(backbone, num_expressions, num_poses, pretrained, **kw)
 
 
 @register_model
@@ -301,6 +386,8 @@ def phanet_effl0(num_expressions: int = 7, num_poses: int = 5, pretrained: bool 
 
 for _builder in (phanet_r18, phanet_r50, phanet_vgg16bn, phanet_effl0):
     _builder.check_options = _options_checker()
+phanet.extra_options = ("backbone",)
+phanet.check_options = _options_checker(extra_options=phanet.extra_options)
 
 
 # ----------------------------------------------------------------------------- ablation variants

@@ -17,13 +17,38 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     return fn
 
 
-def create_model(name: str, **kwargs) -> nn.Module:
-    """Build a registered model, e.g. ``create_model("phanet_r18", num_expressions=7, num_poses=5)``."""
+def create_model(
+    name: str,
+    *,
+    label_space=None,
+    input_size: int | None = None,
+    crop: dict | None = None,
+    **kwargs,
+) -> nn.Module:
+    """Build a registered model, e.g. ``create_model("phanet_effl0", label_space=space, input_size=96)``.
+
+    The model is built knowing its name, ``label_space`` (which sets ``num_expressions`` and
+    ``num_poses``; a space without pose bins gets a 1-bin pose head, so the architecture does not
+    change with the dataset) and its data config (``input_size``, ``crop``; mean/std come from the
+    backbone): see :class:`phanet.models.PhaNet`. ``num_expressions=..., num_poses=...`` without a
+    label space build a model whose label space is set later (or never: it cannot be saved).
+    """
     if name not in _MODELS:
         raise KeyError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
-    model = _MODELS[name](**kwargs)
-    model.model_name = name
-    return model
+    if label_space is not None:
+        kwargs.setdefault("num_expressions", label_space.num_expressions)
+        kwargs.setdefault("num_poses", max(1, label_space.num_poses))
+        kwargs["label_space"] = label_space
+    if input_size is not None:
+        kwargs["input_size"] = int(input_size)
+    if crop is not None:
+        kwargs["crop"] = crop
+    return _MODELS[name](model_name=name, **kwargs)
+
+
+def builder_options(name: str) -> tuple[str, ...]:
+    """Reserved option names that builder ``name`` takes anyway (the generic ``phanet``: ``backbone``)."""
+    return tuple(getattr(_MODELS[name], "extra_options", ())) if name in _MODELS else ()
 
 
 # Set by the dataset and the model name, never through model.options.
@@ -38,7 +63,7 @@ def check_model_options(name: str, options: dict) -> None:
     """
     if name not in _MODELS:
         raise ValueError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
-    reserved = sorted(set(RESERVED_OPTIONS) & set(options))
+    reserved = sorted((set(RESERVED_OPTIONS) - set(builder_options(name))) & set(options))
     if reserved:
         raise ValueError(f"model.options: {', '.join(reserved)} cannot be set there (set by the model name, "
                          "the dataset or model.pretrained)")
