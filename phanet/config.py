@@ -18,6 +18,9 @@ import yaml
 @dataclass
 class ModelConfig:
     name: str = "phanet_effl0"
+    # A training run starts from ImageNet weights (offline for EfficientNet-Lite0). The library's
+    # create_model(..., pretrained=False) default differs on purpose, as timm.create_model's does:
+    # building a model in code never loads or downloads weights unless asked.
     pretrained: bool = True
     input_size: int = 112
     options: dict = field(default_factory=dict)  # extra model kwargs, e.g. {selection: hard, top_k: 2}
