@@ -101,6 +101,7 @@ def test_threads_flag_is_parsed_on_the_commands_that_compute(argv):
 def test_threads_flag_reaches_torch_set_num_threads_first(argv, tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    monkeypatch.chdir(tmp_path)  # train/cv without --out make their run folder under ./runs
     argv = [a.format(tmp=tmp_path) for a in argv]
     try:  # every one of these fails on its missing input, after applying --threads
         main([*argv, "--threads", "1"])
