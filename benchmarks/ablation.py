@@ -81,7 +81,7 @@ class AblationSettings:
     pretrained: bool = True
     device: str = "auto"
     workers: int = 0
-    channels_last: bool = False
+    channels_last: bool = True  # the engine default (train.channels_last)
     model_options: dict = field(default_factory=dict)  # applied to every model, e.g. {attention_pooling: residual}
     train_overrides: dict = field(default_factory=dict)  # TrainConfig fields, e.g. {head_lr_mult: 10}
 
@@ -470,7 +470,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[AblationSettings, argpars
                         help="a train setting for every model, e.g. head_lr_mult=10")
     parser.add_argument("--device", default=defaults.device, help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--workers", type=int, default=defaults.workers, help="DataLoader workers")
-    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                        help="NHWC model and batches, the engine default (default: on)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--out", type=Path, default=None, help="write every run's results as JSON")
     parser.add_argument("--keep-runs", type=Path, default=None,

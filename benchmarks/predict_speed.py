@@ -150,6 +150,9 @@ def main() -> None:
     parser.add_argument("--min-face-size", type=int, nargs="+", default=[None, 20], metavar="PX",
                         help="MTCNN smallest face(s) to compare side by side, 0 meaning the derived default "
                         "(default: 0 20)")
+    parser.add_argument("--detector-layouts", nargs="+", choices=["channels_last", "nchw"], default=["channels_last"],
+                        help="memory layout of MTCNN's nets: channels_last (phanet's default) and/or nchw "
+                        "(facenet-pytorch's own), each timed in turn")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--video", type=int, default=0, metavar="SECONDS",
@@ -167,9 +170,14 @@ def main() -> None:
         (folder / "images").mkdir()
         for i, image in enumerate(images[args.warmup :]):
             Image.fromarray(image).save(folder / "images" / f"{i:04d}.jpg", quality=92)
-        for setting in args.min_face_size:
+        runs = [(setting, layout) for setting in args.min_face_size for layout in args.detector_layouts]
+        for setting, layout in runs:
             min_face = setting or None
             predictor = build_predictor(args, min_face)
+            if layout == "nchw":  # MTCNN's nets as facenet-pytorch builds them (before phanet's channels-last)
+                mtcnn = predictor.detector.mtcnn
+                for net in (mtcnn.pnet, mtcnn.rnet, mtcnn.onet):
+                    net.to(memory_format=torch.contiguous_format)
             run_pipeline(predictor, images[: args.warmup], args.batch_size)
             seconds = run_pipeline(predictor, images[args.warmup :], args.batch_size)
             total = seconds["detection"] + seconds["alignment"] + seconds["model"]
@@ -181,7 +189,7 @@ def main() -> None:
                 side = round(SIZE * factor)
                 smallest = round(predictor.detector.smallest_face((side, side)) / factor)
                 label = f"derived: faces from {smallest} px, detected on a {side}x{side} copy"
-            print(f"\nMTCNN smallest face {label}; model {args.model or args.checkpoint or 'bundled'}, "
+            print(f"\nMTCNN ({layout}) smallest face {label}; model {args.model or args.checkpoint or 'bundled'}, "
                   f"input {predictor.input_size}x{predictor.input_size}")
             print(f"  end to end (decode, detect, align, classify, write JSONL): {args.images / wall:.1f} photos/s, "
                   f"{faces} faces")

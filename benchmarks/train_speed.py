@@ -151,6 +151,39 @@ class StepTimer:
             torch.cuda.synchronize(self.device)
 
 
+def training_step_gflop(model: torch.nn.Module, size: int, batch: int) -> float:
+    """GFLOP of one training step: 3x the forward pass (the backward pass costs about twice the forward:
+    gradients for inputs and for weights), the forward counted by torch's FlopCounterMode (convolutions
+    and matrix products; element-wise work is left out) on a copy of the model at the timed shape.
+
+    The backward is not counted directly because FlopCounterMode's convolution-backward formula ignores
+    ``groups`` (torch 2.14: a depthwise 3x3 convolution's backward counts 258x its forward, not 2x), which
+    would inflate EfficientNet's count about 15-fold.
+    """
+    import copy
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    probe = copy.deepcopy(model).train()
+    images = torch.randn(batch, 3, size, size, device=next(probe.parameters()).device)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        probe(images)
+    return 3 * counter.get_total_flops() / 1e9
+
+
+def sgemm_gflops(side: int = 2048, repeats: int = 5) -> float:
+    """The machine's fp32 matrix-multiply rate at torch's current thread count: the best of ``repeats``
+    square ``side`` x ``side`` products, in GFLOP/s (the ceiling a training step's convolutions aim at)."""
+    a, b = torch.randn(side, side), torch.randn(side, side)
+    a @ b  # warm-up: thread pool and BLAS kernels
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * side**3 / best / 1e9
+
+
 def interleaved_step_times(timers: list[StepTimer], steps: int, rounds: int, warmup: int = 2) -> list[dict]:
     """Seconds per training step of each timer, from interleaved rounds of ``steps`` steps.
 
@@ -237,6 +270,11 @@ def compare_models(names: list[str], size: int, batch: int, device: str, steps: 
             "cpu_step_ms": variant_t["cpu"] * 1e3, "plain_cpu_step_ms": plain_t["cpu"] * 1e3,
             "cpu_ratio": variant_t["cpu"] / plain_t["cpu"],
         }
+        if not device.startswith("cuda"):
+            row["gflop_per_step"] = training_step_gflop(variant.model, size, batch)
+            row["plain_gflop_per_step"] = training_step_gflop(plain.model, size, batch)
+            row["gflops"] = row["gflop_per_step"] / variant_t["wall"]
+            row["plain_gflops"] = row["plain_gflop_per_step"] / plain_t["wall"]
         del variant, plain
         if memory:
             row["peak_mb"] = peak_memory_mb(name, size, batch, device, channels_last=channels_last)
@@ -252,6 +290,9 @@ def model_table(rows: list[dict], cuda: bool = False) -> str:
     header = ["model", "plain", "params M", "step ms", "plain ms", "img/s", "plain img/s", "wall ratio"]
     if not cuda:
         header += ["CPU-time ratio"]
+    flops = "gflops" in rows[0]
+    if flops:
+        header += ["GFLOP/s", "plain GFLOP/s"]
     if memory:
         header += ["peak MB", "plain MB", "mem ratio"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
@@ -260,6 +301,8 @@ def model_table(rows: list[dict], cuda: bool = False) -> str:
                  f"{r['images_per_s']:.1f}", f"{r['plain_images_per_s']:.1f}", f"{r['step_ratio']:.2f}"]
         if not cuda:
             cells.append(f"{r['cpu_ratio']:.2f}")
+        if flops:
+            cells += [f"{r['gflops']:.1f}", f"{r['plain_gflops']:.1f}"]
         if memory:
             cells += [f"{r['peak_mb']:.0f}", f"{r['plain_peak_mb']:.0f}", f"{r['memory_ratio']:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
@@ -396,7 +439,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (the fastest is kept)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                        help="NHWC model and batches, the engine default (train.channels_last; default: on)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     parser.add_argument("--skip-models", action="store_true")
     parser.add_argument("--skip-data", action="store_true")
@@ -426,6 +470,15 @@ def main(argv: list[str] | None = None) -> None:
         results["models"] = compare_models(names, args.size, args.batch, args.device, args.steps, args.rounds,
                                            memory=not args.no_memory, channels_last=args.channels_last)
         print(model_table(results["models"], cuda=args.device.startswith("cuda")))
+        if not args.device.startswith("cuda"):
+            results["sgemm_gflops"] = sgemm_gflops()
+            print(f"\nThis CPU's fp32 matrix product (2048x2048, {torch.get_num_threads()} threads): "
+                  f"{results['sgemm_gflops']:.0f} GFLOP/s. Share of it reached by the training steps (convolution "
+                  f"and matmul FLOPs: 3x the forward's, torch FlopCounterMode, over the step's wall time):")
+            for row in results["models"]:
+                print(f"  {row['model']}: {100 * row['gflops'] / results['sgemm_gflops']:.1f}%  "
+                      f"(plain {row['plain']}: {100 * row['plain_gflops'] / results['sgemm_gflops']:.1f}%; "
+                      f"{row['gflop_per_step']:.2f} GFLOP per step)")
     if not args.skip_data:
         print(f"\nData loading to {args.size}x{args.size} tensors (FaceDataset + FaceTransform 'standard' + "
               f"engine make_loader, batch 64, 2 epochs incl. worker start-up): {args.data_subjects * 35} "

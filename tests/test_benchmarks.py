@@ -13,6 +13,7 @@ sys.path.insert(0, str(BENCHMARKS))
 
 import ablation  # noqa: E402
 import ablation_plots  # noqa: E402
+import cpu_train_step  # noqa: E402
 import profile_train_step  # noqa: E402
 import real_faces  # noqa: E402
 import train_speed  # noqa: E402
@@ -93,6 +94,29 @@ def test_train_speed_times_a_variant_against_its_plain_backbone_and_measures_mem
     assert row["images_per_s"] > 0 and row["step_ratio"] > 0 and row["cpu_ratio"] > 0
     assert row["peak_mb"] > 0 and row["plain_peak_mb"] > 0
     assert "phanet_r18" in train_speed.model_table(rows)
+    # convolution/matmul FLOPs of a step: PhaNet's attention and heads add to the plain network's
+    assert row["gflop_per_step"] > row["plain_gflop_per_step"] > 0 and row["gflops"] > 0
+    assert "GFLOP/s" in train_speed.model_table(rows)
+
+
+def test_flop_count_of_a_training_step_scales_with_the_batch_and_sgemm_rate_is_positive():
+    model = train_speed.build_model(train_speed.train_config("baseline_r18", 32, 2, "cpu"), train_speed.LABEL_SPACE)
+    two, eight = (train_speed.training_step_gflop(model, 32, batch) for batch in (2, 8))
+    assert eight == pytest.approx(4 * two, rel=1e-6) and two > 0
+    assert train_speed.sgemm_gflops(side=128, repeats=1) > 0
+
+
+def test_cpu_train_step_variants_train_their_own_copies_in_their_memory_format():
+    nhwc = cpu_train_step.VariantStep("baseline_r18", "channels_last", size=32, batch=2)
+    plain = cpu_train_step.VariantStep("baseline_r18", "fp32", size=32, batch=2)
+    conv = next(m for m in nhwc.model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert nhwc.images.is_contiguous(memory_format=torch.channels_last) and plain.images.is_contiguous()
+    before = [p.detach().clone() for p in nhwc.model.parameters()]
+    times = cpu_train_step.step_seconds("baseline_r18", ["fp32", "bf16"], size=32, batch=2, steps=1, rounds=1)
+    assert set(times) == {"fp32", "bf16"} and all(t > 0 for t in times.values())
+    assert nhwc.run(1) > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, nhwc.model.parameters()))
 
 
 def test_train_speed_data_part_reads_the_generic_layout_and_the_crop_cache(tmp_path):

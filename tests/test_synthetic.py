@@ -243,3 +243,16 @@ def test_each_domain_randomisation_is_a_switch_and_unknown_names_are_errors():
     assert max(lowered) > 0.2
     with pytest.raises(ValueError, match="lips, subtle, blends"):
         render_face(0, 4, 1, 0.0, 0.0, SIZE, randomize=("lipz",))
+
+
+def test_rendering_on_several_processes_gives_the_images_of_one_process():
+    from phanet.data.datasets.synthetic import PARALLEL_RENDER_MIN, render_recipes
+
+    index = synthetic_index(range(3), "kdef5", RenderSettings(24), seed=1)  # 105 recipes
+    recipes = [sample.image for sample in index.samples]
+    assert len(recipes) >= PARALLEL_RENDER_MIN
+    parallel = render_recipes(recipes, processes=2)
+    serial = render_recipes(recipes, processes=1)
+    assert len(parallel) == len(recipes)
+    assert all(np.array_equal(a, b) for a, b in zip(parallel, serial))
+    assert not np.array_equal(parallel[0], parallel[1])

@@ -387,3 +387,10 @@ def check_randomize(randomize) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown randomisation(s) {unknown}; known: {', '.join(RANDOMIZATIONS)} (or all, none)")
     return parts
+
+
+def render_capture_job(job: tuple) -> np.ndarray:
+    """``render_capture`` of one ``(seed, subject, expression, yaw, pitch, settings, variant)`` tuple: the
+    picklable unit of work of a process pool (its workers import this package only, not torch)."""
+    seed, subject, expression, yaw, pitch, settings, variant = job
+    return render_capture(seed, subject, expression, yaw, pitch, settings, variant=variant)
