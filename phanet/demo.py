@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DemoSettings:
-    """Sizes of the demo; ``quick()`` is the CI-sized variant (≤ 90 s on 2 CPU cores)."""
+    """Sizes of the demo; ``quick()`` is the CI-sized variant (70-90 s on 2 CPU cores)."""
 
     poses: str = "kdef5"
     size: int = 64

@@ -22,7 +22,7 @@ def register(subparsers) -> None:
         "on unseen subjects, print their per-pose accuracy side by side and write a report folder. "
         "See the README for its measured time and accuracy; --quick is a CI-sized smoke run.",
     )
-    parser.add_argument("--quick", action="store_true", help="a small run (CI-sized, about 70 s on 2 idle CPU cores)")
+    parser.add_argument("--quick", action="store_true", help="a small run (CI-sized, 70-90 s on 2 CPU cores)")
     parser.add_argument("--out", metavar="DIR", help="report folder (default: a new folder under runs/)")
     parser.add_argument("--poses", help="pose preset: kdef5 (default), bu3dfe35, multipie7, multipie13")
     parser.add_argument("--epochs", type=int)

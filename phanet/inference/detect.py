@@ -186,8 +186,9 @@ class MTCNNDetector(FaceDetector):
         self.mtcnn = MTCNN(
             keep_all=True, device=device, min_face_size=self.min_face_size or MIN_FACE_PX, thresholds=list(thresholds)
         )
-        # NHWC weights: oneDNN's channels-last max-pooling and convolutions made MTCNN 1.5x faster on CPU
-        # (max_pool2d led the NCHW profile), same faces and landmarks (benchmarks/predict_speed.py).
+        # NHWC weights: oneDNN's channels-last max-pooling and convolutions made MTCNN 1.3-1.5x faster on CPU
+        # (max_pool2d led the NCHW profile), same faces and landmarks (benchmarks/predict_speed.py
+        # --detector-layouts nchw channels_last).
         for net in (self.mtcnn.pnet, self.mtcnn.rnet, self.mtcnn.onet):
             net.to(memory_format=torch.channels_last)
 
