@@ -72,12 +72,11 @@ class DemoSettings:
 
 def render_processes() -> int:
     """Processes for rendering: the cores this process may use, at most torch's thread count (``--threads``)."""
-    import os
-
     import torch
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, torch.get_num_threads()))
+    from phanet.distributed import available_cores
+
+    return max(1, min(available_cores(), torch.get_num_threads()))
 
 
 def render_demo_data(settings: DemoSettings, progress: bool = True) -> tuple[DatasetIndex, dict[str, list[int]]]:

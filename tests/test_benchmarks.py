@@ -107,15 +107,17 @@ def test_flop_count_of_a_training_step_scales_with_the_batch_and_sgemm_rate_is_p
 
 
 def test_cpu_train_step_variants_train_their_own_copies_in_their_memory_format():
-    nhwc = cpu_train_step.VariantStep("baseline_r18", "channels_last", size=32, batch=2)
-    plain = cpu_train_step.VariantStep("baseline_r18", "fp32", size=32, batch=2)
+    nhwc = cpu_train_step.variant_timer("baseline_r18", "channels_last", size=32, batch=2)
+    plain = cpu_train_step.variant_timer("baseline_r18", "fp32", size=32, batch=2)
     conv = next(m for m in nhwc.model.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
-    assert nhwc.images.is_contiguous(memory_format=torch.channels_last) and plain.images.is_contiguous()
+    assert nhwc.ctx.channels_last and not plain.ctx.channels_last  # the engine makes its batches NHWC
+    plain_conv = next(m for m in plain.model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert plain_conv.weight.is_contiguous()
     before = [p.detach().clone() for p in nhwc.model.parameters()]
     times = cpu_train_step.step_seconds("baseline_r18", ["fp32", "bf16"], size=32, batch=2, steps=1, rounds=1)
     assert set(times) == {"fp32", "bf16"} and all(t > 0 for t in times.values())
-    assert nhwc.run(1) > 0
+    assert nhwc.run(1)[0] > 0
     assert any(not torch.equal(a, b) for a, b in zip(before, nhwc.model.parameters()))
 
 
