@@ -65,6 +65,9 @@ class TrainConfig:
     # benchmarks/cpu_train_step.py), ResNet-18 within noise; the usual choice on GPUs with mixed precision.
     channels_last: bool = True
     head_lr_mult: float = 1.0  # learning rate of everything but the backbone, as a multiple of lr
+    # Weight of PhaNet's gate-balance penalty, 1 - H(batch-mean beta) / log S (phanet.losses): 0 leaves the
+    # gate free, which on our synthetic data collapses onto the deepest scale at every pose.
+    gate_balance: float = 0.0
     cpu_amp: bool = False  # bf16 autocast for training on CPU (pays on CPUs with AVX512-BF16/AMX)
     keep_resume: bool = False  # keep resume.pt once the run has completed (it is deleted otherwise)
 
@@ -220,6 +223,7 @@ LIMITS: dict[tuple[str, str], tuple] = {
     ("train", "seed"): (0, None, False),
     ("train", "label_smoothing"): (0.0, 1.0, True),
     ("train", "head_lr_mult"): (0.0, None, False),
+    ("train", "gate_balance"): (0.0, None, False),
 }
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("data", "protocol"): ("subject_kfold", "official"),

@@ -179,6 +179,7 @@ class StepContext:
     device: torch.device
     amp: bool = True
     label_smoothing: float = 0.0
+    gate_balance: float = 0.0  # train.gate_balance (phanet.losses.gate_balance_penalty)
     channels_last: bool = False
     dist_info: DistInfo = field(default_factory=DistInfo)
     should_stop: Callable[[], bool] = lambda: False
@@ -213,7 +214,7 @@ def train_one_epoch(model: nn.Module, loader, ctx: StepContext, epoch: int, star
             with autocast_for(ctx.device, ctx.amp, ctx.cpu_bf16):
                 output = model(images)
             output = type(output)(*(o.float() if torch.is_tensor(o) else o for o in output))
-            loss = phanet_loss(output, expression, pose, ctx.weighting, ctx.label_smoothing)
+            loss = phanet_loss(output, expression, pose, ctx.weighting, ctx.label_smoothing, ctx.gate_balance)
             ctx.optimizer.zero_grad(set_to_none=True)
             ctx.scaler.scale(loss.total).backward()
             if ctx.diagnostics:
@@ -641,7 +642,8 @@ def _run_epochs(run: _Run, state: TrainState, on_step: Callable[[int, int], None
     with stop_on_signals() as should_stop:
         ctx = StepContext(weighting=run.weighting, optimizer=run.optimizer, scheduler=run.scheduler,
                           scaler=run.scaler, device=run.device, amp=train_cfg.amp,
-                          label_smoothing=train_cfg.label_smoothing, channels_last=train_cfg.channels_last,
+                          label_smoothing=train_cfg.label_smoothing, gate_balance=train_cfg.gate_balance,
+                          channels_last=train_cfg.channels_last,
                           dist_info=run.dist_info, should_stop=should_stop, on_step=on_step,
                           progress=run.progress and run.dist_info.is_main, cpu_bf16=train_cfg.cpu_amp)
         while state.epoch < train_cfg.epochs:

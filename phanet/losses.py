@@ -8,6 +8,7 @@ task. That is our reading of PhaNet's "dynamically learned loss weights"
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -45,6 +46,18 @@ def pose_loss(pose_logits: torch.Tensor, pose_target: torch.Tensor) -> tuple[tor
     if not bool(known.any()):
         return pose_logits.sum() * 0.0, False
     return F.cross_entropy(pose_logits[known], pose_target[known]), True
+
+
+def gate_balance_penalty(scale_weights: torch.Tensor) -> torch.Tensor:
+    """``1 - H(mean_b beta) / log S`` of PhaNet's scale weights ``[B, S]``: 0 when the batch uses every
+    scale equally on average, 1 when every sample puts all its weight on the same scale.
+
+    It penalises only the batch's average use of the scales (the load balancing of mixture-of-experts
+    gates), so each sample may still pick one scale sharply: what it rules out is the collapse onto one
+    scale for every pose, not a pose-dependent choice.
+    """
+    usage = scale_weights.float().mean(dim=0).clamp_min(1e-8)
+    return 1.0 - (-(usage * usage.log()).sum()) / math.log(scale_weights.shape[-1])
 
 
 class LearnedTaskWeights(nn.Module):
@@ -98,12 +111,15 @@ def phanet_loss(
     pose: torch.Tensor,
     weighting: nn.Module,
     label_smoothing: float = 0.0,
+    gate_balance: float = 0.0,
 ) -> LossBreakdown:
     """Total loss of a :class:`~phanet.models.PhaNetOutput` and each component (unweighted).
 
     Tasks the model lacks (no pose branch, no attention) are absent from ``components``; the pose
     task is also absent for a batch with no known pose, so its learned weight is not pushed around
-    by a loss that carries no information.
+    by a loss that carries no information. ``gate_balance`` > 0 adds that multiple of
+    :func:`gate_balance_penalty` (a regulariser with a fixed weight, outside the learned task
+    weighting; reported as component ``gate_balance``, unweighted).
     """
     components = {"fer": expression_loss(output.expression_logits, expression, label_smoothing)}
     if output.pose_logits is not None:
@@ -116,4 +132,8 @@ def phanet_loss(
     if output.scale_logits is not None:
         for s, loss in enumerate(attention_losses(output.scale_logits, expression, label_smoothing)):
             components[f"att{s}"] = loss
-    return LossBreakdown(weighting(components), components)
+    total = weighting(components)
+    if gate_balance > 0 and output.scale_weights is not None and output.scale_weights.shape[-1] > 1:
+        components["gate_balance"] = gate_balance_penalty(output.scale_weights)
+        total = total + gate_balance * components["gate_balance"]
+    return LossBreakdown(total, components)

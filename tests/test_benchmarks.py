@@ -48,6 +48,29 @@ def test_ablation_trains_every_model_and_reports_per_pose_tables_task_and_scale_
     assert again["presets"]["kdef5"]["runs"] == entry["runs"]
 
 
+@pytest.mark.slow
+def test_ablation_jobs_train_runs_side_by_side_with_the_same_results_in_the_same_order(tmp_path):
+    settings = ablation.AblationSettings(presets=("kdef5",), models=("baseline_effl0", "phanet_effl0"), seeds=(0, 1),
+                                         data_seeds=(0,), size=32, epochs=1, train_subjects=2, val_subjects=1,
+                                         test_subjects=1, device="cpu", pretrained=False)
+    lines = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # two jobs: one thread per worker
+    try:
+        parallel = ablation.run_ablation(settings, tmp_path / "parallel", log_line=lines.append, jobs=2)
+        torch.set_num_threads(1)  # the same thread count as each worker had
+        serial = ablation.run_ablation(settings, tmp_path / "serial", log_line=lambda line: None)
+    finally:
+        torch.set_num_threads(threads)
+    assert sum("test acc" in line for line in lines) == 4  # one line per run, as each finishes
+    for model in settings.models:
+        got, expected = parallel["presets"]["kdef5"]["runs"][model], serial["presets"]["kdef5"]["runs"][model]
+        assert [r["seed"] for r in got] == [0, 1]
+        for a, b in zip(got, expected):
+            assert a["accuracy"] == b["accuracy"] and a["per_pose_accuracy"] == b["per_pose_accuracy"]
+            assert a["history"] == b["history"]
+
+
 def test_ablation_tables_show_mean_and_std_over_seeds_and_marginals_for_pitched_presets():
     poses = ["yaw-15_pitch-15", "yaw+15_pitch-15", "yaw-15_pitch+15", "yaw+15_pitch+15"]
     angles = [[-15, -15], [15, -15], [-15, 15], [15, 15]]

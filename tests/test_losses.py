@@ -2,12 +2,14 @@
 
 import math
 
+import pytest
 import torch
 
 from phanet.losses import (
     FixedTaskWeights,
     LearnedTaskWeights,
     attention_losses,
+    gate_balance_penalty,
     phanet_loss,
     pose_loss,
     task_names_for,
@@ -72,3 +74,28 @@ def test_attention_losses_give_one_cross_entropy_per_scale():
     losses = attention_losses(scale_logits, target)
     for s in range(3):
         torch.testing.assert_close(losses[s], torch.nn.functional.cross_entropy(scale_logits[:, s], target))
+
+
+def test_gate_balance_penalty_is_zero_for_even_use_of_scales_and_one_for_a_collapsed_gate():
+    assert float(gate_balance_penalty(torch.full((4, 3), 1 / 3))) == pytest.approx(0.0, abs=1e-6)
+    collapsed = torch.tensor([[0.0, 0.0, 1.0]] * 4)
+    assert float(gate_balance_penalty(collapsed)) == pytest.approx(1.0, abs=1e-4)
+    # Sharp per sample but each scale used by a third of the batch: no penalty (a pose-dependent choice).
+    assert float(gate_balance_penalty(torch.eye(3))) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_phanet_loss_adds_the_gate_balance_penalty_only_when_weighted():
+    out = PhaNetOutput(
+        expression_logits=torch.randn(2, 7),
+        pose_logits=torch.randn(2, 5),
+        scale_weights=torch.tensor([[0.0, 0.1, 0.9], [0.0, 0.2, 0.8]]),
+        scale_logits=torch.randn(2, 3, 7),
+    )
+    weighting = FixedTaskWeights(task_names_for(3, True))
+    target, pose = torch.tensor([0, 1]), torch.tensor([0, 1])
+    plain = phanet_loss(out, target, pose, weighting)
+    balanced = phanet_loss(out, target, pose, weighting, gate_balance=2.0)
+    assert "gate_balance" not in plain.components
+    penalty = balanced.components["gate_balance"]
+    assert 0 < float(penalty) < 1
+    torch.testing.assert_close(balanced.total, plain.total + 2.0 * penalty)

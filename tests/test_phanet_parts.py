@@ -182,3 +182,32 @@ def test_a_gate_floor_keeps_every_scale_in_the_fusion():
     assert torch.allclose(beta, torch.full_like(beta, 1 / 3))  # floor 1: the att_* mean fusion
     with pytest.raises(ValueError, match="gate_floor"):
         PhaNetConfig(gate_floor=1.5)
+
+
+def test_logit_fusion_mixes_the_scale_classifiers_by_beta_and_has_no_shared_classifier():
+    torch.manual_seed(0)
+    model = PhaNet(PhaNetConfig(fusion_point="logits")).eval()
+    assert not hasattr(model, "classifier")
+    out = model(torch.randn(2, 3, 64, 64))
+    expected = (out.scale_weights.unsqueeze(-1) * out.scale_logits).sum(dim=1)
+    torch.testing.assert_close(out.expression_logits, expected)
+    # Mean fusion (the att ablation) fuses the same way: the plain average of the experts' logits.
+    att = PhaNet(PhaNetConfig(fusion_point="logits", scale_fusion="mean")).eval()
+    att_out = att(torch.randn(2, 3, 64, 64))
+    torch.testing.assert_close(att_out.expression_logits, att_out.scale_logits.mean(dim=1))
+    with pytest.raises(ValueError, match="fusion_point"):
+        PhaNetConfig(fusion_point="features")
+
+
+def test_a_logit_fusion_model_saves_and_loads_with_its_fusion_point(tmp_path):
+    from phanet.checkpoint import load_model, save_checkpoint
+    from phanet.data.base import LabelSpace
+
+    torch.manual_seed(0)
+    label_space = LabelSpace(("neutral", "happy"))
+    model = create_model("phanet_r18", num_expressions=2, num_poses=1, label_space=label_space,
+                         input_size=64, fusion_point="logits").eval()
+    images = torch.randn(1, 3, 64, 64)
+    loaded = load_model(save_checkpoint(tmp_path / "best", model)).eval()
+    assert loaded.config.fusion_point == "logits"
+    torch.testing.assert_close(loaded(images).expression_logits, model(images).expression_logits)

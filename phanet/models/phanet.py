@@ -75,6 +75,10 @@ class PhaNetConfig:
     gate_temperature: float = 1.0  # beta = softmax(gate logits / T); T > 1 keeps beta softer
     gate_detach: bool = False  # the gate sees the pose branch's outputs without back-propagating into it
     gate_floor: float = 0.0  # share of beta spread evenly over scales: beta = floor/S + (1 - floor) * softmax
+    # Where the scales are fused: "embedding" (the paper's z = sum_s beta_s v_s into one shared classifier)
+    # or "logits" (sum_s beta_s times each scale classifier's logits: a pose-gated mixture of the per-scale
+    # experts that the attention losses train, with no shared classifier).
+    fusion_point: str = "embedding"  # "embedding" | "logits"
 
     def __post_init__(self):
         choices = {
@@ -84,6 +88,7 @@ class PhaNetConfig:
             "gate_input": ("probs", "embedding", "both"),
             "selection": ("soft", "hard"),
             "attention_pooling": ("weighted", "residual"),
+            "fusion_point": ("embedding", "logits"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -212,6 +217,9 @@ class PhaNet(nn.Module):
             head_dim = config.embed_dim
         else:
             head_dim = channels[-1]
+        # Logit fusion reads the scale classifiers only: no shared classifier (an unused one would leave
+        # parameters without gradient, which DistributedDataParallel rejects).
+        self.fuses_logits = config.use_attention and config.fusion_point == "logits"
 
         if config.use_pose:
             pose_in = config.embed_dim if (config.use_attention and config.pose_input == "attended") else channels[-1]
@@ -220,7 +228,8 @@ class PhaNet(nn.Module):
             self.pose_classifier = nn.Linear(pose_embed_dim, config.num_poses)
         if config.use_attention and config.scale_fusion == "pose_adaptive":
             self.gate = PoseGate(config.num_poses, pose_embed_dim, len(channels), config.gate_input)
-        self.classifier = nn.Linear(head_dim, config.num_expressions)
+        if not self.fuses_logits:
+            self.classifier = nn.Linear(head_dim, config.num_expressions)
 
     def forward(self, images: torch.Tensor, return_attention: bool = False) -> PhaNetOutput:
         """``images [B, 3, H, W]`` normalised with ``self.mean``/``self.std`` -> :class:`PhaNetOutput`."""
@@ -257,9 +266,13 @@ class PhaNet(nn.Module):
                 beta = hard_top_k(beta, cfg.top_k)
         else:
             beta = stacked.new_full(stacked.shape[:2], 1.0 / stacked.shape[1])
-        fused = (beta.unsqueeze(-1) * stacked).sum(dim=1)  # [B, D]
+        if self.fuses_logits:
+            expression_logits = (beta.unsqueeze(-1) * scale_logits).sum(dim=1)  # [B, E]
+        else:
+            fused = (beta.unsqueeze(-1) * stacked).sum(dim=1)  # [B, D]
+            expression_logits = self.classifier(self.dropout(fused))
         return PhaNetOutput(
-            expression_logits=self.classifier(self.dropout(fused)),
+            expression_logits=expression_logits,
             pose_logits=pose_logits,
             scale_weights=beta,
             scale_logits=scale_logits,
