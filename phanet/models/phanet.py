@@ -217,9 +217,6 @@ class PhaNet(nn.Module):
             head_dim = config.embed_dim
         else:
             head_dim = channels[-1]
-        # Logit fusion reads the scale classifiers only: no shared classifier (an unused one would leave
-        # parameters without gradient, which DistributedDataParallel rejects).
-        self.fuses_logits = config.use_attention and config.fusion_point == "logits"
 
         if config.use_pose:
             pose_in = config.embed_dim if (config.use_attention and config.pose_input == "attended") else channels[-1]
@@ -228,6 +225,8 @@ class PhaNet(nn.Module):
             self.pose_classifier = nn.Linear(pose_embed_dim, config.num_poses)
         if config.use_attention and config.scale_fusion == "pose_adaptive":
             self.gate = PoseGate(config.num_poses, pose_embed_dim, len(channels), config.gate_input)
+        # Logit fusion reads the scale classifiers only: no shared classifier (an unused one would leave
+        # parameters without gradient, which DistributedDataParallel rejects).
         if not self.fuses_logits:
             self.classifier = nn.Linear(head_dim, config.num_expressions)
 
@@ -290,6 +289,11 @@ class PhaNet(nn.Module):
     @property
     def std(self) -> tuple[float, ...]:
         return self.data_config.std
+
+    @property
+    def fuses_logits(self) -> bool:
+        """Whether the expression logits mix the scale classifiers' logits (``fusion_point="logits"``)."""
+        return self.config.use_attention and self.config.fusion_point == "logits"
 
     @property
     def num_scales(self) -> int:
