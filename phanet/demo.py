@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DemoSettings:
-    """Sizes of the demo; ``quick()`` is the CI-sized variant (70-90 s on 2 CPU cores)."""
+    """Sizes of the demo; ``quick()`` is the CI-sized variant (about 70 s on 2 CPU cores)."""
 
     poses: str = "kdef5"
     size: int = 64
@@ -129,6 +129,10 @@ def demo_config(settings: DemoSettings, model: str) -> Config:
 
 
 STATE_FILE = "demo_state.json"
+# Version of what a demo folder means: 2 since subjects are numbered test first, then validation, then
+# training. A folder of another version would re-render other faces for the same settings, so it is not
+# continued (its state file has no "format" before version 2).
+STATE_FORMAT = 2
 
 
 def settings_to_json(settings: DemoSettings) -> dict:
@@ -140,7 +144,12 @@ def _read_state(out_dir: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{out_dir} holds no demo to resume (no {STATE_FILE}); "
                                 f"start one with `phanet demo --out {out_dir}`")
-    return json.loads(path.read_text())
+    state = json.loads(path.read_text())
+    if state.get("format") != STATE_FORMAT:
+        raise ValueError(f"{path}: a demo of format {state.get('format', 1)}, written by an older phanet (this one "
+                         f"continues format {STATE_FORMAT}); it numbered its subjects differently, so resuming it "
+                         f"would train on other faces: start it again with `phanet demo --overwrite --out {out_dir}`")
+    return state
 
 
 def _write_state(out_dir: Path, state: dict) -> None:
@@ -171,20 +180,22 @@ def _duration(seconds: float) -> str:
 
 
 class DemoProgress:
-    """The demo's overall progress over every model's training steps: model k of n, epoch, ETA.
+    """The demo's overall progress over every model's training steps: which models train, epoch, ETA.
 
-    With ``bar=True`` (a terminal) it is one tqdm line above the per-epoch bars; otherwise one log
-    line per finished epoch. The ETA extrapolates the training steps timed in this process (model
-    building, evaluation and reports are not in it).
+    Models may train one after the other or side by side (``phanet demo --jobs``); the line names the
+    ones training now. With ``bar=True`` (a terminal) it is one tqdm line above the per-epoch bars;
+    otherwise one log line per finished epoch. The ETA extrapolates the training steps timed in this
+    run (model building, evaluation and reports are not in it; steps done before a resume are not timed).
     """
 
     def __init__(self, models, epochs: int, steps_per_epoch: int, bar: bool):
         self.models, self.epochs, self.steps = list(models), max(1, epochs), max(1, steps_per_epoch)
         self.total = len(self.models) * self.epochs * self.steps
-        self.model = 0
-        self.done = 0
-        self._first: tuple[int, float] | None = None  # (steps done, time) at the first timed step
-        self._untimed = 0  # steps counted as done after that without being run here (reused models)
+        self.counts = [0] * len(self.models)  # training steps done, per model
+        self.running: list[int] = []
+        self._started: float | None = None  # when the first step of this run was reported
+        self._timed = 0  # steps reported one by one since then (a model's first report may jump: not timed)
+        self._seen: set[int] = set()
         self.bar = None
         if bar:
             self.bar = tqdm(total=self.total, desc="demo", position=0, dynamic_ncols=True,
@@ -197,55 +208,67 @@ class DemoProgress:
         if self.bar is not None:
             self.bar.close()
 
+    @property
+    def done(self) -> int:
+        return sum(self.counts)
+
     def eta(self) -> float | None:
-        if self._first is None or self.done <= self._first[0]:
+        if not self._timed:
             return None
-        steps, t0 = self._first
-        timed = self.done - steps - self._untimed
-        if timed <= 0:
-            return None
-        return (self.total - self.done) * (time.perf_counter() - t0) / timed
+        return (self.total - self.done) * (time.perf_counter() - self._started) / self._timed
 
-    def line(self, epoch: int) -> str:
-        name = self.models[self.model]
+    def _epoch(self, k: int) -> int:
+        return min(self.epochs, max(0, self.counts[k] - 1) // self.steps + 1)
+
+    def describe(self) -> str:
+        """``model 1/2 phanet_effl0, epoch 3/6``, or for models side by side ``phanet_effl0 epoch 3/6, ...``."""
+        shown = self.running or [0]
+        if len(shown) == 1:
+            k = shown[0]
+            return f"model {k + 1}/{len(self.models)} {self.models[k]}, epoch {self._epoch(k)}/{self.epochs}"
+        return ", ".join(f"{self.models[k]} epoch {self._epoch(k)}/{self.epochs}" for k in shown)
+
+    def line(self) -> str:
         eta = self.eta()
-        return (f"model {self.model + 1}/{len(self.models)} {name}, epoch {min(epoch, self.epochs)}/{self.epochs}, "
-                f"{100 * self.done / self.total:.0f}% of training, ETA {'?' if eta is None else _duration(eta)}")
+        return (f"{self.describe()}, {100 * self.done / self.total:.0f}% of training, "
+                f"ETA {'?' if eta is None else _duration(eta)}")
 
-    def _show(self, epoch: int) -> None:
+    def _show(self) -> None:
         if self.bar is not None:
             eta = self.eta()
-            self.bar.set_description_str(
-                f"demo: model {self.model + 1}/{len(self.models)} {self.models[self.model]}, "
-                f"epoch {min(epoch, self.epochs)}/{self.epochs}", refresh=False)
+            self.bar.set_description_str(f"demo: {self.describe()}", refresh=False)
             self.bar.set_postfix_str(f"ETA {'?' if eta is None else _duration(eta)}", refresh=False)
             self.bar.n = self.done
             self.bar.refresh()
 
-    def _jump(self, done: int) -> None:
-        if self._first is not None:  # work not run here must not count as fast steps
-            self._untimed += done - self.done
-        self.done = done
-
     def start(self, k: int) -> None:
-        self.model = k
-        self._jump(k * self.epochs * self.steps)
-        self._show(1)
+        """Model ``k`` starts (or continues) training."""
+        if k not in self.running:
+            self.running.append(k)
+        self._show()
 
     def finished(self, k: int) -> None:
         """Model ``k`` is done (trained now, or earlier and reused)."""
-        self.model = k
-        self._jump((k + 1) * self.epochs * self.steps)
-        self._show(self.epochs)
+        self.counts[k] = self.epochs * self.steps
+        if k in self.running:
+            self.running.remove(k)
+        self._show()
 
-    def on_step(self, epoch: int, step: int) -> None:
-        """After training step ``step`` (1-based) of epoch ``epoch`` (0-based) of the current model."""
-        self.done = min(self.total, (self.model * self.epochs + epoch) * self.steps + min(step, self.steps))
-        if self._first is None:
-            self._first = (self.done, time.perf_counter())
-        self._show(epoch + 1)
+    def on_step(self, epoch: int, step: int, k: int | None = None) -> None:
+        """After training step ``step`` (1-based) of epoch ``epoch`` (0-based) of model ``k`` (default: the
+        one training)."""
+        if k is None:
+            k = self.running[-1] if self.running else 0
+        count = min(self.epochs * self.steps, epoch * self.steps + min(step, self.steps))
+        if self._started is None:
+            self._started = time.perf_counter()
+        if k in self._seen:
+            self._timed += max(0, count - self.counts[k])
+        self._seen.add(k)
+        self.counts[k] = count
+        self._show()
         if self.bar is None and step >= self.steps:
-            log.info("%s", self.line(epoch + 1))
+            log.info("%s", self.line())
 
 
 def run_demo(
@@ -256,6 +279,7 @@ def run_demo(
     keep_resume: bool = False,
     on_step: Callable[[str, int, int], None] | None = None,
     overwrite: bool = False,
+    jobs: int = 1,
 ) -> dict:
     """Train and evaluate every model of ``settings``; returns ``{model: test metrics}``.
 
@@ -264,8 +288,13 @@ def run_demo(
     reused, an interrupted one continues from its ``resume.pt``. ``keep_resume``: keep each model's
     ``resume.pt`` after it completes. ``on_step(model, epoch, step)`` is called after each training step.
     An existing demo in ``out_dir`` is an error unless ``resume`` or ``overwrite`` (which retrains every model).
+    ``jobs`` > 1 trains that many models side by side in worker processes, each on
+    ``torch.get_num_threads() // jobs`` threads (:mod:`phanet.demo_jobs`; :func:`auto_jobs` is the CLI's
+    default); not with ``on_step``, which is called in this process.
     """
-    demo = _Demo(Path(out_dir), settings, progress, resume, keep_resume, overwrite, on_step)
+    if jobs > 1 and on_step is not None:
+        raise ValueError("on_step is called in this process: it needs jobs=1")
+    demo = _Demo(Path(out_dir), settings, progress, resume, keep_resume, overwrite, on_step, jobs)
     demo.out_dir.mkdir(parents=True, exist_ok=True)
     state = _start_state(demo)
     started = time.perf_counter()
@@ -288,12 +317,13 @@ class _Demo:
     keep_resume: bool
     overwrite: bool
     on_step: Callable[[str, int, int], None] | None
+    jobs: int = 1
 
 
 def _start_state(demo: _Demo) -> dict:
     """Check ``--resume``/``--overwrite`` against the folder; write (and return) the demo's state file."""
     out_dir = demo.out_dir
-    state = {"settings": settings_to_json(demo.settings), "finished": []}
+    state = {"format": STATE_FORMAT, "settings": settings_to_json(demo.settings), "finished": []}
     if demo.resume and demo.overwrite:
         raise ValueError("--resume and --overwrite contradict each other: choose one")
     if not demo.resume and not demo.overwrite and (out_dir / STATE_FILE).is_file():
@@ -308,31 +338,73 @@ def _start_state(demo: _Demo) -> dict:
     return state
 
 
+def auto_jobs(settings: DemoSettings) -> int:
+    """How many of the demo's models to train side by side: on a CPU, one per torch thread (at most one per
+    model), since EfficientNet-Lite0 at the demo's sizes trains almost as fast on one thread as on two (its
+    depthwise convolutions and batch norms are memory-bound), so two models side by side at one thread each
+    finish in about half the wall time of one after the other at two threads. On a GPU, one at a time."""
+    import torch
+
+    if settings.device == "cuda" or (settings.device == "auto" and torch.cuda.is_available()):
+        return 1
+    return max(1, min(len(settings.models), torch.get_num_threads()))
+
+
 def _train_models(demo: _Demo, index: DatasetIndex, split: dict[str, list[int]], state: dict) -> dict:
-    """Each model in turn under one overall progress line: reused when finished earlier, else trained
-    (and recorded as finished in the state file)."""
+    """Every model under one overall progress line: reused when finished earlier, else trained (one after
+    the other, or ``demo.jobs`` side by side) and recorded as finished in the state file."""
     settings = demo.settings
     train_size = len(split["train"])
     steps_per_epoch = train_size // max(1, min(settings.batch_size, train_size))
     results = {}
     redirect = _logging_above_bars() if demo.progress else _no_context()
     with redirect, DemoProgress(settings.models, settings.epochs, steps_per_epoch, bar=demo.progress) as overall:
+
+        def record(k: int, model: str, metrics: dict) -> None:
+            results[model] = metrics
+            state["finished"].append(model)
+            _write_state(demo.out_dir, state)
+            overall.finished(k)
+
+        todo = []
         for k, model in enumerate(settings.models):
             if model in state["finished"]:
                 results[model] = json.loads((demo.out_dir / model / "metrics.json").read_text())
                 log.info("%s finished earlier: reusing %s", model, demo.out_dir / model)
+                overall.finished(k)
             else:
-                results[model] = _train_model(demo, k, model, index, split, overall)
-                state["finished"].append(model)
-                _write_state(demo.out_dir, state)
-            overall.finished(k)
-    return results
+                todo.append((k, model))
+        if demo.jobs > 1 and len(todo) > 1:
+            from phanet.demo_jobs import train_side_by_side
+
+            train_side_by_side(demo, todo, index, split, overall, record)
+        else:
+            for k, model in todo:
+                record(k, model, _train_model(demo, k, model, index, split, overall))
+    return {model: results[model] for model in settings.models}
 
 
 def _train_model(demo: _Demo, k: int, model: str, index: DatasetIndex, split: dict[str, list[int]],
-                 overall: DemoProgress) -> dict:
+                 overall) -> dict:
     """Train model ``k`` of the demo in its own run folder (continuing its ``resume.pt`` when resuming)."""
-    from phanet.engine import PreparedData, TrainingInterrupted, fit
+    from phanet.engine import TrainingInterrupted
+
+    try:
+        return fit_demo_model(demo, k, model, index, split, overall)
+    except TrainingInterrupted as stop:  # the model's own run folder is not what continues: the demo is
+        raise TrainingInterrupted(resume_hint(demo, [f"{model}: {stop.where}"])) from None
+
+
+def resume_hint(demo: _Demo, stops: list[str]) -> str:
+    """``"phanet_effl0: stopped at epoch 2, step 3; resume with `phanet demo --resume --out DIR`"``."""
+    return f"{'; '.join(stops)}; resume with `phanet demo --resume --out {demo.out_dir}`"
+
+
+def fit_demo_model(demo: _Demo, k: int, model: str, index: DatasetIndex, split: dict[str, list[int]],
+                   overall) -> dict:
+    """``fit`` for model ``k``; ``overall`` gets ``start(k)`` and ``on_step(epoch, step)`` (a
+    :class:`DemoProgress`, or a worker's messenger to the parent's)."""
+    from phanet.engine import PreparedData, fit
     from phanet.resume import RESUME_FILE
 
     settings, run_dir = demo.settings, demo.out_dir / model
@@ -351,12 +423,8 @@ def _train_model(demo: _Demo, k: int, model: str, index: DatasetIndex, split: di
             demo.on_step(model, epoch, step)
 
     data = PreparedData(index, copy.deepcopy(split))
-    try:
-        return fit(config, run_dir, data=data, resume=continuing, progress=demo.progress, on_step=step_hook,
-                   overwrite=restart)
-    except TrainingInterrupted as stop:  # the model's own run folder is not what continues: the demo is
-        raise TrainingInterrupted(f"{model}: {stop.where}; resume with `phanet demo --resume --out {demo.out_dir}`") \
-            from None
+    return fit(config, run_dir, data=data, resume=continuing, progress=demo.progress, on_step=step_hook,
+               overwrite=restart)
 
 
 def _write_summary(demo: _Demo, split: dict[str, list[int]], results: dict, wall: float) -> None:
@@ -375,6 +443,7 @@ def _write_summary(demo: _Demo, split: dict[str, list[int]], results: dict, wall
         "wall_seconds": wall,  # of this invocation (a resumed demo: the part run after resuming)
         "resumed": demo.resume,
         "torch_threads": torch.get_num_threads(),
+        "jobs": demo.jobs,  # models trained side by side, each on torch_threads // jobs threads
         "results": {m: {k: r[k] for k in ("accuracy", "macro_f1", "per_pose_accuracy", "per_expression_accuracy",
                                           "train_seconds", "best_epoch")} for m, r in results.items()},
     }

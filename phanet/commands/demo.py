@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from phanet.commands.common import add_threads_flag, apply_threads, show_progress
+from phanet.commands.common import add_threads_flag, apply_threads, positive_int, show_progress
 
 # flags that set demo sizes: fixed by the demo folder when resuming
 SETTING_FLAGS = ("poses", "epochs", "size", "train_subjects", "test_subjects", "models", "device", "workers", "seed",
@@ -22,7 +22,7 @@ def register(subparsers) -> None:
         "on unseen subjects, print their per-pose accuracy side by side and write a report folder. "
         "See the README for its measured time and accuracy; --quick is a CI-sized smoke run.",
     )
-    parser.add_argument("--quick", action="store_true", help="a small run (CI-sized, 70-90 s on 2 CPU cores)")
+    parser.add_argument("--quick", action="store_true", help="a small run (CI-sized, about 70 s on 2 CPU cores)")
     parser.add_argument("--out", metavar="DIR", help="report folder (default: a new folder under runs/)")
     parser.add_argument("--poses", help="pose preset: kdef5 (default), bu3dfe35, multipie7, multipie13")
     parser.add_argument("--epochs", type=int)
@@ -50,6 +50,9 @@ def register(subparsers) -> None:
                         help="replace an existing demo in --out (every model is trained again)")
     parser.add_argument("--keep-resume", action="store_true",
                         help="keep each model's resume.pt after it completes (default: deleted)")
+    parser.add_argument("--jobs", type=positive_int, metavar="N",
+                        help="models trained side by side, each in its own process on threads/N torch threads "
+                        "(default on a CPU: one per thread, at most one per model; on a GPU: 1)")
     add_threads_flag(parser)
     parser.set_defaults(func=run)
 
@@ -62,7 +65,7 @@ def run(args) -> int:
     from pathlib import Path
 
     apply_threads(args)
-    from phanet.demo import DemoSettings, load_demo_settings, run_demo
+    from phanet.demo import DemoSettings, auto_jobs, load_demo_settings, run_demo
     from phanet.engine import TrainingInterrupted
     from phanet.synth.render import check_randomize
 
@@ -96,7 +99,7 @@ def run(args) -> int:
     previous = signal.signal(signal.SIGTERM, terminate) if in_main_thread else None
     try:
         run_demo(out, settings, progress=progress, resume=args.resume, keep_resume=args.keep_resume,
-                 overwrite=args.overwrite)
+                 overwrite=args.overwrite, jobs=args.jobs or auto_jobs(settings))
     except TrainingInterrupted as stop:
         print(f"phanet demo: {stop}", file=sys.stderr)
         return 130
