@@ -56,10 +56,12 @@ from phanet.demo import DemoSettings, demo_config, render_demo_data  # noqa: E40
 # pretrained offline (``--models baseline_r18 mtl_r18 att_r18 phanet_r18 --no-pretrained`` for ResNet-18).
 MODELS = ("baseline_effl0", "mtl_effl0", "att_effl0", "phanet_effl0")
 PRESETS = ("kdef5", "bu3dfe35", "multipie13")
-# Per-preset data sizes of the CPU default: (train subjects, images per subject x expression x pose cell).
-# At least 40 training identities everywhere: with fewer, subject variation decides the ranking.
-PRESET_DEFAULTS = {"kdef5": (40, 1), "bu3dfe35": (40, 1), "multipie13": (40, 1)}
-FALLBACK_DEFAULT = (40, 1)
+# Per-preset data sizes of the CPU default: (train subjects, images per subject x expression x pose cell,
+# poses per training subject or None for all). At least 40 training identities everywhere: with fewer,
+# subject variation decides the ranking. bu3dfe35's 40 training subjects are each rendered in 5 of its 35
+# poses (every pose gets 5-6 of them): the images, and so the cost, of kdef5; test subjects keep every pose.
+PRESET_DEFAULTS = {"kdef5": (40, 1, None), "bu3dfe35": (40, 1, 5), "multipie13": (40, 1, None)}
+FALLBACK_DEFAULT = (40, 1, None)
 
 
 @dataclass
@@ -75,6 +77,7 @@ class AblationSettings:
     val_subjects: int = 4
     test_subjects: int = 8
     per_cell: int | None = None  # None: PRESET_DEFAULTS
+    train_poses_per_subject: int | None = None  # None: PRESET_DEFAULTS; 0: every pose
     batch_size: int = 32
     lr: float = 1e-3  # pretrained backbone: 2e-3 (the from-scratch value) is not needed
     augment: str = "light"
@@ -87,11 +90,14 @@ class AblationSettings:
     train_overrides: dict = field(default_factory=dict)  # TrainConfig fields, e.g. {head_lr_mult: 10}
 
     def demo_settings(self, preset: str, data_seed: int | None = None) -> DemoSettings:
-        subjects, per_cell = PRESET_DEFAULTS.get(preset, FALLBACK_DEFAULT)
+        subjects, per_cell, poses_per_subject = PRESET_DEFAULTS.get(preset, FALLBACK_DEFAULT)
+        if self.train_poses_per_subject is not None:
+            poses_per_subject = self.train_poses_per_subject or None
         data_seed = self.data_seeds[0] if data_seed is None else data_seed
         return DemoSettings(
             poses=preset, size=self.size, train_subjects=self.train_subjects or subjects,
             val_subjects=self.val_subjects, test_subjects=self.test_subjects, per_cell=self.per_cell or per_cell,
+            train_poses_per_subject=poses_per_subject,
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=data_seed,
             models=tuple(self.models), device=self.device, workers=self.workers,
         )
@@ -503,10 +509,14 @@ def parse_args(argv: list[str] | None = None) -> tuple[AblationSettings, argpars
     parser.add_argument("--size", type=int, default=defaults.size, help="image side in pixels")
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--train-subjects", type=int, default=None,
-                        help=f"training subjects (default per preset: {PRESET_DEFAULTS})")
+                        help="training subjects (default per preset: "
+                        f"{ {p: d[0] for p, d in PRESET_DEFAULTS.items()} })")
     parser.add_argument("--val-subjects", type=int, default=defaults.val_subjects)
     parser.add_argument("--test-subjects", type=int, default=defaults.test_subjects)
     parser.add_argument("--per-cell", type=int, default=None, help="images per subject x expression x pose")
+    parser.add_argument("--train-poses-per-subject", type=int, default=None, metavar="K",
+                        help="render each training subject in K of the preset's poses, dealt evenly (0: all; "
+                        f"default per preset: {({p: d[2] for p, d in PRESET_DEFAULTS.items()})})")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--augment", default=defaults.augment, choices=("none", "light", "standard", "strong"))
@@ -539,7 +549,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[AblationSettings, argpars
     settings = AblationSettings(
         presets=tuple(args.presets), models=tuple(args.models), seeds=tuple(args.seeds), size=args.size,
         epochs=args.epochs, train_subjects=args.train_subjects, val_subjects=args.val_subjects,
-        test_subjects=args.test_subjects, per_cell=args.per_cell, batch_size=args.batch_size, lr=args.lr,
+        test_subjects=args.test_subjects, per_cell=args.per_cell, train_poses_per_subject=args.train_poses_per_subject,
+        batch_size=args.batch_size, lr=args.lr,
         augment=args.augment, data_seeds=tuple(args.data_seeds), pretrained=args.pretrained, device=args.device,
         workers=args.workers, channels_last=args.channels_last,
         model_options=parse_key_values(args.option, "--option"),

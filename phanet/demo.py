@@ -42,6 +42,10 @@ class DemoSettings:
     val_subjects: int = 4
     test_subjects: int = 8
     per_cell: int = 2
+    # None: every training subject in every pose of the preset. K: each training subject in K of them,
+    # dealt so that every pose gets about as many subjects (seeded by ``seed``); validation and test
+    # subjects keep every pose. Lets a 35-pose preset train at the cost of a 5-pose one (benchmarks/ablation.py).
+    train_poses_per_subject: int | None = None
     epochs: int = 6
     batch_size: int = 32
     lr: float = 1e-3
@@ -97,8 +101,12 @@ def render_demo_data(settings: DemoSettings, progress: bool = True) -> tuple[Dat
         render = RenderSettings(settings.size, align_padding=settings.align_padding, randomize=settings.randomize)
         index = synthetic_index(range(first, first + count), settings.poses, render, settings.seed, settings.per_cell)
         label_space = index.label_space
-        split[part] = list(range(len(samples), len(samples) + len(index.samples)))
-        samples.extend(index.samples)
+        part_samples = index.samples
+        if part == "train" and settings.train_poses_per_subject:
+            part_samples = _some_poses_per_subject(part_samples, settings.train_poses_per_subject,
+                                                   len(label_space.poses), settings.seed)
+        split[part] = list(range(len(samples), len(samples) + len(part_samples)))
+        samples.extend(part_samples)
         first += count
     # render once, on every core torch may use; both models train on the same pixels
     images = render_recipes([sample.image for sample in samples], processes=render_processes(), progress=progress)
@@ -106,6 +114,21 @@ def render_demo_data(settings: DemoSettings, progress: bool = True) -> tuple[Dat
         sample.image = image
     split = {part: split[part] for part in ("train", "val", "test")}
     return DatasetIndex(samples, label_space, name=f"synthetic-{settings.poses}", crop=index.crop), split
+
+
+def _some_poses_per_subject(samples: list[Sample], per_subject: int, poses: int, seed: int) -> list[Sample]:
+    """The samples of each subject in ``per_subject`` of the ``poses`` poses: subject i (in order of first
+    appearance) gets positions i*K .. i*K+K-1 (mod poses) of one seeded permutation of the poses, so every
+    pose is dealt to about as many subjects."""
+    import numpy as np
+
+    if not 1 <= per_subject <= poses:
+        raise ValueError(f"train_poses_per_subject must be in 1..{poses} (the preset's poses), got {per_subject}")
+    order = np.random.default_rng([seed, 7919]).permutation(poses)
+    subjects = list(dict.fromkeys(sample.subject for sample in samples))
+    kept = {subject: {int(order[(i * per_subject + j) % poses]) for j in range(per_subject)}
+            for i, subject in enumerate(subjects)}
+    return [sample for sample in samples if sample.pose in kept[sample.subject]]
 
 
 def demo_config(settings: DemoSettings, model: str) -> Config:

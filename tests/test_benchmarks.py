@@ -100,6 +100,12 @@ def test_ablation_settings_use_per_preset_sizes_unless_overridden():
     config = ablation.train_config(default, "kdef5", "att_effl0", seed=7, data_seed=1)
     assert (config.train.seed, config.train.patience, config.model.pretrained) == (7, 0, True)
     assert default.demo_settings("kdef5", data_seed=1).seed == 1  # the identities the renderer draws
+    # bu3dfe35 trains each subject in 5 of its 35 poses (kdef5's cost); 0 asks for every pose
+    assert default.demo_settings("bu3dfe35").train_poses_per_subject == 5
+    assert default.demo_settings("kdef5").train_poses_per_subject is None
+    every_pose = ablation.AblationSettings(train_poses_per_subject=0).demo_settings("bu3dfe35")
+    assert every_pose.train_poses_per_subject is None
+    assert ablation.AblationSettings(train_poses_per_subject=3).demo_settings("kdef5").train_poses_per_subject == 3
     tuned = ablation.AblationSettings(model_options={"attention_pooling": "residual"},
                                       train_overrides={"head_lr_mult": 10.0})
     config = ablation.train_config(tuned, "kdef5", "phanet_effl0", seed=0)

@@ -35,6 +35,23 @@ def test_demo_data_keeps_train_val_and_test_subjects_disjoint():
     assert len(more_split["train"]) == 3 * 35
 
 
+def test_training_subjects_can_be_dealt_a_few_poses_each_and_every_pose_gets_its_share():
+    settings = DemoSettings(train_subjects=5, val_subjects=1, test_subjects=1, per_cell=1, size=32,
+                            train_poses_per_subject=2)
+    index, split = render_demo_data(settings, progress=False)
+    poses_of = {}
+    for i in split["train"]:
+        sample = index.samples[i]
+        poses_of.setdefault(sample.subject, set()).add(sample.pose)
+    assert len(poses_of) == 5 and all(len(poses) == 2 for poses in poses_of.values())
+    assert len(split["train"]) == 5 * 2 * 7  # every expression in each of a subject's poses
+    dealt = [pose for poses in poses_of.values() for pose in poses]
+    assert sorted(dealt.count(p) for p in range(5)) == [2, 2, 2, 2, 2]  # 10 deals over 5 poses, evenly
+    assert {index.samples[i].pose for i in split["test"]} == set(range(5))  # test subjects keep every pose
+    with pytest.raises(ValueError, match="train_poses_per_subject must be in 1..5"):
+        render_demo_data(dataclasses.replace(settings, train_poses_per_subject=6), progress=False)
+
+
 @pytest.mark.slow
 def test_quick_demo_trains_both_models_and_writes_the_comparison(tmp_path, capsys):
     assert main(["demo", "--quick", "--out", str(tmp_path), "--no-progress"]) == 0
