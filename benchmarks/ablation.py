@@ -428,6 +428,32 @@ def paired_gain_table(entry: dict, reference: str | None = None) -> str:
     return markdown(rows, header)
 
 
+def paired_gain_by_yaw_table(entry: dict, reference: str | None = None) -> str:
+    """With several pitches (bu3dfe35): PhaNet minus each ablation at each yaw (mean over that yaw's
+    pitches), paired by (data seed, seed): mean [95% CI] and how many pairs PhaNet is ahead."""
+    angles = [tuple(a) for a in entry["pose_angles"]]
+    if len({pitch for _, pitch in angles}) < 2:
+        return ""
+    runs = entry["runs"]
+    reference = reference or next((m for m in runs if m.startswith("phanet")), None)
+    if reference not in runs:
+        return ""
+    yaws = sorted({yaw for yaw, _ in angles})
+    rows = []
+    for other in runs:
+        if other == reference:
+            continue
+        diffs = paired_differences(entry, reference, other)
+        row = [other]
+        for yaw in yaws:
+            poses = [p for p, (y, _) in zip(entry["poses"], angles) if y == yaw]
+            at_yaw = [statistics.fmean(values) for values in zip(*(diffs[p] for p in poses))]
+            ahead = sum(d > 1e-9 for d in at_yaw)  # a tie can come out as ±1e-17 from the mean of differences
+            row.append(f"{ci_cell(at_yaw)} {ahead}/{len(at_yaw)}")
+        rows.append(row)
+    return markdown(rows, [f"{reference} − …"] + [f"yaw {yaw:+g}" for yaw in yaws])
+
+
 def task_weight_table(entry: dict) -> str:
     """Learned task weights exp(-s_t) at the end of training, mean ± std over seeds, per model."""
     rows, tasks = [], []
@@ -475,6 +501,8 @@ def report(results: dict) -> str:
             (fit_table, f"Fit within the budget ({preset}; accuracy %, best epoch by validation)"),
             (paired_gain_table, f"PhaNet minus each ablation, points, mean [95% CI] over (data seed, seed) "
                                 f"pairs ({preset})"),
+            (paired_gain_by_yaw_table, f"PhaNet minus each ablation at each yaw (mean over pitch), points, "
+                                       f"mean [95% CI] and pairs better ({preset})"),
             (task_weight_table, f"Learned task weights exp(−s_t) at the end of training ({preset})"),
             (scale_weight_table, f"PhaNet's mean scale weights β per test pose ({preset}; scale 1 = shallowest)"),
         )

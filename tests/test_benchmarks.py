@@ -89,6 +89,10 @@ def test_ablation_tables_show_mean_and_std_over_seeds_and_marginals_for_pitched_
     # differences 0.1 and 0.2: mean 15 points, 95% t-interval 15 ± 12.706 * 5 = [-48.5, +78.5]
     assert "+15.0 [-48.5, +78.5]" in gains and "2/2" in gains
     assert gains.startswith("| phanet_r18 − …")
+    by_yaw = ablation.paired_gain_by_yaw_table(entry)  # every pose moves alike here: same cell at each yaw
+    assert by_yaw.count("+15.0 [-48.5, +78.5] 2/2") == 2 and "yaw -15" in by_yaw and "yaw +15" in by_yaw
+    flat = dict(entry, poses=poses[:2], pose_angles=[[-15, 0], [15, 0]])
+    assert ablation.paired_gain_by_yaw_table(flat) == ""  # one pitch: the per-pose table says it all
 
 
 def test_ablation_settings_use_per_preset_sizes_unless_overridden():
