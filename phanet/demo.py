@@ -368,7 +368,7 @@ def auto_jobs(settings: DemoSettings) -> int:
     finish in about half the wall time of one after the other at two threads. On a GPU, one at a time."""
     import torch
 
-    if settings.device == "cuda" or (settings.device == "auto" and torch.cuda.is_available()):
+    if settings.device.startswith("cuda") or (settings.device == "auto" and torch.cuda.is_available()):
         return 1
     return max(1, min(len(settings.models), torch.get_num_threads()))
 
