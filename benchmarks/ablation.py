@@ -407,14 +407,20 @@ def paired_differences(entry: dict, model: str, other: str) -> dict[str, list[fl
     return out
 
 
+def _phanet_model(runs: dict, reference: str | None = None) -> str | None:
+    """The model the paired tables subtract from (``reference``, else the first PhaNet); None if absent."""
+    reference = reference or next((m for m in runs if m.startswith("phanet")), None)
+    return reference if reference in runs else None
+
+
 def paired_gain_table(entry: dict, reference: str | None = None) -> str:
     """PhaNet minus each ablation, paired by (data seed, seed): mean [95% CI] overall, per pose, spread.
 
     ``spread`` is the max − min accuracy over poses: negative means PhaNet's curve is flatter.
     """
     runs = entry["runs"]
-    reference = reference or next((m for m in runs if m.startswith("phanet")), None)
-    if reference not in runs:
+    reference = _phanet_model(runs, reference)
+    if reference is None:
         return ""
     rows = []
     for other in runs:
@@ -435,8 +441,8 @@ def paired_gain_by_yaw_table(entry: dict, reference: str | None = None) -> str:
     if len({pitch for _, pitch in angles}) < 2:
         return ""
     runs = entry["runs"]
-    reference = reference or next((m for m in runs if m.startswith("phanet")), None)
-    if reference not in runs:
+    reference = _phanet_model(runs, reference)
+    if reference is None:
         return ""
     yaws = sorted({yaw for yaw, _ in angles})
     rows = []

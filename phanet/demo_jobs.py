@@ -155,10 +155,11 @@ def _next_message(messages, running: dict) -> tuple:
 
 def _handle(message: tuple, running: dict, overall, record, stops: list[str]) -> None:
     """Apply one worker message to the parent's progress, log and state."""
-    kind = message if isinstance(message, logging.LogRecord) else message[0]
     if isinstance(message, logging.LogRecord):
         logging.getLogger(message.name).handle(message)
-    elif kind == "start":
+        return
+    kind = message[0]
+    if kind == "start":
         overall.start(message[1])
     elif kind == "step":
         _, k, epoch, step = message
