@@ -223,7 +223,11 @@ def test_demo_side_by_side_stops_every_model_on_sigterm_with_one_line_and_resume
     assert last.startswith("phanet demo: ") and f"phanet demo --resume --out {out}" in last
     finished = json.loads((out / "demo_state.json").read_text())["finished"]
     stopped = [m for m in ("baseline_r18", "mtl_r18") if m not in finished]
-    assert all(f"{m}: stopped" in last for m in stopped), last  # one line names where each model stopped
+    # one line names where each model stopped: in a training step (resume point written), before training
+    # began, or in setup / evaluation (the engine's "terminated ... outside a training step"), which a slower
+    # worker may still be in when the signal comes
+    where = ("stopped", "terminated by SIGTERM outside a training step")
+    assert all(any(f"{m}: {w}" in last for w in where) for m in stopped), last
     assert all((out / m / "resume.pt").exists() for m in stopped if f"{m}: stopped at" in last)
 
     done = subprocess.run(cmd[:4] + ["--resume", "--out", str(out), "--threads", "2", "--no-progress"],
