@@ -362,15 +362,20 @@ def _start_state(demo: _Demo) -> dict:
 
 
 def auto_jobs(settings: DemoSettings) -> int:
-    """How many of the demo's models to train side by side: on a CPU, one per torch thread (at most one per
-    model), since EfficientNet-Lite0 at the demo's sizes trains almost as fast on one thread as on two (its
-    depthwise convolutions and batch norms are memory-bound), so two models side by side at one thread each
+    """How many of the demo's models to train side by side (see :func:`side_by_side_jobs`)."""
+    return side_by_side_jobs(settings.device, len(settings.models))
+
+
+def side_by_side_jobs(device: str, runs: int) -> int:
+    """How many of ``runs`` trainings to run side by side: on a CPU, one per torch thread (at most one per
+    run), since EfficientNet-Lite0 at the demo's sizes trains almost as fast on one thread as on two (its
+    depthwise convolutions and batch norms are memory-bound), so two runs side by side at one thread each
     finish in about half the wall time of one after the other at two threads. On a GPU, one at a time."""
     import torch
 
-    if settings.device.startswith("cuda") or (settings.device == "auto" and torch.cuda.is_available()):
+    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
         return 1
-    return max(1, min(len(settings.models), torch.get_num_threads()))
+    return max(1, min(runs, torch.get_num_threads()))
 
 
 def _train_models(demo: _Demo, index: DatasetIndex, split: dict[str, list[int]], state: dict) -> dict:

@@ -95,6 +95,21 @@ def test_ablation_tables_show_mean_and_std_over_seeds_and_marginals_for_pitched_
     assert ablation.paired_gain_by_yaw_table(flat) == ""  # one pitch: the per-pose table says it all
 
 
+def test_ablation_cpu_default_and_gpu_scale_come_from_the_command_line_unless_given(monkeypatch):
+    settings, _ = ablation.parse_args([])
+    assert settings.presets == ablation.CPU_PRESETS == ("kdef5", "bu3dfe35")
+    assert (settings.size, settings.device, settings.workers) == (ablation.AblationSettings().size, "auto", 0)
+    gpu, _ = ablation.parse_args(["--gpu"])
+    assert gpu.presets == ablation.PRESETS and "multipie13" in gpu.presets
+    assert (gpu.size, gpu.device, gpu.workers) == (112, "cuda", 4)
+    mixed, _ = ablation.parse_args(["--gpu", "--size", "64", "--presets", "kdef5", "--device", "cuda:1"])
+    assert (mixed.presets, mixed.size, mixed.device, mixed.workers) == (("kdef5",), 64, "cuda:1", 4)
+    # side by side on a CPU: one run per thread, never more than there are runs; one at a time on a GPU
+    monkeypatch.setattr(ablation.torch, "get_num_threads", lambda: 2)
+    assert ablation.side_by_side_jobs("cpu", 24) == 2 and ablation.side_by_side_jobs("cpu", 1) == 1
+    assert ablation.side_by_side_jobs("cuda:1", 24) == 1
+
+
 def test_ablation_settings_use_per_preset_sizes_unless_overridden():
     default = ablation.AblationSettings()
     assert default.demo_settings("bu3dfe35").train_subjects == ablation.PRESET_DEFAULTS["bu3dfe35"][0]
