@@ -18,15 +18,15 @@ ablation paired by (data seed, seed) with 95% t-intervals (overall, per pose, an
 spread over poses), the pose branch's accuracy, the learned task weights, and PhaNet's mean scale
 weights per pose. ``benchmarks/ablation_plots.py`` draws accuracy vs yaw and beta per pose.
 
-    python benchmarks/ablation.py --presets kdef5 --jobs 2 --out kdef5.json   # 24 runs, 2 at a time on 2 CPU cores
+    python benchmarks/ablation.py --out ablation.json          # the CPU default: kdef5 + bu3dfe35, 48 runs
+    python benchmarks/ablation.py --gpu --out ablation_gpu.json  # every preset at 112 px, CUDA, 4 loader workers
     python benchmarks/ablation.py --presets kdef5 --seeds 0 --data-seeds 0 --option attention_pooling=residual
     python benchmarks/ablation.py --from-json a.json b.json --out all.json      # tables of saved runs, merged
-    python benchmarks/ablation.py --device cuda --size 112 --epochs 20 --workers 4 --out ablation_gpu.json  # GPU
 
-The full default (3 presets x 2 data seeds x 3 seeds x 4 models) is sized for a GPU: a bu3dfe35 or
-multipie13 subject has 7x / 2.6x the images of a kdef5 one, so on 2 CPU cores it takes many hours.
-Measured on 2 shared cores (2026-12-03): kdef5, 12 runs one after the other at one thread, 61 min;
-multipie13, 4 runs with --jobs 2, 28 min (1.8x less than the 50 min of training they sum to).
+The default (kdef5 and bu3dfe35 at 80 px, 2 data seeds x 3 seeds x 4 models, 6 epochs) is sized for
+2 CPU cores: runs train side by side, one per torch thread (``--jobs``; one at a time on a GPU).
+``--gpu`` adds multipie13 and trains at 112 px; any flag given on the command line wins over it.
+Timings of the default are in benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -570,7 +570,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[AblationSettings, argpars
     parser.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
                         help="a train setting for every model, e.g. head_lr_mult=10")
     parser.add_argument("--device", default=None,
-                        help=f"auto | cpu | cuda | cuda:N (default: {defaults.device}; with --gpu: {GPU_SCALE['device']})")
+                        help=f"auto | cpu | cuda | cuda:N (default: {defaults.device}; "
+                        f"with --gpu: {GPU_SCALE['device']})")
     parser.add_argument("--workers", type=int, default=None,
                         help=f"DataLoader workers (default: {defaults.workers}; with --gpu: {GPU_SCALE['workers']})")
     parser.add_argument("--gpu", action="store_true",
