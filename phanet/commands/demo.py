@@ -9,7 +9,8 @@ from phanet.commands.common import add_threads_flag, apply_threads, positive_int
 # flags that set demo sizes: fixed by the demo folder when resuming
 SETTING_FLAGS = ("poses", "epochs", "size", "train_subjects", "test_subjects", "models", "device", "workers", "seed",
                  "pretrained", "randomize", "align_padding")
-RANDOMIZE_HELP = ("the generator's domain randomisations: a comma list of lips, subtle, blends, or all, or none "
+RANDOMIZE_HELP = ("the generator's domain randomisations: a comma list of lips, subtle, blends, brows, skin, age, "
+                  "shading, glasses, clutter; or default (lips, subtle, blends), all, or none "
                   "(default: none for the demo)")
 
 

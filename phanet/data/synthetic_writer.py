@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw
 
 from phanet.crop import DEFAULT_FIT, DEFAULT_PADDING
 from phanet.data.datasets.synthetic import PoseSpec, SyntheticImage, synthetic_index
-from phanet.synth.render import RANDOMIZATIONS, RenderSettings
+from phanet.synth.render import DEFAULT_RANDOMIZATIONS, RenderSettings
 
 LABEL_COLUMNS = ("image", "expression", "pose", "subject", "yaw", "pitch", "split")
 
@@ -47,7 +47,7 @@ def write_synthetic_dataset(
     workers: int = 1,
     splits: Mapping[str, int] | None = None,
     overwrite: bool = False,
-    randomize: Sequence[str] | str = RANDOMIZATIONS,
+    randomize: Sequence[str] | str = DEFAULT_RANDOMIZATIONS,
     align_padding: float | None = DEFAULT_PADDING,
     align_fit: str = DEFAULT_FIT,
 ) -> Path:

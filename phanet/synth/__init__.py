@@ -13,7 +13,8 @@ knows nothing of datasets (it imports only :mod:`phanet.crop`); the dataset of t
   eye sockets, ears, hair volume, a real mouth opening) and moves it with the AUs;
 - :mod:`.render` projects it with a perspective camera at a yaw/pitch, removes hidden surfaces with
   a z-buffer (:mod:`.raster`), paints eyes, brows, lips, teeth, wrinkles and hair per pixel
-  (:mod:`.paint`) and shades it (Lambert + Blinn-Phong) -- about 110 images/s at 112 px on one core
+  (:mod:`.paint`; the optional skin texture, make-up, socket shading and glasses in :mod:`.details`)
+  and shades it (Lambert + Blinn-Phong) -- about 110 images/s at 112 px on one core
   (``benchmarks/synth_speed.py``);
 - :mod:`.maths` holds the smooth functions the geometry and the painter share;
 - :class:`.render.RenderSettings` says how a set is rendered (size, jitter, crop, randomisations).
@@ -25,6 +26,7 @@ image's right); positive pitch tilts the head back. A horizontal flip maps yaw t
 from phanet.synth.expressions import ACTION_UNITS, EXPRESSIONS, PROTOTYPES, prototype_aus, sample_aus
 from phanet.synth.identity import Identity, sample_identity
 from phanet.synth.render import (
+    DEFAULT_RANDOMIZATIONS,
     RANDOMIZATIONS,
     RenderSettings,
     Scene,
@@ -39,6 +41,7 @@ __all__ = [
     "ACTION_UNITS",
     "EXPRESSIONS",
     "PROTOTYPES",
+    "DEFAULT_RANDOMIZATIONS",
     "RANDOMIZATIONS",
     "Identity",
     "RenderSettings",

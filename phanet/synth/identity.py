@@ -13,6 +13,7 @@ zero both and check that yaw ``θ`` and ``-θ`` render as mirror images.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -81,6 +82,19 @@ class Identity:
     stubble: float = 0.0
     wrinkle: float = 0.3  # depth of the static folds (age)
     asymmetry: float = 0.0  # -1 .. 1; mild left/right difference of feature heights
+    # the optional details of phanet.synth.details; their defaults paint nothing (the faces of 0.2)
+    age: float = 0.0  # 0 .. 1: static forehead, glabella, crow's-feet, marionette lines and eye bags
+    skin_texture: float = 0.0  # relative amplitude of the mottling and pores of the skin
+    freckles: float = 0.0  # 0 .. 1: density of freckles over the nose and cheeks
+    moles: tuple[tuple[float, float, float], ...] = ()  # (x, y, radius) in cm on the frontal face
+    blush: float = 0.0  # make-up-like colour on the cheeks
+    eye_shadow: float = 0.0  # make-up-like colour on the upper lids
+    eye_shadow_colour: tuple[float, float, float] = (0.45, 0.3, 0.35)
+    socket_shade: float = 0.0  # darkening of the eye sockets, under the nose and lip, on the neck
+    glasses: float = 0.0  # frame width in cm (0: no glasses)
+    glasses_colour: tuple[float, float, float] = (0.08, 0.07, 0.07)
+    glasses_size: tuple[float, float] = (1.9, 1.3)  # half-width and half-height of a lens (cm)
+    glasses_round: float = 4.0  # superellipse exponent of the lens outline: 2 round .. 8 square
 
 
 def _blend(palette: np.ndarray, rng: np.random.Generator, lo: float = 0.0, hi: float | None = None) -> np.ndarray:
@@ -97,13 +111,22 @@ _LIP_TINTS = np.array([(0.72, 0.30, 0.32), (0.60, 0.22, 0.26), (0.82, 0.42, 0.45
                        (0.78, 0.36, 0.40)])
 
 
-def sample_identity(seed: int, subject: int, lips: bool = True) -> Identity:
+# The identity details that are domain-randomisation switches (phanet.synth.render.RANDOMIZATIONS).
+IDENTITY_DETAILS = ("age", "brows", "glasses", "shading", "skin")
+
+
+def sample_identity(seed: int, subject: int, lips: bool = True, details: Collection[str] = ()) -> Identity:
     """The identity of ``subject`` under ``seed``: the same pair always gives the same face.
 
     ``lips`` (a domain-randomisation switch, see :data:`phanet.synth.RANDOMIZATIONS`):
     lips as real adults have them, from thin to full (red heights up to 1.6x the base range) and
     from skin-toned to make-up-like colours; False keeps the thin, skin-derived lips of version 0.1.
+    ``details``: more switches, any of :data:`IDENTITY_DETAILS` (see :func:`_with_details`). Each is
+    drawn from its own random stream, so turning one on or off leaves the rest of the face unchanged.
     """
+    unknown = sorted(set(details) - set(IDENTITY_DETAILS))
+    if unknown:
+        raise ValueError(f"unknown identity detail(s) {unknown}; known: {', '.join(IDENTITY_DETAILS)}")
     rng = np.random.default_rng([int(seed), int(subject), 0x1D])
     u = rng.uniform
     scale = u(0.93, 1.07)  # overall head size
@@ -161,7 +184,8 @@ def sample_identity(seed: int, subject: int, lips: bool = True) -> Identity:
         wrinkle=u(0.15, 0.6),
         asymmetry=u(-1, 1),
     )
-    return _varied_lips(ident, rng) if lips else ident
+    ident = _varied_lips(ident, rng) if lips else ident
+    return _with_details(ident, seed, subject, details)
 
 
 def _varied_lips(ident: Identity, rng: np.random.Generator) -> Identity:
@@ -171,3 +195,53 @@ def _varied_lips(ident: Identity, rng: np.random.Generator) -> Identity:
     mix = rng.uniform(0.2, 0.8)
     colour = np.clip((1 - mix) * np.asarray(ident.lip_colour) + mix * tint, 0, 1)
     return replace(ident, lip_up=ident.lip_up * fullness, lip_lo=ident.lip_lo * fullness, lip_colour=tuple(colour))
+
+
+def _with_details(ident: Identity, seed: int, subject: int, details: Collection[str]) -> Identity:
+    """``ident`` with the appearance details named in ``details`` drawn (ranges of adult faces):
+
+    - ``brows``: brows as real ones are, thick to thin, low to high, near black for most people
+      (the base range draws thin, high brows only, so every real brow looked lowered, as in anger);
+    - ``skin``: mottling and pores, freckles for a quarter, a few moles, make-up (blush and eye
+      shadow) for a quarter;
+    - ``age``: a subject age from young to old, shown as static lines and eye bags that every
+      expression of that subject carries (otherwise lines only come with the expressions that fold
+      the skin, and any real line reads as anger or disgust);
+    - ``shading``: eye sockets, the skin under the nose and the lower lip, and the neck under the
+      chin darkened as the brow ridge, nose, lip and jaw shade them under a top light;
+    - ``glasses``: frames of random shape, size, width and colour for about a third of the subjects.
+    """
+    fields: dict = {}
+    for stream, name in enumerate(IDENTITY_DETAILS, start=1):
+        if name not in details:
+            continue
+        rng = np.random.default_rng([int(seed), int(subject), 0xDE, stream])
+        u = rng.uniform
+        if name == "brows":
+            dark = u(0.02, 0.12) if rng.random() < 0.6 else min(float(np.mean(ident.hair_colour)), 0.4) * u(0.5, 0.9)
+            tone = np.asarray(ident.hair_colour) / max(float(np.mean(ident.hair_colour)), 1e-3)
+            fields.update(brow_thick=u(0.55, 1.25), brow_y=u(1.75, 2.9), brow_arch=u(0.05, 0.6),
+                          brow_len=ident.brow_len * u(0.9, 1.1),
+                          brow_colour=tuple(np.clip(tone * dark, 0, 0.45)))
+        elif name == "skin":
+            moles = tuple((u(-5.0, 5.0), u(ident.mouth_y - 2.0, ident.eye_y + 4.0), u(0.06, 0.18))
+                          for _ in range(rng.integers(0, 4)))
+            made_up = rng.random() < 0.25
+            fields.update(skin_texture=u(0.04, 0.14), freckles=u(0.2, 1.0) if rng.random() < 0.25 else 0.0,
+                          moles=moles, blush=u(0.05, 0.25) if made_up else 0.0,
+                          eye_shadow=u(0.15, 0.5) if made_up else 0.0,
+                          eye_shadow_colour=tuple(_blend(_EYE_SHADOWS, rng)))
+        elif name == "age":
+            fields["age"] = float(u(0.0, 1.0) ** 1.5)
+        elif name == "shading":
+            fields["socket_shade"] = u(0.1, 0.45)
+        elif name == "glasses" and rng.random() < 0.33:
+            grey = u(0.03, 0.5)
+            colour = np.clip(grey * np.array([1.0, 0.9, 0.8]) ** u(0, 3), 0, 1)
+            fields.update(glasses=u(0.12, 0.4), glasses_colour=tuple(colour),
+                          glasses_size=(ident.eye_w + u(0.35, 0.75), u(1.0, 1.6)), glasses_round=u(2.0, 8.0))
+    return replace(ident, **fields)
+
+
+# make-up colours for the upper lids (sRGB)
+_EYE_SHADOWS = np.array([(0.45, 0.30, 0.35), (0.35, 0.25, 0.20), (0.30, 0.30, 0.40), (0.55, 0.40, 0.30)])

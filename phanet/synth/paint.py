@@ -21,10 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from phanet.synth import details
 from phanet.synth.expressions import AU_INDEX
 from phanet.synth.geometry import ATTR_GAP, ATTR_OPEN, KIND_EAR, KIND_MOUTH, KIND_SKIN, hair_boundary
 from phanet.synth.identity import Identity
-from phanet.synth.maths import gauss, sided, smoothstep
+from phanet.synth.maths import gauss, mix_into, sided, smoothstep
 
 F32 = np.float32
 # the "orange peel" of a raised chin (AU 17): soft dimples at these offsets (cm, |x| and from the chin boss)
@@ -38,12 +39,6 @@ class Surface:
     albedo: np.ndarray
     specular: np.ndarray
     occlusion: np.ndarray
-
-
-def _mix(target: np.ndarray, idx: np.ndarray, colour, alpha) -> None:
-    """``target[idx] = (1 - alpha) * target[idx] + alpha * colour`` (colour ``[3]`` or ``[n, 3]``)."""
-    a = np.asarray(alpha, dtype=F32)[:, None]
-    target[idx] += (np.asarray(colour, dtype=F32) - target[idx]) * a
 
 
 class _Pixels:
@@ -115,11 +110,16 @@ def _paint_skin(ident, aus, gaze, attrs, pixel_cm):
     tint = 1.0 + 0.09 * cheeks[:, None] * np.array([0.6, -0.5, -0.4], dtype=F32)
     tint *= (1.0 - 0.07 * gauss(fx - ex, 1.3) * gauss(fy - (ey - 0.2), 0.7) - _creases(p, face))[:, None]
     col[face] *= tint
+    details.skin_texture(p, z, col)
+    details.freckles_and_moles(p, z, face, col)
+    details.socket_shading(p, z, col)
+    details.make_up(p, face, col)
     _stubble(p, z, col)
     _lips(p, face, col, spec)
     _nostrils(p, face, col)
     _brows(p, face, col)
     _eyes(p, face, gaze, col, spec)
+    details.glasses(p, z, col, spec)
     _hair(p, z, col, spec)
     return col, spec
 
@@ -137,7 +137,7 @@ def _stubble(p: _Pixels, z, col) -> None:
     cover *= smoothstep(-1.0, 2.0, z[idx])
     grain = 0.8 + 0.2 * np.sin(xs * 23.0 + 3 * np.sin(ys * 5.0))
     tone = 0.55 * np.asarray(ident.hair_colour) + 0.45 * np.asarray(ident.skin) * 0.6
-    _mix(col, idx, tone, 0.5 * ident.stubble * cover * grain)
+    mix_into(col, idx, tone, 0.5 * ident.stubble * cover * grain)
 
 
 def _creases(p: _Pixels, face: np.ndarray) -> np.ndarray:
@@ -146,6 +146,7 @@ def _creases(p: _Pixels, face: np.ndarray) -> np.ndarray:
     ax, y = p.ax[face], p.y[face]
     ey, ex, ew, my, mw = ident.eye_y, ident.eye_x, ident.eye_w, ident.mouth_y, ident.mouth_w
     by = ey + ident.brow_y
+    age = ident.age  # static lines of an older face ("age" randomisation; 0 adds exactly nothing)
     dark = np.zeros(len(face), dtype=F32)
 
     def region(mask):
@@ -155,7 +156,7 @@ def _creases(p: _Pixels, face: np.ndarray) -> np.ndarray:
     # forehead lines (AU 1 centrally, AU 2 laterally): rows of soft creases
     sub, idx, xs, ys = region((y > by + 0.6) & (y < by + 4.8) & (ax < 5.5))
     if len(sub):
-        w = p.au(1, idx) * gauss(xs, 2.4) + p.au(2, idx) * gauss(xs - 3.3, 1.6)
+        w = p.au(1, idx) * gauss(xs, 2.4) + p.au(2, idx) * gauss(xs - 3.3, 1.6) + 0.5 * age * gauss(xs, 3.2)
         phase = (ys - by - 0.6) / 0.85 - 0.07 * np.cos(xs * 0.6)
         lines = p.line((phase - np.round(phase)) * 0.85, 0.08)
         dark[sub] += 0.3 * w * lines * smoothstep(by + 0.6, by + 1.2, ys) * (1 - smoothstep(by + 3.8, by + 4.8, ys))
@@ -163,7 +164,7 @@ def _creases(p: _Pixels, face: np.ndarray) -> np.ndarray:
     sub, idx, xs, ys = region((ax < 1.1) & (y > ey - 1.5) & (y < by + 1.2))
     if len(sub):
         band = smoothstep(by - 1.2, by - 0.6, ys) * (1 - smoothstep(by + 0.6, by + 1.2, ys))
-        dark[sub] += 0.45 * p.au(4, idx) * p.line(xs - 0.38, 0.07) * band
+        dark[sub] += 0.45 * (p.au(4, idx) + 0.3 * age) * p.line(xs - 0.38, 0.07) * band
         phase = ys / 0.34
         nose = p.line((phase - np.round(phase)) * 0.34, 0.05) * gauss(xs, 0.7)
         band = smoothstep(ey - 1.5, ey - 1.0, ys) * (1 - smoothstep(ey + 0.3, ey + 0.8, ys))
@@ -175,11 +176,12 @@ def _creases(p: _Pixels, face: np.ndarray) -> np.ndarray:
         ang = np.arctan2(ys - ey, xs - (ex + ew - 0.3)) * (10.0 / (2 * np.pi))
         rays = p.line((ang - np.round(ang)) * 0.6, 0.06)
         rays *= smoothstep(ex + ew, ex + ew + 0.3, xs) * (1 - smoothstep(ex + ew + 1.0, ex + ew + 1.8, xs))
-        dark[sub] += 0.4 * a6 * rays
+        dark[sub] += 0.4 * (a6 + 0.5 * age) * rays
         u = (xs - ex) / ew
         fold_y = ey - 0.75 + 0.2 * (a6 + a7) - 0.1 * u**2
         fold = p.line(ys - fold_y, 0.06) * (np.abs(u) < 1)
-        dark[sub] += (0.08 + 0.25 * np.maximum(a6, a7) + 0.1 * ident.wrinkle) * fold
+        dark[sub] += (0.08 + 0.25 * np.maximum(a6, a7) + 0.1 * ident.wrinkle + 0.2 * age) * fold
+        dark[sub] += 0.12 * age * gauss(ys - (fold_y + 0.3), 0.3) * (np.abs(u) < 1)  # the bag above the fold
     # nasolabial folds: a curve from the nose wing round the mouth corner, deeper when smiling
     y_top, y_bot = ident.nose_y - 0.2, my - 1.4
     sub, idx, xs, ys = region((y < y_top) & (y > y_bot) & (ax < mw + 1.5) & (ax > ident.nose_w * 0.7))
@@ -187,13 +189,13 @@ def _creases(p: _Pixels, face: np.ndarray) -> np.ndarray:
         t = (y_top - ys) / (y_top - y_bot)
         fold_x = ident.nose_w * 0.85 + (mw + 0.45 - ident.nose_w * 0.85) * np.sin(t * np.pi / 2) - 0.25 * t**2
         act = np.clip(p.au(12, idx) + 0.8 * p.au(10, idx) + 0.5 * p.au(9, idx) + 0.3 * p.au(6, idx), 0, 1.2)
-        depth = (0.05 + 0.15 * ident.wrinkle + 0.3 * act) * np.sin(np.clip(t, 0, 1) * np.pi) ** 0.5
+        depth = (0.05 + 0.15 * ident.wrinkle + 0.2 * age + 0.3 * act) * np.sin(np.clip(t, 0, 1) * np.pi) ** 0.5
         dark[sub] += depth * (0.7 * p.line(xs - fold_x, 0.07) + 0.3 * gauss(xs - fold_x + 0.2, 0.25))
     # marionette lines (AU 15), chin dimpling (AU 17), the groove under the lower lip
     sub, idx, xs, ys = region((y < my) & (y > ident.chin_y - 0.5) & (ax < mw + 1.0))
     if len(sub):
         fold_x = mw + 0.1 - 0.2 * (my - ys)
-        dark[sub] += 0.3 * p.au(15, idx) * p.line(xs - fold_x, 0.08) * (1 - smoothstep(1.5, 2.5, my - ys))
+        dark[sub] += 0.3 * (p.au(15, idx) + 0.4 * age) * p.line(xs - fold_x, 0.08) * (1 - smoothstep(1.5, 2.5, my - ys))
         cy = ident.chin_y + 1.4
         dimples = sum(gauss(xs - bx, 0.3) * gauss(ys - cy - by, 0.25) for bx, by in _CHIN_DIMPLES)
         dark[sub] += 0.3 * p.au(17, idx) * dimples
@@ -222,7 +224,7 @@ def _lips(p: _Pixels, face, col, spec) -> None:
     d = np.where(ys >= my, (ys - my) - h_up, (my - ys) - h_lo)  # < 0 inside the red of the lips
     alpha = p.edge(d, 0.04)
     lip = np.asarray(ident.lip_colour, dtype=F32) * np.where(ys < my, 1.06, 0.95).astype(F32)[:, None]
-    _mix(col, idx, lip, alpha)
+    mix_into(col, idx, lip, alpha)
     col[idx] *= (1.0 - 0.55 * p.line(ys - my, 0.035) * np.clip(span * 4, 0, 1))[:, None]
     spec[idx] = 0.12 + 0.18 * alpha
 
@@ -253,7 +255,7 @@ def _brows(p: _Pixels, face, col) -> None:
     half = 0.5 * ident.brow_thick * (1.15 - 0.7 * tc)
     d = np.maximum(np.abs(ys - centre) - half, np.maximum(-t, t - 1.0) * length)  # rounded-off ends
     alpha = p.edge(d, 0.06) * (0.8 + 0.2 * np.sin(xs * 31.0 + ys * 17.0))
-    _mix(col, idx, np.asarray(ident.brow_colour, dtype=F32), np.clip(alpha, 0, 1))
+    mix_into(col, idx, np.asarray(ident.brow_colour, dtype=F32), np.clip(alpha, 0, 1))
 
 
 def _eyes(p: _Pixels, face, gaze, col, spec) -> None:
@@ -286,15 +288,15 @@ def _eyes(p: _Pixels, face, gaze, col, spec) -> None:
     ball = sclera + (iris - sclera) * in_iris
     ball += (F32(0.03) - ball) * p.edge(r - 0.38 * r_iris, 0.015)[:, None]
     ball *= (1 - 0.45 * gauss(upper - v, 0.09))[:, None]
-    _mix(col, idx, ball, open_alpha)
+    mix_into(col, idx, ball, open_alpha)
     spec[idx] = spec[idx] * (1 - open_alpha) + 0.9 * open_alpha
     # lash lines, lid crease
     lash = np.asarray(ident.brow_colour, dtype=F32) * 0.4
     lash_w = 0.1 + 0.04 * (1 - uc**2)
     up_lash = p.edge(np.abs(v - upper - 0.5 * lash_w) - 0.5 * lash_w, 0.02) * (u > -1.0) * (u < 1.12)
-    _mix(col, idx, lash, 0.85 * up_lash * (1 - open_alpha))
+    mix_into(col, idx, lash, 0.85 * up_lash * (1 - open_alpha))
     lo_lash = p.line(v - lower + 0.02, 0.025) * (np.abs(u) < 1.0)
-    _mix(col, idx, lash, 0.35 * np.minimum(lo_lash, 1.0) * (1 - open_alpha))
+    mix_into(col, idx, lash, 0.35 * np.minimum(lo_lash, 1.0) * (1 - open_alpha))
     crease = upper + 0.36 + 0.1 * (1 - uc**2) + 0.1 * a5
     col[idx] *= (1 - 0.22 * p.line(v - crease, 0.06) * (np.abs(u) < 1.05) * (1 - 0.6 * a5))[:, None]
 
@@ -312,7 +314,7 @@ def _hair(p: _Pixels, z, col, spec) -> None:
     strands = 0.9 + 0.05 * np.sin(wave) + 0.04 * np.sin(wave * 2.7 + ys * 2.0)
     strands *= 0.93 + 0.07 * np.sin(ys * 3.0 + th * 9)
     hair = np.asarray(ident.hair_colour, dtype=F32) * strands[:, None].astype(F32)
-    _mix(col, idx, hair, alpha)
+    mix_into(col, idx, hair, alpha)
     spec[idx] = spec[idx] * (1 - alpha) + 0.18 * alpha
 
 

@@ -25,15 +25,21 @@ import numpy as np
 from phanet.crop import DEFAULT_FIT, DEFAULT_PADDING, FITS, alignment_matrix, apply_similarity, crop_spec
 from phanet.synth.expressions import NUM_AUS, sample_aus
 from phanet.synth.geometry import KIND_EAR, KIND_MOUTH, NUM_ATTRS, build_mesh, face_landmarks
-from phanet.synth.identity import Identity, sample_identity
+from phanet.synth.identity import IDENTITY_DETAILS, Identity, sample_identity
+from phanet.synth.maths import smoothstep, value_noise
 from phanet.synth.paint import paint
 from phanet.synth.raster import rasterize
 
 # Domain-randomisation switches of the generator (each can be turned off to measure its effect):
 # "lips" full and varied lips (identity.sample_identity), "subtle" expression intensities from subtle
-# to full and "blends" weak mixtures of two expressions (expressions.sample_aus). Camera effects
-# (colour, blur, noise, JPEG, occluders) are train-time augmentation: the `photo` preset.
-RANDOMIZATIONS = ("lips", "subtle", "blends")
+# to full and "blends" weak mixtures of two expressions (expressions.sample_aus); the identity details
+# "brows", "skin", "age", "shading" and "glasses" (identity._with_details, painted by .details and
+# paint._creases); "clutter" backgrounds (textures and shapes, sample_scene). Camera effects
+# (colour, blur, noise, JPEG, grayscale, occluders) are train-time augmentation: the `photo` preset.
+RANDOMIZATIONS = ("lips", "subtle", "blends") + IDENTITY_DETAILS + ("clutter",)
+# What a renderer uses when not told: the switches of version 0.2, so that sets rendered before the
+# later switches existed (and the results measured on them) render the same. "all" names every switch.
+DEFAULT_RANDOMIZATIONS = ("blends", "lips", "subtle")
 
 CAMERA_DISTANCE = 70.0  # cm from the pivot
 FIELD = 23.0  # cm spanned by the image at the pivot's distance (scale 1)
@@ -61,7 +67,8 @@ class RenderSettings:
     frames the head with the camera (:func:`render_face`'s default); a number renders the aligned
     crop of the face-crop contract (:mod:`phanet.crop`) with that padding, fitted as ``align_fit`` says
     (:data:`phanet.crop.FITS`). ``randomize``: the domain randomisations in use
-    (:data:`RANDOMIZATIONS`; ``()`` renders the faces of version 0.1). Values are checked and
+    (:data:`RANDOMIZATIONS`; ``()`` renders the faces of version 0.1, the default
+    :data:`DEFAULT_RANDOMIZATIONS` those of version 0.2). Values are checked and
     ``randomize`` normalised (sorted tuple) at construction, so rendering never re-checks them.
     """
 
@@ -69,7 +76,7 @@ class RenderSettings:
     jitter: bool = True
     align_padding: float | None = DEFAULT_PADDING
     align_fit: str = DEFAULT_FIT
-    randomize: tuple[str, ...] = RANDOMIZATIONS
+    randomize: tuple[str, ...] = DEFAULT_RANDOMIZATIONS
 
     def __post_init__(self):
         if int(self.size) < 8:
@@ -87,7 +94,10 @@ class Scene:
 
     ``light`` points from the face towards the key light. ``background`` is the top and bottom colour
     of a vertical gradient, ``blobs`` adds soft coloured patches ``(x, y, radius, r, g, b, alpha)`` in
-    image units. ``gaze`` moves both irises (cm, right/up).
+    image units. ``clutter`` adds soft-edged boxes ``(x0, y0, x1, y1, r, g, b, alpha, stripes, angle)``
+    (image units; ``stripes`` > 0 paints them as stripes of that many periods per image width at
+    ``angle`` radians) and ``texture`` ``(amplitude, key)`` a noise texture over the whole backdrop.
+    ``gaze`` moves both irises (cm, right/up).
     """
 
     light: tuple[float, float, float] = (0.0, 0.35, 0.94)
@@ -99,6 +109,8 @@ class Scene:
     background: tuple[tuple[float, float, float], tuple[float, float, float]] = ((0.6, 0.62, 0.65), (0.45, 0.47, 0.5))
     blobs: tuple[tuple[float, ...], ...] = ()
     gaze: tuple[float, float] = (0.0, 0.0)
+    clutter: tuple[tuple[float, ...], ...] = ()
+    texture: tuple[float, int] = (0.0, 0)
 
 
 def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
@@ -124,7 +136,22 @@ def background(scene: Scene, size: int) -> np.ndarray:
     for bx, by, radius, r, g, b, alpha in scene.blobs:
         w = alpha * np.outer(np.exp(-((u - by) ** 2) / (2 * radius**2)), np.exp(-((u - bx) ** 2) / (2 * radius**2)))
         img += w[..., None] * (np.array([r, g, b], dtype=np.float32) - img)
-    return img
+    for x0, y0, x1, y1, r, g, b, alpha, stripes, angle in scene.clutter:
+        soft = 1.5 / size
+        box = np.outer(smoothstep(y0 - soft, y0 + soft, u) * smoothstep(y1 + soft, y1 - soft, u),
+                       smoothstep(x0 - soft, x0 + soft, u) * smoothstep(x1 + soft, x1 - soft, u))
+        colour = np.broadcast_to(np.array([r, g, b], dtype=np.float32), (size, size, 3))
+        if stripes > 0:
+            phase = 2 * np.pi * stripes * (np.cos(angle) * u[None, :] + np.sin(angle) * u[:, None])
+            colour = colour * (0.55 + 0.45 * np.sin(phase))[..., None]
+        img += (alpha * box)[..., None] * (colour - img)
+    amplitude, key = scene.texture
+    if amplitude > 0:
+        yy, xx = np.meshgrid(u, u, indexing="ij")
+        points = np.stack([xx.ravel(), yy.ravel(), np.zeros(size * size)], axis=1)
+        grain = value_noise(points, 12.0, key) - 0.5 + 0.5 * (value_noise(points, 40.0, key + 1) - 0.5)
+        img *= (1.0 + 2.0 * amplitude * grain.reshape(size, size))[..., None]
+    return np.clip(img, 0.0, 1.0)
 
 
 def composite(colour: np.ndarray, cover: np.ndarray, backdrop: np.ndarray) -> np.ndarray:
@@ -277,8 +304,12 @@ def _angle_key(angle: float) -> int:
     return int(round((float(angle) + 720.0) * 100))
 
 
-def sample_scene(seed: int, subject: int, expression: int, variant: int) -> Scene:
-    """Random studio lighting, backdrop and gaze for one capture (shared by all its poses)."""
+def sample_scene(seed: int, subject: int, expression: int, variant: int, clutter: bool = False) -> Scene:
+    """Random studio lighting, backdrop and gaze for one capture (shared by all its poses).
+
+    ``clutter`` (a domain-randomisation switch): also boxes, stripes and a noise texture in the
+    backdrop, as rooms behind real photos have, drawn from their own random stream.
+    """
     rng = _rng(seed, subject, expression, variant, 0x5C)
     az, el = np.radians(rng.uniform(-55, 55)), np.radians(rng.uniform(5, 50))
     warm = rng.uniform(-1, 1)
@@ -300,7 +331,21 @@ def sample_scene(seed: int, subject: int, expression: int, variant: int) -> Scen
         background=(tuple(top), tuple(bottom)),
         blobs=blobs,
         gaze=(rng.uniform(-0.12, 0.12), rng.uniform(-0.08, 0.06)),
+        **(_clutter(_rng(seed, subject, expression, variant, 0xC1)) if clutter else {}),
     )
+
+
+def _clutter(rng: np.random.Generator) -> dict:
+    """Scene fields of a cluttered backdrop: 2-7 boxes (40 % striped) and a noise texture."""
+    boxes = []
+    for _ in range(rng.integers(2, 8)):
+        x0, y0 = rng.uniform(-0.2, 1.0, 2)
+        w, h = rng.uniform(0.08, 0.7, 2)
+        stripes = rng.uniform(3, 25) if rng.random() < 0.4 else 0.0
+        boxes.append((x0, y0, x0 + w, y0 + h, *rng.uniform(0.05, 0.95, 3), rng.uniform(0.5, 1.0), stripes,
+                      rng.uniform(0, np.pi)))
+    return {"clutter": tuple(tuple(float(v) for v in box) for box in boxes),
+            "texture": (float(rng.uniform(0.0, 0.15)), int(rng.integers(1 << 30)))}
 
 
 def sample_view(seed: int, subject: int, expression: int, variant: int, yaw: float, pitch: float, jitter: bool) -> View:
@@ -329,7 +374,7 @@ def render_face(
     variant: int = 0,
     align_padding: float | None = None,
     return_landmarks: bool = False,
-    randomize: tuple[str, ...] | list[str] | str = RANDOMIZATIONS,
+    randomize: tuple[str, ...] | list[str] | str = DEFAULT_RANDOMIZATIONS,
     align_fit: str = DEFAULT_FIT,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """One synthetic face, ``[size, size, 3]`` uint8 RGB, fully determined by the arguments.
@@ -365,10 +410,11 @@ def render_capture(
         if int(value) < 0:
             raise ValueError(f"{name} must be >= 0, got {value}")
     parts = settings.randomize
-    ident = sample_identity(seed, subject, lips="lips" in parts)
+    ident = sample_identity(seed, subject, lips="lips" in parts,
+                            details=[part for part in parts if part in IDENTITY_DETAILS])
     aus = sample_aus(_rng(seed, subject, expression, variant, 0xE), expression,
                      subtle="subtle" in parts, blends="blends" in parts)
-    scene = sample_scene(seed, subject, expression, variant)
+    scene = sample_scene(seed, subject, expression, variant, clutter="clutter" in parts)
     view = sample_view(seed, subject, expression, variant, yaw, pitch, settings.jitter)
     return render_scene(ident, aus, view, scene, settings.size, align_padding=settings.align_padding,
                         return_landmarks=return_landmarks, align_fit=settings.align_fit)
@@ -377,15 +423,17 @@ def render_capture(
 def check_randomize(randomize) -> tuple[str, ...]:
     """``randomize`` as a sorted tuple of known names; an unknown name is a ``ValueError`` listing them.
 
-    A string is a comma-separated list, or ``"all"`` (:data:`RANDOMIZATIONS`) or ``"none"`` (``()``).
+    A string is a comma-separated list, or ``"all"`` (:data:`RANDOMIZATIONS`), ``"default"``
+    (:data:`DEFAULT_RANDOMIZATIONS`) or ``"none"`` (``()``).
     """
     if isinstance(randomize, str):
-        named = {"all": RANDOMIZATIONS, "none": ()}
+        named = {"all": RANDOMIZATIONS, "default": DEFAULT_RANDOMIZATIONS, "none": ()}
         randomize = named.get(randomize.strip(), [part for part in randomize.split(",") if part.strip()])
     parts = tuple(sorted({str(part).strip() for part in randomize}))
     unknown = [part for part in parts if part not in RANDOMIZATIONS]
     if unknown:
-        raise ValueError(f"unknown randomisation(s) {unknown}; known: {', '.join(RANDOMIZATIONS)} (or all, none)")
+        known = ", ".join(RANDOMIZATIONS)
+        raise ValueError(f"unknown randomisation(s) {unknown}; known: {known} (or all, default, none)")
     return parts
 
 

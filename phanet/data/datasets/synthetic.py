@@ -22,7 +22,7 @@ from phanet.crop import DEFAULT_FIT, DEFAULT_PADDING, crop_spec
 from phanet.data.base import SEVEN_EXPRESSIONS, FaceDataset, LabelSpace, PoseBin, Sample
 from phanet.data.layout import pose_name
 from phanet.data.registry import DatasetIndex, register_dataset
-from phanet.synth.render import RANDOMIZATIONS, RenderSettings, render_capture, render_capture_job
+from phanet.synth.render import DEFAULT_RANDOMIZATIONS, RenderSettings, render_capture, render_capture_job
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ def synthetic_index(
     "test": 3}``) and sets each sample's ``split``. ``yaw``/``pitch`` of a sample are the nominal
     values of its bin; the rendered pose is jittered by up to ±3°. ``render`` says how images are
     rendered (:class:`phanet.synth.RenderSettings`; its default: aligned crops of the face-crop
-    contract, padding 0.1, ``eye_mouth`` fit, all randomisations; ``align_padding=None`` and
+    contract, padding 0.1, ``eye_mouth`` fit, the default randomisations; ``align_padding=None`` and
     ``randomize=()`` give the faces of version 0.1).
     """
     if per_cell < 1:
@@ -230,7 +230,7 @@ def load_synthetic(
     per_cell: int = 1,
     splits: Mapping[str, int] | None = None,
     align_padding: float | None = DEFAULT_PADDING,
-    randomize: Sequence[str] | str = RANDOMIZATIONS,
+    randomize: Sequence[str] | str = DEFAULT_RANDOMIZATIONS,
     align_fit: str = DEFAULT_FIT,
 ) -> DatasetIndex:
     """Registry entry ``synthetic``: rendered on the fly, so there is no root folder."""

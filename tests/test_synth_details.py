@@ -1,0 +1,119 @@
+"""The generator's detail randomisations (brows, skin, age, shading, glasses, clutter): each is a switch
+that changes what it should and leaves the rest of the face, and the default faces, as they were."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from phanet.synth import (
+    DEFAULT_RANDOMIZATIONS,
+    RANDOMIZATIONS,
+    check_randomize,
+    prototype_aus,
+    render_face,
+    sample_identity,
+)
+from phanet.synth.identity import IDENTITY_DETAILS, Identity
+from phanet.synth.maths import value_noise
+from phanet.synth.render import Scene, View, background, render_scene, sample_scene
+
+SIZE = 64
+NEW = ("brows", "skin", "age", "shading", "glasses", "clutter")
+
+
+def test_the_default_renders_are_the_three_switches_of_version_0_2():
+    assert set(DEFAULT_RANDOMIZATIONS) == {"lips", "subtle", "blends"}
+    assert set(RANDOMIZATIONS) == set(DEFAULT_RANDOMIZATIONS) | set(NEW)
+    assert check_randomize("default") == check_randomize(("subtle", "lips", "blends"))
+    assert check_randomize("all") == tuple(sorted(RANDOMIZATIONS))
+    default = render_face(0, 4, 1, 20.0, 0.0, SIZE, align_padding=0.1)
+    assert np.array_equal(default, render_face(0, 4, 1, 20.0, 0.0, SIZE, align_padding=0.1, randomize="default"))
+    with pytest.raises(ValueError, match="glasses"):
+        check_randomize("glases")
+
+
+@pytest.mark.parametrize("part", NEW)
+def test_each_detail_switch_changes_the_image(part):
+    # a subject that draws glasses under seed 2, so the glasses switch has something to paint
+    subject = next(s for s in range(40) if sample_identity(2, s, details=("glasses",)).glasses > 0)
+    base = render_face(2, subject, 0, 0.0, 0.0, SIZE, align_padding=0.1)
+    switched = render_face(2, subject, 0, 0.0, 0.0, SIZE, align_padding=0.1,
+                           randomize=DEFAULT_RANDOMIZATIONS + (part,))
+    assert not np.array_equal(base, switched)
+
+
+def test_identity_details_draw_from_their_own_streams():
+    plain = sample_identity(3, 7)
+    full = sample_identity(3, 7, details=IDENTITY_DETAILS)
+    no_skin = sample_identity(3, 7, details=tuple(d for d in IDENTITY_DETAILS if d != "skin"))
+    # the base face is the same whatever details are on
+    assert (plain.eye_x, plain.mouth_w, plain.skin, plain.hair_colour) == (full.eye_x, full.mouth_w, full.skin,
+                                                                          full.hair_colour)
+    # turning one detail off leaves every other detail as it was
+    skin_fields = ("skin_texture", "freckles", "moles", "blush", "eye_shadow", "eye_shadow_colour")
+    for field in dataclasses.fields(Identity):
+        if field.name not in skin_fields:
+            assert getattr(no_skin, field.name) == getattr(full, field.name), field.name
+    assert no_skin.skin_texture == 0 and full.skin_texture > 0
+    with pytest.raises(ValueError, match="known: age, brows"):
+        sample_identity(3, 7, details=("beard",))
+
+
+def test_detail_ranges_over_many_subjects():
+    people = [sample_identity(0, s, details=IDENTITY_DETAILS) for s in range(300)]
+    share = lambda values: float(np.mean(values))  # noqa: E731
+    assert 0.2 < share([p.glasses > 0 for p in people]) < 0.45  # about a third wear glasses
+    assert 0.15 < share([p.freckles > 0 for p in people]) < 0.35
+    assert 0.15 < share([p.blush > 0 for p in people]) < 0.35
+    assert min(p.age for p in people) < 0.05 and max(p.age for p in people) > 0.9
+    plain = [sample_identity(0, s) for s in range(300)]
+    # brows: thicker and lower than the base range, which never drew a real brow's thickness
+    assert max(p.brow_thick for p in plain) <= 0.8 < max(p.brow_thick for p in people)
+    assert min(p.brow_y for p in people) < 2.0 <= 2.3 <= min(p.brow_y for p in plain)
+
+
+def _frontal(ident: Identity) -> np.ndarray:
+    return render_scene(ident, prototype_aus("neutral"), View(), Scene(), 96).astype(float)
+
+
+def test_age_lines_darken_a_neutral_forehead_and_glasses_darken_the_eye_band():
+    young = dataclasses.replace(sample_identity(1, 2), age=0.0)
+    old = dataclasses.replace(young, age=1.0)
+    forehead = (slice(16, 30), slice(36, 60))
+    assert _frontal(old)[forehead].mean() < _frontal(young)[forehead].mean() - 0.5
+    framed = dataclasses.replace(young, glasses=0.35, glasses_colour=(0.05, 0.05, 0.05))
+    eyes = (slice(34, 50), slice(10, 86))
+    assert _frontal(framed)[eyes].mean() < _frontal(young)[eyes].mean() - 2.0
+
+
+def test_socket_shading_darkens_the_eye_sockets_more_than_the_cheeks():
+    flat = dataclasses.replace(sample_identity(1, 3), socket_shade=0.0)
+    shaded = dataclasses.replace(flat, socket_shade=0.45)
+    a, b = _frontal(flat), _frontal(shaded)
+    socket, cheek = (slice(29, 35), slice(26, 40)), (slice(58, 64), slice(20, 28))  # under the brow; a cheek
+    assert a[socket].mean() - b[socket].mean() > 2 * max(a[cheek].mean() - b[cheek].mean(), 0.5)
+
+
+def test_clutter_changes_the_backdrop_only():
+    plain = sample_scene(0, 1, 2, 0)
+    busy = sample_scene(0, 1, 2, 0, clutter=True)
+    assert dataclasses.replace(busy, clutter=(), texture=(0.0, 0)) == plain  # the same lights and colours
+    assert busy.clutter and not plain.clutter
+    assert not np.array_equal(background(plain, 48), background(busy, 48))
+    ident = sample_identity(0, 1)
+    a = render_scene(ident, prototype_aus("happy"), View(), plain, 64)
+    b = render_scene(ident, prototype_aus("happy"), View(), busy, 64)
+    centre = (slice(24, 40), slice(24, 40))  # inside the face: the same pixels
+    assert np.array_equal(a[centre], b[centre]) and not np.array_equal(a, b)
+
+
+def test_value_noise_is_deterministic_bounded_and_smooth():
+    rng = np.random.default_rng(0)
+    points = rng.uniform(-10, 10, (2000, 3))
+    a = value_noise(points, 1.5, key=3)
+    assert np.array_equal(a, value_noise(points, 1.5, key=3))
+    assert not np.array_equal(a, value_noise(points, 1.5, key=4))
+    assert a.min() >= 0 and a.max() < 1 and a.std() > 0.1
+    near = value_noise(points + 0.01, 1.5, key=3)
+    assert np.abs(near - a).max() < 0.1  # a hundredth of a lattice cell moves the value a little
