@@ -10,7 +10,9 @@ doi:10.6084/m9.figshare.5047666.v5, CC BY 4.0). Variants (same subjects, seed an
                randomisation, ``standard`` augmentation: the recipe of version 0.1;
 * ``aligned``  + aligned crops of the face-crop contract (phanet/crop.py);
 * ``randomized`` + the generator's randomisations (lips, subtle intensities, blends);
-* ``recipe``   + ``photo`` augmentation: the bundled model's recipe.
+* ``recipe``   + ``photo`` augmentation: the recipe of the bundled model before the detail switches;
+* ``details``  + every detail switch of the generator (brows, skin, age, shading, glasses, clutter);
+* ``+brows``, ``+skin``, ... the recipe plus one detail switch (not in the default list: one run each).
 
 The photos are a check, not a tuning set: the recipe was fixed before this study was run, and the
 study changes nothing in it. Few photos and one seed: differences of a photo or two are noise.
@@ -32,12 +34,17 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads; see b
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 RECIPE = Path(__file__).resolve().parents[1] / "configs" / "synthetic_general.yaml"
+DETAILS = ("brows", "skin", "age", "shading", "glasses", "clutter")  # the generator's later switches
 VARIANTS: dict[str, dict] = {
     "camera": {"align_padding": None, "randomize": [], "augment": "standard"},
     "aligned": {"align_padding": 0.1, "randomize": [], "augment": "standard"},
     "randomized": {"align_padding": 0.1, "randomize": ["lips", "subtle", "blends"], "augment": "standard"},
     "recipe": {"align_padding": 0.1, "randomize": ["lips", "subtle", "blends"], "augment": "photo"},
+    "details": {"align_padding": 0.1, "randomize": ["lips", "subtle", "blends", *DETAILS], "augment": "photo"},
 }
+VARIANTS.update({f"+{part}": {"align_padding": 0.1, "randomize": ["lips", "subtle", "blends", part], "augment": "photo"}
+                 for part in DETAILS})
+DEFAULT_VARIANTS = ("camera", "aligned", "randomized", "recipe", "details")
 
 
 def variant_config(name: str, train_subjects: int, epochs: int, recipe: Path = RECIPE):
@@ -99,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     from phanet.inference.detect import create_detector
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=list(VARIANTS),
+                        help=f"which variants to train (default: {' '.join(DEFAULT_VARIANTS)})")
     parser.add_argument("--train-subjects", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--photos", type=Path, default=real_faces.LONDON)

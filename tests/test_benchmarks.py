@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from phanet.synth import RANDOMIZATIONS
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
@@ -377,6 +379,10 @@ def test_transfer_study_variants_switch_one_part_of_the_recipe_at_a_time():
     assert configs["randomized"].train.augment == "standard"
     assert configs["aligned"].data.options["randomize"] == [] and configs["aligned"].data.options["align_padding"]
     assert configs["camera"].data.options["align_padding"] is None
+    assert set(configs["details"].data.options["randomize"]) == set(RANDOMIZATIONS)
+    age = configs["+age"]
+    assert age.data.options["randomize"] == ["lips", "subtle", "blends", "age"] and age.train.augment == "photo"
+    assert "+age" not in transfer_study.DEFAULT_VARIANTS and "details" in transfer_study.DEFAULT_VARIANTS
     row = {"variant": "recipe", "synthetic_accuracy": 0.9,
            "real": {"accuracy": {"happy_vs_neutral": 0.85, "n_way": None}, "frontal": {"rate": 1.0}}}
     assert "| recipe | 90.0 | 85.0 | n/a | 100 |" in transfer_study.table([row])
