@@ -16,6 +16,7 @@ sys.path.insert(0, str(BENCHMARKS))
 import ablation  # noqa: E402
 import ablation_plots  # noqa: E402
 import cpu_train_step  # noqa: E402
+import detail_robustness  # noqa: E402
 import profile_train_step  # noqa: E402
 import real_faces  # noqa: E402
 import train_speed  # noqa: E402
@@ -386,3 +387,20 @@ def test_transfer_study_variants_switch_one_part_of_the_recipe_at_a_time():
     row = {"variant": "recipe", "synthetic_accuracy": 0.9,
            "real": {"accuracy": {"happy_vs_neutral": 0.85, "n_way": None}, "frontal": {"rate": 1.0}}}
     assert "| recipe | 90.0 | 85.0 | n/a | 100 |" in transfer_study.table([row])
+
+
+def test_detail_robustness_probes_the_same_faces_with_one_detail_switched_on_at_a_time():
+    from phanet.checkpoint import bundled_checkpoint
+
+    names = [name for name, _ in detail_robustness.rows()]
+    assert names[0] == "base" and names[-1] == "all" and "+brows" in names and len(names) == 8
+    assert dict(detail_robustness.rows())["+glasses"] == ["lips", "subtle", "blends", "glasses"]
+    base_index, base_test = detail_robustness.test_index(["lips"], subjects=1)
+    glasses_index, glasses_test = detail_robustness.test_index(["lips", "glasses"], subjects=1)
+    assert base_test == glasses_test and len(base_test) == 7 * 23  # one test identity, 7 expressions x 23 poses
+    labels = [(s.expression, s.pose, s.subject) for s in (base_index.samples[i] for i in base_test)]
+    assert labels == [(s.expression, s.pose, s.subject) for s in (glasses_index.samples[i] for i in glasses_test)]
+    result = detail_robustness.probe(bundled_checkpoint(), ["lips", "subtle", "blends"], subjects=1)
+    assert result["images"] == 161 and 0.0 <= result["accuracy"] <= 1.0
+    assert sum(result["neutral_called"].values()) == 23 and set(result["per_expression"]) >= {"neutral", "anger"}
+    assert "| base |" in detail_robustness.report({"base": result})
