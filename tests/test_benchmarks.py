@@ -393,7 +393,7 @@ def test_detail_robustness_probes_the_same_faces_with_one_detail_switched_on_at_
     from phanet.checkpoint import bundled_checkpoint
 
     names = [name for name, _ in detail_robustness.rows()]
-    assert names[0] == "base" and names[-1] == "all" and "+brows" in names and len(names) == 8
+    assert names[0] == "base" and names[-1] == "all" and "+brows" in names and len(names) == 9
     assert dict(detail_robustness.rows())["+glasses"] == ["lips", "subtle", "blends", "glasses"]
     base_index, base_test = detail_robustness.test_index(["lips"], subjects=1)
     glasses_index, glasses_test = detail_robustness.test_index(["lips", "glasses"], subjects=1)

@@ -1,4 +1,4 @@
-"""The generator's detail randomisations (brows, skin, age, shading, glasses, clutter): each is a switch
+"""The generator's detail randomisations (brows, skin, age, shading, glasses, clutter, camera): each is a switch
 that changes what it should and leaves the rest of the face, and the default faces, as they were."""
 
 import dataclasses
@@ -16,10 +16,10 @@ from phanet.synth import (
 )
 from phanet.synth.identity import IDENTITY_DETAILS, Identity
 from phanet.synth.maths import value_noise
-from phanet.synth.render import Scene, View, background, render_scene, sample_scene
+from phanet.synth.render import CAMERA_DISTANCE, Scene, View, background, render_scene, sample_scene, sample_view
 
 SIZE = 64
-NEW = ("brows", "skin", "age", "shading", "glasses", "clutter")
+NEW = ("brows", "skin", "age", "shading", "glasses", "clutter", "camera")
 
 
 def test_the_default_renders_are_the_three_switches_of_version_0_2():
@@ -117,3 +117,21 @@ def test_value_noise_is_deterministic_bounded_and_smooth():
     assert a.min() >= 0 and a.max() < 1 and a.std() > 0.1
     near = value_noise(points + 0.01, 1.5, key=3)
     assert np.abs(near - a).max() < 0.1  # a hundredth of a lattice cell moves the value a little
+
+
+def test_camera_distance_changes_the_perspective_only():
+    assert View().distance == CAMERA_DISTANCE
+    drawn = [sample_view(0, 1, 2, variant, 30.0, 0.0, True, camera=True) for variant in range(200)]
+    distances = np.array([view.distance for view in drawn])
+    assert 40.0 <= distances.min() < 50.0 and 170.0 < distances.max() <= 200.0
+    plain = sample_view(0, 1, 2, 5, 30.0, 0.0, True)
+    assert dataclasses.replace(drawn[5], distance=CAMERA_DISTANCE) == plain  # the same pose jitter
+    # a near camera magnifies what is near it: the turned nose tip sits further from the eyes
+    ident = sample_identity(0, 1)
+    offsets = []
+    for distance in (40.0, 200.0):
+        _, marks = render_scene(ident, prototype_aus("neutral"), View(yaw=40.0, distance=distance), Scene(), 96,
+                                return_landmarks=True)
+        eyes = (marks[0] + marks[1]) / 2
+        offsets.append((marks[2][0] - eyes[0]) / np.linalg.norm(marks[0] - marks[1]))
+    assert offsets[0] > offsets[1] + 0.05

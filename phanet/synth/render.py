@@ -34,9 +34,10 @@ from phanet.synth.raster import rasterize
 # "lips" full and varied lips (identity.sample_identity), "subtle" expression intensities from subtle
 # to full and "blends" weak mixtures of two expressions (expressions.sample_aus); the identity details
 # "brows", "skin", "age", "shading" and "glasses" (identity._with_details, painted by .details and
-# paint._creases); "clutter" backgrounds (textures and shapes, sample_scene). Camera effects
+# paint._creases); "clutter" backgrounds (textures and shapes, sample_scene); "camera" distance and
+# so perspective from a selfie to a portrait lens (sample_view). Camera effects
 # (colour, blur, noise, JPEG, grayscale, occluders) are train-time augmentation: the `photo` preset.
-RANDOMIZATIONS = ("lips", "subtle", "blends") + IDENTITY_DETAILS + ("clutter",)
+RANDOMIZATIONS = ("lips", "subtle", "blends") + IDENTITY_DETAILS + ("clutter", "camera")
 # What a renderer uses when not told: the switches of version 0.2, so that sets rendered before the
 # later switches existed (and the results measured on them) render the same. "all" names every switch.
 DEFAULT_RANDOMIZATIONS = ("blends", "lips", "subtle")
@@ -49,13 +50,16 @@ LOOK_AT = np.array([0.0, 0.0, 3.0])  # offset from PIVOT to the head point frame
 
 @dataclass(frozen=True)
 class View:
-    """Head pose (degrees) and framing: ``scale`` multiplies the face size, ``shift`` is in image widths."""
+    """Head pose (degrees) and framing: ``scale`` multiplies the face size, ``shift`` is in image widths,
+    ``distance`` is the camera's from the head's pivot (cm; the focal length follows it, so the face
+    keeps its size and only the perspective changes: near cameras enlarge the nose, far ones flatten)."""
 
     yaw: float = 0.0
     pitch: float = 0.0
     roll: float = 0.0
     scale: float = 1.0
     shift: tuple[float, float] = (0.0, 0.0)
+    distance: float = CAMERA_DISTANCE
 
 
 @dataclass(frozen=True)
@@ -260,9 +264,9 @@ def _project(points: np.ndarray, rot: np.ndarray, view: View, big: int) -> tuple
     The head turns about PIVOT; the turned face centre (PIVOT + LOOK_AT) is framed in the middle.
     """
     centre = (rot @ LOOK_AT.astype(np.float32)) * np.float32([1, 1, 0])
-    focal = big * CAMERA_DISTANCE / FIELD * view.scale
+    focal = big * view.distance / FIELD * view.scale
     cam = (points - PIVOT.astype(np.float32)) @ rot.T - centre
-    depth = CAMERA_DISTANCE - cam[:, 2]
+    depth = view.distance - cam[:, 2]
     xy = np.empty((len(cam), 2), dtype=np.float32)
     xy[:, 0] = big * (0.5 + view.shift[0]) + focal * cam[:, 0] / depth
     xy[:, 1] = big * (0.5 + view.shift[1]) - focal * cam[:, 1] / depth
@@ -348,10 +352,19 @@ def _clutter(rng: np.random.Generator) -> dict:
             "texture": (float(rng.uniform(0.0, 0.15)), int(rng.integers(1 << 30)))}
 
 
-def sample_view(seed: int, subject: int, expression: int, variant: int, yaw: float, pitch: float, jitter: bool) -> View:
-    """The pose ``(yaw, pitch)`` with, when ``jitter``, small random pose, scale and position changes."""
+def sample_view(seed: int, subject: int, expression: int, variant: int, yaw: float, pitch: float, jitter: bool,
+                camera: bool = False) -> View:
+    """The pose ``(yaw, pitch)`` with, when ``jitter``, small random pose, scale and position changes.
+
+    ``camera`` (a domain-randomisation switch): the camera stands 40 cm (a selfie) to 2 m (a portrait
+    lens) from the head, log-uniformly, one distance per capture, from its own random stream.
+    """
+    distance = CAMERA_DISTANCE
+    if camera:
+        near, far = np.log([40.0, 200.0])
+        distance = float(np.exp(_rng(seed, subject, expression, variant, 0xCA).uniform(near, far)))
     if not jitter:
-        return View(yaw=float(yaw), pitch=float(pitch))
+        return View(yaw=float(yaw), pitch=float(pitch), distance=distance)
     rng = _rng(seed, subject, expression, variant, _angle_key(yaw), _angle_key(pitch), 0x71)
     return View(
         yaw=float(yaw) + rng.uniform(-3, 3),
@@ -359,6 +372,7 @@ def sample_view(seed: int, subject: int, expression: int, variant: int, yaw: flo
         roll=rng.uniform(-4, 4),
         scale=rng.uniform(0.94, 1.06),
         shift=(rng.uniform(-0.03, 0.03), rng.uniform(-0.03, 0.03)),
+        distance=distance,
     )
 
 
@@ -415,7 +429,7 @@ def render_capture(
     aus = sample_aus(_rng(seed, subject, expression, variant, 0xE), expression,
                      subtle="subtle" in parts, blends="blends" in parts)
     scene = sample_scene(seed, subject, expression, variant, clutter="clutter" in parts)
-    view = sample_view(seed, subject, expression, variant, yaw, pitch, settings.jitter)
+    view = sample_view(seed, subject, expression, variant, yaw, pitch, settings.jitter, camera="camera" in parts)
     return render_scene(ident, aus, view, scene, settings.size, align_padding=settings.align_padding,
                         return_landmarks=return_landmarks, align_fit=settings.align_fit)
 
