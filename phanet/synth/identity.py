@@ -112,6 +112,8 @@ _LIP_TINTS = np.array([(0.72, 0.30, 0.32), (0.60, 0.22, 0.26), (0.82, 0.42, 0.45
 
 
 # The identity details that are domain-randomisation switches (phanet.synth.render.RANDOMIZATIONS).
+# A detail's random stream is numbered by its place here: add new details at the end, or every
+# later detail of every face changes.
 IDENTITY_DETAILS = ("age", "brows", "glasses", "shading", "skin")
 
 
