@@ -1,5 +1,5 @@
-"""The generator's detail randomisations (brows, skin, age, shading, glasses, clutter, camera): each is a switch
-that changes what it should and leaves the rest of the face, and the default faces, as they were."""
+"""The generator's detail randomisations (brows, skin, age, shading, glasses, resting, clutter, camera):
+each is a switch that changes what it should and leaves the rest of the face, and the default faces, as they were."""
 
 import dataclasses
 
@@ -14,12 +14,13 @@ from phanet.synth import (
     render_face,
     sample_identity,
 )
-from phanet.synth.identity import IDENTITY_DETAILS, Identity
+from phanet.synth.expressions import AU_INDEX, SUBTLE_INTENSITY
+from phanet.synth.identity import IDENTITY_DETAILS, RESTING_AUS, Identity
 from phanet.synth.maths import value_noise
 from phanet.synth.render import CAMERA_DISTANCE, Scene, View, background, render_scene, sample_scene, sample_view
 
 SIZE = 64
-NEW = ("brows", "skin", "age", "shading", "glasses", "clutter", "camera")
+NEW = ("brows", "skin", "age", "shading", "glasses", "resting", "clutter", "camera")
 
 
 def test_the_default_renders_are_the_three_switches_of_version_0_2():
@@ -35,8 +36,9 @@ def test_the_default_renders_are_the_three_switches_of_version_0_2():
 
 @pytest.mark.parametrize("part", NEW)
 def test_each_detail_switch_changes_the_image(part):
-    # a subject that draws glasses under seed 2, so the glasses switch has something to paint
-    subject = next(s for s in range(40) if sample_identity(2, s, details=("glasses",)).glasses > 0)
+    # a subject that draws glasses and a resting face under seed 2, so both switches have something to paint
+    subject = next(s for s in range(40) if sample_identity(2, s, details=("glasses", "resting")).glasses > 0
+                   and sample_identity(2, s, details=("resting",)).resting)
     base = render_face(2, subject, 0, 0.0, 0.0, SIZE, align_padding=0.1)
     switched = render_face(2, subject, 0, 0.0, 0.0, SIZE, align_padding=0.1,
                            randomize=DEFAULT_RANDOMIZATIONS + (part,))
@@ -71,6 +73,26 @@ def test_detail_ranges_over_many_subjects():
     # brows: thicker and lower than the base range, which never drew a real brow's thickness
     assert max(p.brow_thick for p in plain) <= 0.8 < max(p.brow_thick for p in people)
     assert min(p.brow_y for p in people) < 2.0 <= 2.3 <= min(p.brow_y for p in plain)
+
+
+def test_resting_faces_are_weak_single_units_that_every_expression_carries():
+    people = [sample_identity(0, s, details=("resting",)) for s in range(300)]
+    assert 0.65 < float(np.mean([bool(p.resting) for p in people])) < 0.85  # about three quarters
+    caps = dict(RESTING_AUS)
+    for person in people:
+        assert len(person.resting) <= 3
+        for au, intensity in person.resting:
+            assert 0.05 <= intensity <= caps[au] < SUBTLE_INTENSITY  # weaker than the weakest expression
+    # render_scene adds the resting units to whatever the expression moves
+    resting = dataclasses.replace(Identity(), resting=((15, 0.3), (4, 0.2)))
+    happy = prototype_aus("happy", 0.8)
+    moved = happy.copy()
+    moved[AU_INDEX[15]] += 0.3
+    moved[AU_INDEX[4]] += 0.2
+    assert np.array_equal(render_scene(resting, happy, View(), Scene(), SIZE),
+                          render_scene(Identity(), moved, View(), Scene(), SIZE))
+    assert not np.array_equal(render_scene(resting, happy, View(), Scene(), SIZE),
+                              render_scene(Identity(), happy, View(), Scene(), SIZE))
 
 
 def _frontal(ident: Identity) -> np.ndarray:

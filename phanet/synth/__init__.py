@@ -13,7 +13,9 @@ knows nothing of datasets (it imports only :mod:`phanet.crop`); the dataset of t
   eye sockets, ears, hair volume, a real mouth opening) and moves it with the AUs;
 - :mod:`.render` projects it with a perspective camera at a yaw/pitch, removes hidden surfaces with
   a z-buffer (:mod:`.raster`), paints eyes, brows, lips, teeth, wrinkles and hair per pixel
-  (:mod:`.paint`; the optional skin texture, make-up, socket shading and glasses in :mod:`.details`)
+  (:mod:`.paint`; the optional skin texture, make-up, socket shading and glasses in :mod:`.details`;
+  the resting face, weak action units under every expression of a subject, drawn by
+  :func:`.identity.sample_identity` and added to the expression by :func:`.render.render_scene`)
   and shades it (Lambert + Blinn-Phong) -- about 110 images/s at 112 px on one core
   (``benchmarks/synth_speed.py``);
 - :mod:`.maths` holds the smooth functions the geometry and the painter share;

@@ -95,6 +95,9 @@ class Identity:
     glasses_colour: tuple[float, float, float] = (0.08, 0.07, 0.07)
     glasses_size: tuple[float, float] = (1.9, 1.3)  # half-width and half-height of a lens (cm)
     glasses_round: float = 4.0  # superellipse exponent of the lens outline: 2 round .. 8 square
+    # the resting face: (FACS number, intensity) pairs that this subject's face shows with no
+    # expression, and so under every expression (added to the expression's AUs by render_scene)
+    resting: tuple[tuple[int, float], ...] = ()
 
 
 def _blend(palette: np.ndarray, rng: np.random.Generator, lo: float = 0.0, hi: float | None = None) -> np.ndarray:
@@ -114,7 +117,7 @@ _LIP_TINTS = np.array([(0.72, 0.30, 0.32), (0.60, 0.22, 0.26), (0.82, 0.42, 0.45
 # The identity details that are domain-randomisation switches (phanet.synth.render.RANDOMIZATIONS).
 # A detail's random stream is numbered by its place here: add new details at the end, or every
 # later detail of every face changes.
-IDENTITY_DETAILS = ("age", "brows", "glasses", "shading", "skin")
+IDENTITY_DETAILS = ("age", "brows", "glasses", "shading", "skin", "resting")
 
 
 def sample_identity(seed: int, subject: int, lips: bool = True, details: Collection[str] = ()) -> Identity:
@@ -211,7 +214,12 @@ def _with_details(ident: Identity, seed: int, subject: int, details: Collection[
       the skin, and any real line reads as anger or disgust);
     - ``shading``: eye sockets, the skin under the nose and the lower lip, and the neck under the
       chin darkened as the brow ridge, nose, lip and jaw shade them under a top light;
-    - ``glasses``: frames of random shape, size, width and colour for about a third of the subjects.
+    - ``glasses``: frames of random shape, size, width and colour for about a third of the subjects;
+    - ``resting``: a resting face for about three quarters of the subjects, one to three weak action
+      units (:data:`RESTING_AUS`) that the face shows with no expression: down- or up-turned mouth
+      corners, a knitted or raised brow, narrowed eyes, pressed lips, a short upper lip. Real neutral
+      faces differ in these ways; a synthetic neutral face without them is a blank that only a
+      model-like face matches, and any real resting feature reads as a weak expression.
     """
     fields: dict = {}
     for stream, name in enumerate(IDENTITY_DETAILS, start=1):
@@ -242,7 +250,24 @@ def _with_details(ident: Identity, seed: int, subject: int, details: Collection[
             colour = np.clip(grey * np.array([1.0, 0.9, 0.8]) ** u(0, 3), 0, 1)
             fields.update(glasses=u(0.12, 0.4), glasses_colour=tuple(colour),
                           glasses_size=(ident.eye_w + u(0.35, 0.75), u(1.0, 1.6)), glasses_round=u(2.0, 8.0))
+        elif name == "resting" and rng.random() < 0.75:
+            chosen = rng.choice(len(RESTING_AUS), size=int(rng.integers(1, 4)), replace=False)
+            fields["resting"] = tuple((RESTING_AUS[i][0], float(u(0.05, RESTING_AUS[i][1]))) for i in sorted(chosen))
     return replace(ident, **fields)
+
+
+# Action units of a resting face, (FACS number, highest intensity): weaker than the weakest expression
+# ("subtle" draws 0.35 of a prototype) and each alone, where an expression moves several together.
+RESTING_AUS: tuple[tuple[int, float], ...] = (
+    (1, 0.25),  # inner brows raised: a worried look
+    (4, 0.3),  # knitted brows
+    (7, 0.3),  # narrowed eyes
+    (10, 0.2),  # a short upper lip
+    (12, 0.2),  # up-turned mouth corners
+    (15, 0.3),  # down-turned mouth corners
+    (17, 0.25),  # a raised chin
+    (24, 0.25),  # pressed lips
+)
 
 
 # make-up colours for the upper lids (sRGB)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from phanet.crop import DEFAULT_FIT, DEFAULT_PADDING, FITS, alignment_matrix, apply_similarity, crop_spec
-from phanet.synth.expressions import NUM_AUS, sample_aus
+from phanet.synth.expressions import AU_INDEX, NUM_AUS, sample_aus
 from phanet.synth.geometry import KIND_EAR, KIND_MOUTH, NUM_ATTRS, build_mesh, face_landmarks
 from phanet.synth.identity import IDENTITY_DETAILS, Identity, sample_identity
 from phanet.synth.maths import smoothstep, value_noise
@@ -33,9 +33,10 @@ from phanet.synth.raster import rasterize
 # Domain-randomisation switches of the generator (each can be turned off to measure its effect):
 # "lips" full and varied lips (identity.sample_identity), "subtle" expression intensities from subtle
 # to full and "blends" weak mixtures of two expressions (expressions.sample_aus); the identity details
-# "brows", "skin", "age", "shading" and "glasses" (identity._with_details, painted by .details and
-# paint._creases); "clutter" backgrounds (textures and shapes, sample_scene); "camera" distance and
-# so perspective from a selfie to a portrait lens (sample_view). Camera effects
+# "brows", "skin", "age", "shading", "glasses" and "resting" (identity._with_details, painted by .details
+# and paint._creases; the resting face added to the AUs by render_scene); "clutter" backgrounds
+# (textures and shapes, sample_scene); "camera" distance and so perspective from a selfie to a
+# portrait lens (sample_view). Camera effects
 # (colour, blur, noise, JPEG, grayscale, occluders) are train-time augmentation: the `photo` preset.
 RANDOMIZATIONS = ("lips", "subtle", "blends") + IDENTITY_DETAILS + ("clutter", "camera")
 # What a renderer uses when not told: the switches of version 0.2, so that sets rendered before the
@@ -184,6 +185,17 @@ def composite(colour: np.ndarray, cover: np.ndarray, backdrop: np.ndarray) -> np
     return out
 
 
+def _with_resting_face(aus: np.ndarray, ident: Identity) -> np.ndarray:
+    """``aus`` plus the identity's resting face (``Identity.resting``), saturating at 1: a person's
+    resting features stay under their expressions."""
+    if not ident.resting:
+        return aus
+    rest = np.zeros_like(aus)
+    for au, intensity in ident.resting:
+        rest[AU_INDEX[au]] = intensity
+    return np.clip(aus + rest, 0.0, 1.0)
+
+
 def render_scene(
     ident: Identity,
     aus: np.ndarray,
@@ -215,6 +227,7 @@ def render_scene(
     aus = np.asarray(aus, dtype=np.float64)
     if aus.shape != (NUM_AUS, 2):
         raise ValueError(f"aus must have shape ({NUM_AUS}, 2), got {aus.shape}")
+    aus = _with_resting_face(aus, ident)
     mesh = build_mesh(ident, aus)
     big = size * supersample
     rot = _rotation(view.yaw, view.pitch, view.roll).astype(np.float32)
