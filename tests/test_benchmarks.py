@@ -393,7 +393,8 @@ def test_detail_robustness_probes_the_same_faces_with_one_detail_switched_on_at_
     from phanet.checkpoint import bundled_checkpoint
 
     names = [name for name, _ in detail_robustness.rows()]
-    assert names[0] == "base" and names[-1] == "all" and "+brows" in names and len(names) == 9
+    assert names[0] == "base" and names[-1] == "all" and "+brows" in names and "+resting" in names
+    assert len(names) == 2 + len(detail_robustness.DETAILS)
     assert dict(detail_robustness.rows())["+glasses"] == ["lips", "subtle", "blends", "glasses"]
     base_index, base_test = detail_robustness.test_index(["lips"], subjects=1)
     glasses_index, glasses_test = detail_robustness.test_index(["lips", "glasses"], subjects=1)
@@ -404,3 +405,11 @@ def test_detail_robustness_probes_the_same_faces_with_one_detail_switched_on_at_
     assert result["images"] == 161 and 0.0 <= result["accuracy"] <= 1.0
     assert sum(result["neutral_called"].values()) == 23 and set(result["per_expression"]) >= {"neutral", "anger"}
     assert "| base |" in detail_robustness.report({"base": result})
+
+
+def test_detail_robustness_takes_extra_renderings_by_their_switch_lists():
+    import argparse
+
+    assert detail_robustness.switch_list("lips,resting") == "lips,resting"
+    with pytest.raises(argparse.ArgumentTypeError, match="known: lips"):
+        detail_robustness.switch_list("lips,wrinkles")
