@@ -75,15 +75,14 @@ def report(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def switch_list(text: str) -> str:
-    """An argparse type: ``text`` if it is a valid comma list of the generator's switches."""
+def switch_list(text: str) -> list[str]:
+    """An argparse type: the switches of the comma list ``text``, checked and sorted."""
     from phanet.synth import check_randomize
 
     try:
-        check_randomize(text)
+        return list(check_randomize(text))
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
-    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,11 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     checkpoint = args.checkpoint or bundled_checkpoint()
     print(f"checkpoint {checkpoint}; test subjects of {RECIPE.name}, rendered as each row says\n")
-    from phanet.synth import check_randomize
-
     results = {}
     chosen = [(name, randomize) for name, randomize in rows() if args.rows is None or name in args.rows]
-    for name, randomize in chosen + [(given, list(check_randomize(given))) for given in args.render]:
+    for name, randomize in chosen + [(",".join(given), given) for given in args.render]:
         results[name] = probe(checkpoint, randomize)
         print(f"{name}: {100 * results[name]['accuracy']:.1f}% over {results[name]['images']} images", flush=True)
     print()

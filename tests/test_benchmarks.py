@@ -410,6 +410,6 @@ def test_detail_robustness_probes_the_same_faces_with_one_detail_switched_on_at_
 def test_detail_robustness_takes_extra_renderings_by_their_switch_lists():
     import argparse
 
-    assert detail_robustness.switch_list("lips,resting") == "lips,resting"
+    assert detail_robustness.switch_list("resting, lips") == ["lips", "resting"]
     with pytest.raises(argparse.ArgumentTypeError, match="known: lips"):
         detail_robustness.switch_list("lips,wrinkles")

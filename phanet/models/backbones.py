@@ -20,6 +20,7 @@ import os
 import socket
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from urllib.parse import urlparse
 
 import timm
@@ -35,7 +36,9 @@ TIMM_NAMES = {
     "mobilenet_v2": "mobilenetv2_100",
 }
 # timm names whose pretrained weights come from a file this module maps, not from timm's hub download
+# (the state dict of the full classifier, under timm's key names: see _local_weights)
 LOCAL_WEIGHTS = ("tf_efficientnet_lite0", "mobilenetv2_100")
+CLASSIFIER_HEAD = ("conv_head.", "bn2.", "classifier.")  # tensors of those classifiers that no backbone holds
 
 
 def create_backbone(name: str, num_scales: int, pretrained: bool = False) -> nn.Module:
@@ -56,12 +59,16 @@ def create_backbone(name: str, num_scales: int, pretrained: bool = False) -> nn.
         backbone = timm.create_model(timm_name, features_only=True, out_indices=out_indices, pretrained=False)
     else:
         backbone = _create_with_hub_weights(timm_name, out_indices)
-    if offline_weights and timm_name == "tf_efficientnet_lite0":
-        load_efficientnet_lite0_weights(backbone)
-    elif offline_weights:
-        load_backbone_weights(backbone, mobilenet_v2_imagenet_state_dict(), "torchvision mobilenet_v2",
-                              head_prefixes=("conv_head.", "bn2.", "classifier."))
+    if offline_weights:
+        load_backbone_weights(backbone, _local_weights(timm_name), timm_name)
     return backbone
+
+
+def _local_weights(timm_name: str) -> OrderedDict[str, torch.Tensor]:
+    """The ImageNet weights of one of :data:`LOCAL_WEIGHTS`, mapped to timm's key names."""
+    if timm_name == "tf_efficientnet_lite0":
+        return efficientnet_lite0_imagenet_state_dict()
+    return mobilenet_v2_imagenet_state_dict()
 
 
 def hub_endpoint() -> str:
@@ -169,10 +176,8 @@ def mobilenet_v2_imagenet_state_dict() -> OrderedDict[str, torch.Tensor]:
     return map_positionally(source, "mobilenetv2_100", "torchvision mobilenet_v2 weights")
 
 
-def mobilenet_v2_cache_path():
+def mobilenet_v2_cache_path() -> Path:
     """Where torchvision looks for (and downloads) its MobileNetV2 ImageNet file."""
-    from pathlib import Path
-
     from torchvision.models import MobileNet_V2_Weights
 
     name = MobileNet_V2_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1]
@@ -186,17 +191,8 @@ def efficientnet_lite0_imagenet() -> nn.Module:
     return model.eval()
 
 
-def load_efficientnet_lite0_weights(backbone: nn.Module) -> None:
-    """Load the packaged ImageNet weights into a ``features_only`` tf_efficientnet_lite0.
-
-    Every backbone tensor must be mapped; the only weights left over are the classifier head's.
-    """
-    load_backbone_weights(backbone, efficientnet_lite0_imagenet_state_dict(), "packaged efficientnet-lite0",
-                          head_prefixes=("conv_head.", "bn2.", "classifier."))
-
-
 def load_backbone_weights(backbone: nn.Module, weights: dict[str, torch.Tensor], what: str,
-                          head_prefixes: tuple[str, ...]) -> None:
+                          head_prefixes: tuple[str, ...] = CLASSIFIER_HEAD) -> None:
     """Load a full classifier's ``weights`` into its ``features_only`` backbone: every backbone tensor
     must be there, and only the classifier head's (``head_prefixes``) may be left over."""
     wanted = backbone.state_dict()
