@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "data",
     "predict",
     "export",
+    "average",
     "info",
 )
 

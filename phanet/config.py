@@ -55,6 +55,10 @@ class TrainConfig:
     amp: bool = True  # mixed precision, used on CUDA only
     workers: int = 4
     seed: int = 0
+    # Seed of the model's initial weights (heads; a pretrained backbone starts from its file either way);
+    # None: ``seed``. Runs that share it and differ in ``seed`` (sample order, augmentation, dropout) start
+    # from one point, so their weights can be averaged into one model (``phanet average``).
+    init_seed: int | None = None
     loss_weighting: str = "learned"  # learned | fixed
     fixed_weights: dict = field(default_factory=dict)  # with loss_weighting=fixed: {pose: 0.5, att0: 0.3, ...}
     label_smoothing: float = 0.0
@@ -221,6 +225,7 @@ LIMITS: dict[tuple[str, str], tuple] = {
     ("train", "patience"): (0, None, False),
     ("train", "workers"): (0, None, False),
     ("train", "seed"): (0, None, False),
+    ("train", "init_seed"): (0, None, False),
     ("train", "label_smoothing"): (0.0, 1.0, True),
     ("train", "head_lr_mult"): (0.0, None, False),
     ("train", "gate_balance"): (0.0, None, False),
@@ -240,6 +245,8 @@ def check_value(section: str, key: str, value: Any, source: str) -> None:
     if (section, key) in CHOICES and value not in CHOICES[section, key]:
         raise ValueError(f"{source}: {name}={value!r} is not one of {', '.join(CHOICES[section, key])}")
     if (section, key) in LIMITS:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ValueError(f"{source}: {name}={value!r} should be a number")
         low, high, open_high = LIMITS[section, key]
         if isinstance(value, float) and value != value:
             raise ValueError(f"{source}: {name} is NaN")

@@ -581,7 +581,7 @@ def _set_up(config: Config, out_dir: Path, dist_info: DistInfo, data: PreparedDa
         refuse_leaks(data.index, data.split, config.data.allow_leaks)
     data = data or prepare_data(config, out_dir, dist_info)
     index, split = data.index, data.split
-    model = build_model(config, index.label_space, index.crop).to(device)
+    model = _initial_model(config, index).to(device)
     if train_cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     weighting = build_task_weighting(model, config).to(device)
@@ -606,6 +606,17 @@ def _set_up(config: Config, out_dir: Path, dist_info: DistInfo, data: PreparedDa
                 model=model, weighting=weighting, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
                 train_set=train_set, val_set=val_set, test_set=test_set, train_sampler=train_sampler,
                 batch_size=batch_size, steps_per_epoch=steps_per_epoch, meta=meta, progress=progress)
+
+
+def _initial_model(config: Config, index) -> nn.Module:
+    """The model at its initial weights: drawn from ``train.init_seed`` when it is set, on a forked
+    generator so that the rest of the run (dropout, ...) still follows ``train.seed`` alone."""
+    init_seed = config.train.init_seed
+    if init_seed is None:
+        return build_model(config, index.label_space, index.crop)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(init_seed)
+        return build_model(config, index.label_space, index.crop)
 
 
 def _face_dataset(config: Config, data: PreparedData, part: str, model: nn.Module, augment: str) -> FaceDataset:

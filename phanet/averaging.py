@@ -1,0 +1,88 @@
+"""Weight averaging ("model soup", Wortsman et al. 2022): one model from several trained ones.
+
+Runs of one recipe that start from the same initial weights (``train.init_seed``) and differ only in
+what the training seed draws (sample order, augmentation, dropout) end in one basin, where the average
+of their weights is a model about as good as each and usually better than a typical one: it smooths the
+run-to-run luck that a single seed carries, at the cost and size of one model. Runs started from
+different initial weights generally do not average into a working model (their hidden units are not
+aligned), so the members' recorded initial seeds are compared and a mismatch is reported.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from phanet.checkpoint import checkpoint_paths, file_sha256, load_checkpoint, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+# Metadata that must agree for the members' tensors to mean the same thing.
+_MUST_AGREE = ("model", "label_space", "input_size", "mean", "std", "crop")
+
+
+def initial_seed(meta: dict) -> int | None:
+    """The seed a checkpoint's initial weights were drawn from (``train.init_seed``, else ``train.seed``);
+    None when its metadata records no training config."""
+    train = (meta.get("config") or {}).get("train") or {}
+    if train.get("init_seed") is not None:
+        return int(train["init_seed"])
+    return int(train["seed"]) if train.get("seed") is not None else None
+
+
+def average_checkpoints(paths: list[str | Path], out: str | Path, weights: list[float] | None = None,
+                        allow_different_init: bool = False) -> Path:
+    """Write the (weighted) average of the checkpoints at ``paths`` to ``out``; returns the weights path.
+
+    Floating-point tensors (parameters and batch-norm running statistics) are averaged in float64;
+    integer ones (batch-norm step counters) are taken from the first member. The members must have one
+    architecture, label space and data config (an error names the first member that differs and the
+    field). Members whose recorded initial seeds differ are refused unless ``allow_different_init``.
+    The result is a full-precision checkpoint whose metadata is the first member's config plus
+    ``averaged_from`` (each member's weights file, sha256, initial seed and weight).
+    """
+    if len(paths) < 2:
+        raise ValueError(f"averaging needs at least 2 checkpoints, got {len(paths)}")
+    weights = [1.0] * len(paths) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(paths):
+        raise ValueError(f"{len(weights)} weights given for {len(paths)} checkpoints")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"weights must be >= 0 with a positive sum, got {weights}")
+    total = sum(weights)
+    first_model, first_meta = load_checkpoint(paths[0])
+    sums = {k: v.double() * weights[0] for k, v in first_model.state_dict().items() if v.is_floating_point()}
+    members = [_member(paths[0], first_meta, weights[0] / total)]
+    for path, weight in zip(paths[1:], weights[1:]):
+        model, meta = load_checkpoint(path)
+        _check_agree(paths[0], first_meta, path, meta)
+        for key, value in model.state_dict().items():
+            if key in sums:
+                sums[key] += value.double() * weight
+        members.append(_member(path, meta, weight / total))
+    seeds = {m["initial_seed"] for m in members}
+    if len(seeds) > 1:
+        message = (f"the checkpoints started from different initial weights (initial seeds "
+                   f"{', '.join(str(m['initial_seed']) for m in members)}); their average is usually not a "
+                   "working model. Train the members with one train.init_seed")
+        if not allow_different_init:
+            raise ValueError(message + " (or pass --allow-different-init to average them anyway)")
+        log.warning(message)
+    state = first_model.state_dict()
+    averaged = {k: (sums[k] / total).to(v.dtype) if k in sums else v for k, v in state.items()}
+    first_model.load_state_dict(averaged)
+    extra = {"averaged_from": members}
+    return save_checkpoint(out, first_model, config=first_meta.get("config"), extra=extra)
+
+
+def _member(path: str | Path, meta: dict, weight: float) -> dict:
+    weights_path = checkpoint_paths(path)[0]
+    return {"checkpoint": str(weights_path), "weights_sha256": file_sha256(weights_path),
+            "initial_seed": initial_seed(meta), "weight": round(weight, 6)}
+
+
+def _check_agree(first: str | Path, first_meta: dict, other: str | Path, meta: dict) -> None:
+    for key in _MUST_AGREE:
+        if first_meta.get(key) != meta.get(key):
+            raise ValueError(f"cannot average {checkpoint_paths(other)[1]} with {checkpoint_paths(first)[1]}: "
+                             f"their {key!r} differs ({meta.get(key)!r} vs {first_meta.get(key)!r})")
+

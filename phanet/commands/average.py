@@ -1,0 +1,49 @@
+"""`phanet average`: one checkpoint whose weights are the average of several runs' ("model soup")."""
+
+from __future__ import annotations
+
+import argparse
+
+DESCRIPTION = """\
+Average the weights of several checkpoints of one model into one checkpoint of the same size and
+speed. Meant for runs of one recipe that share their initial weights (train.init_seed) and differ in
+train.seed: the average smooths the run-to-run luck of a single training seed. The members must have
+one architecture, label space and input contract; members trained from different initial weights are
+refused (their average is usually not a working model) unless --allow-different-init. Batch-norm
+statistics are averaged with the weights. The JSON records each member's file, sha256 and weight.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "average", help="average the weights of several runs into one checkpoint (model soup)",
+        description=DESCRIPTION,
+        epilog="example (three seeds of one recipe, then the fp16 copy that ships):\n"
+               "  phanet average runs/s0/best runs/s1/best runs/s2/best --out runs/soup\n"
+               "  phanet export fp16 --checkpoint runs/soup --out phanet/weights/phanet_synthetic",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("checkpoints", nargs="+", metavar="CKPT",
+                        help="two or more checkpoints (NAME, NAME.safetensors or NAME.json)")
+    parser.add_argument("--out", required=True, metavar="NAME", help="output checkpoint (NAME.safetensors + NAME.json)")
+    parser.add_argument("--weights", metavar="W,W,...",
+                        help="comma-separated weight per checkpoint, in order (default: equal)")
+    parser.add_argument("--allow-different-init", action="store_true",
+                        help="average members whose recorded initial seeds differ (warns instead of refusing)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from phanet.averaging import average_checkpoints
+
+    weights = None
+    if args.weights:
+        try:
+            weights = [float(w) for w in args.weights.split(",")]
+        except ValueError:
+            raise ValueError(f"--weights {args.weights!r}: expected comma-separated numbers, e.g. 1,1,2") from None
+    path = average_checkpoints(args.checkpoints, args.out, weights, allow_different_init=args.allow_different_init)
+    print(json.dumps({"weights": str(path), "members": len(args.checkpoints)}))
+    return 0
