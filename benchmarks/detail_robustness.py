@@ -100,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", type=Path, help="write every number here")
     args = parser.parse_args(argv)
+    from phanet.checkpoint import is_checkpoint_meta
+
+    if args.json and is_checkpoint_meta(args.json):
+        parser.error(f"--json {args.json} is a checkpoint's metadata; writing the numbers there would destroy "
+                     "that checkpoint (give another file name)")
     if args.threads:
         torch.set_num_threads(args.threads)
     checkpoint = args.checkpoint or bundled_checkpoint()

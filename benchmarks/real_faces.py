@@ -319,6 +319,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="write all numbers to this JSON file")
     parser.add_argument("--peer", action="store_true", help="also run the fer package's FER(mtcnn=True), if installed")
     args = parser.parse_args(argv)
+    from phanet.checkpoint import is_checkpoint_meta
+
+    if args.json and is_checkpoint_meta(args.json):
+        parser.error(f"--json {args.json} is a checkpoint's metadata; writing the numbers there would destroy "
+                     "that checkpoint (give another file name)")
 
     if not args.photos.is_dir():
         print(f"photo folder {args.photos} not found (the default is ../shared/data/london-sample, beside the "

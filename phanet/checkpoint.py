@@ -124,6 +124,19 @@ def save_half_precision(source: str | Path, dest: str | Path, extra: dict | None
     return weights_path
 
 
+def is_checkpoint_meta(path: str | Path) -> bool:
+    """Whether ``path`` is an existing checkpoint's JSON metadata: a report written there would silently
+    destroy the checkpoint (scripts with a ``--json`` output check this first)."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == FORMAT
+
+
 def read_meta(path: str | Path) -> dict:
     """The checkpoint's JSON metadata, checked for shape; errors name the file."""
     _, meta_path = checkpoint_paths(path)

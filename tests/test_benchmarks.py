@@ -297,6 +297,21 @@ def test_real_faces_refuses_a_missing_photo_folder_and_a_missing_bundled_model(t
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("script", [real_faces, detail_robustness], ids=["real_faces", "detail_robustness"])
+def test_benchmarks_refuse_to_write_their_numbers_over_a_checkpoints_metadata(script, tmp_path, capsys):
+    from phanet.checkpoint import read_meta, save_checkpoint
+    from phanet.data.datasets.synthetic import synthetic_label_space
+    from phanet.models import create_model
+
+    model = create_model("baseline_mbv2", label_space=synthetic_label_space("kdef5"), input_size=32, pretrained=False)
+    save_checkpoint(tmp_path / "m", model)
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(["--checkpoint", str(tmp_path / "m"), "--json", str(tmp_path / "m.json")])
+    assert exit_info.value.code == 2
+    assert "is a checkpoint's metadata" in capsys.readouterr().err
+    assert read_meta(tmp_path / "m")["model"]["name"] == "baseline_mbv2"  # untouched
+
+
 def test_real_faces_runs_a_checkpoint_on_real_photos(tmp_path, london_sample, capsys, one_torch_thread):
     import json
     import shutil
