@@ -1,11 +1,12 @@
 """Weight averaging ("model soup", Wortsman et al. 2022): one model from several trained ones.
 
 Runs of one recipe that start from the same initial weights (``train.init_seed``) and differ only in
-what the training seed draws (sample order, augmentation, dropout) end in one basin, where the average
-of their weights is a model about as good as each and usually better than a typical one: it smooths the
-run-to-run luck that a single seed carries, at the cost and size of one model. Runs started from
-different initial weights generally do not average into a working model (their hidden units are not
-aligned), so the members' recorded initial seeds are compared and a mismatch is reported.
+what the training seed draws (sample order, augmentation, dropout) tend to end in one basin, where the
+average of their weights is a model of the size and speed of one that smooths the run-to-run luck a
+single seed carries. Runs started from different initial weights (here: heads drawn from different
+seeds on one pretrained backbone) do not have their hidden units aligned, and their average is worse
+than either member (measured: README, "Three seeds from one starting point"), so the members' recorded
+initial seeds are compared and a mismatch is refused unless asked for.
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ def average_checkpoints(paths: list[str | Path], out: str | Path, weights: list[
     seeds = {m["initial_seed"] for m in members}
     if len(seeds) > 1:
         message = (f"the checkpoints started from different initial weights (initial seeds "
-                   f"{', '.join(str(m['initial_seed']) for m in members)}); their average is usually not a "
-                   "working model. Train the members with one train.init_seed")
+                   f"{', '.join(str(m['initial_seed']) for m in members)}); their average is usually worse "
+                   "than either. Train the members with one train.init_seed")
         if not allow_different_init:
             raise ValueError(message + " (or pass --allow-different-init to average them anyway)")
         log.warning(message)

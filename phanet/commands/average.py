@@ -9,7 +9,7 @@ Average the weights of several checkpoints of one model into one checkpoint of t
 speed. Meant for runs of one recipe that share their initial weights (train.init_seed) and differ in
 train.seed: the average smooths the run-to-run luck of a single training seed. The members must have
 one architecture, label space and input contract; members trained from different initial weights are
-refused (their average is usually not a working model) unless --allow-different-init. Batch-norm
+refused (their average is usually worse than either) unless --allow-different-init. Batch-norm
 statistics are averaged with the weights. The JSON records each member's file, sha256 and weight.
 """
 
