@@ -12,9 +12,15 @@ initial seeds are compared and a mismatch is refused unless asked for.
 from __future__ import annotations
 
 import logging
+import tempfile
+from itertools import islice
 from pathlib import Path
 
+import torch
+import torch.nn as nn
+
 from phanet.checkpoint import checkpoint_paths, file_sha256, load_checkpoint, save_checkpoint
+from phanet.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +38,8 @@ def initial_seed(meta: dict) -> int | None:
 
 
 def average_checkpoints(paths: list[str | Path], out: str | Path, weights: list[float] | None = None,
-                        allow_different_init: bool = False) -> Path:
+                        allow_different_init: bool = False, batch_norm_config: Config | None = None,
+                        batch_norm_batches: int = 100) -> Path:
     """Write the (weighted) average of the checkpoints at ``paths`` to ``out``; returns the weights path.
 
     Floating-point tensors (parameters and batch-norm running statistics) are averaged in float64;
@@ -40,7 +47,9 @@ def average_checkpoints(paths: list[str | Path], out: str | Path, weights: list[
     architecture, label space and data config (an error names the first member that differs and the
     field). Members whose recorded initial seeds differ are refused unless ``allow_different_init``.
     The result is a full-precision checkpoint whose metadata is the first member's config plus
-    ``averaged_from`` (each member's weights file, sha256, initial seed and weight).
+    ``averaged_from`` (each member's weights file, sha256, initial seed and weight). With
+    ``batch_norm_config`` the averaged batch-norm statistics are replaced by ones measured on that
+    config's training images (:func:`reestimate_batch_norm`), recorded as ``batch_norm``.
     """
     if len(paths) < 2:
         raise ValueError(f"averaging needs at least 2 checkpoints, got {len(paths)}")
@@ -71,7 +80,9 @@ def average_checkpoints(paths: list[str | Path], out: str | Path, weights: list[
     state = first_model.state_dict()
     averaged = {k: (sums[k] / total).to(v.dtype) if k in sums else v for k, v in state.items()}
     first_model.load_state_dict(averaged)
-    extra = {"averaged_from": members}
+    extra: dict = {"averaged_from": members}
+    if batch_norm_config is not None:
+        extra["batch_norm"] = reestimate_batch_norm(first_model, batch_norm_config, batch_norm_batches)
     return save_checkpoint(out, first_model, config=first_meta.get("config"), extra=extra)
 
 
@@ -86,4 +97,35 @@ def _check_agree(first: str | Path, first_meta: dict, other: str | Path, meta: d
         if first_meta.get(key) != meta.get(key):
             raise ValueError(f"cannot average {checkpoint_paths(other)[1]} with {checkpoint_paths(first)[1]}: "
                              f"their {key!r} differs ({meta.get(key)!r} vs {first_meta.get(key)!r})")
+
+
+def reestimate_batch_norm(model: nn.Module, config: Config, batches: int = 100, progress: bool = True) -> dict:
+    """Measure ``model``'s batch-norm running statistics afresh on ``batches`` batches of ``config``'s
+    training images (its split, ``train.augment``, ``train.batch_size`` and ``train.seed``), as SWA does
+    after averaging: averaged statistics need not describe the averaged weights' activations. Uses
+    ``torch.optim.swa_utils.update_bn`` (a cumulative mean over the batches); returns what was used.
+    """
+    from torch.optim.swa_utils import update_bn
+    from tqdm import tqdm
+
+    from phanet.distributed import DistInfo, EpochSampler, make_loader
+    from phanet.engine import _face_dataset, prepare_data
+
+    if batches < 1:
+        raise ValueError(f"batch-norm re-estimation needs at least 1 batch, got {batches}")
+    train = config.train
+    with tempfile.TemporaryDirectory() as folder:  # the fold file of a split computed here, not kept
+        data = prepare_data(config, Path(folder), DistInfo())
+    dataset = _face_dataset(config, data, "train", model, train.augment)
+    if len(dataset) < 2:
+        raise ValueError(f"the training split of {config.data.dataset!r} has {len(dataset)} images; need at least 2")
+    batch_size = min(train.batch_size, len(dataset))
+    sampler = EpochSampler(len(dataset), train.seed, DistInfo(), shuffle=True)
+    loader = make_loader(dataset, batch_size, sampler, train.workers, torch.device("cpu"), drop_last=True)
+    batches = min(batches, len(loader))
+    images = (batch["image"] for batch in islice(loader, batches))
+    update_bn(tqdm(images, total=batches, desc="batch-norm statistics", disable=not progress), model)
+    model.eval()
+    return {"dataset": config.data.dataset, "split": "train", "augment": train.augment, "batches": batches,
+            "batch_size": batch_size, "seed": train.seed}
 

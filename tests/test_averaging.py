@@ -128,3 +128,37 @@ def test_init_seed_in_configs_and_overrides():
         apply_overrides(Config(), ["train.init_seed=abc"])
     with pytest.raises(ValueError, match=r"train\.init_seed=-1 must be >= 0"):
         apply_overrides(Config(), ["train.init_seed=-1"])
+
+
+def test_batch_norm_statistics_are_measured_afresh_on_the_training_images(tmp_path):
+    from phanet.averaging import reestimate_batch_norm
+    from phanet.config import Config
+    from phanet.data.datasets.synthetic import synthetic_label_space
+
+    config = Config()
+    config.data.dataset = "synthetic"
+    config.data.protocol = "official"
+    config.data.options = {"subjects": 3, "splits": {"train": 1, "val": 1, "test": 1}, "poses": "kdef5", "size": 32}
+    config.train.batch_size, config.train.workers, config.train.augment = 4, 0, "photo"
+    model = create_model(MODEL, label_space=synthetic_label_space("kdef5"), input_size=32, pretrained=False)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for norm in norms:  # statistics that describe nothing these images produce
+        norm.running_mean.fill_(100.0)
+        norm.running_var.fill_(1e-3)
+    used = reestimate_batch_norm(model, config, batches=3, progress=False)
+    assert used == {"dataset": "synthetic", "split": "train", "augment": "photo", "batches": 3, "batch_size": 4,
+                    "seed": 0}
+    assert not model.training
+    assert all(norm.running_mean.abs().max() < 50 and norm.running_var.min() > 0 for norm in norms)
+    with pytest.raises(ValueError, match="at least 1 batch"):
+        reestimate_batch_norm(model, config, batches=0, progress=False)
+
+    # through `phanet average --bn-config`: recorded in the JSON
+    a = _member(tmp_path, "a", seed=1, init_seed=0, label_space=synthetic_label_space("kdef5"))
+    b = _member(tmp_path, "b", seed=2, init_seed=0, label_space=synthetic_label_space("kdef5"))
+    from phanet.config import save_config
+
+    save_config(config, tmp_path / "recipe.yaml")
+    assert main(["average", str(a), str(b), "--out", str(tmp_path / "soup"), "--bn-config",
+                 str(tmp_path / "recipe.yaml"), "--bn-batches", "2", "--threads", "1"]) == 0
+    assert load_checkpoint(tmp_path / "soup")[1]["batch_norm"]["batches"] == 2

@@ -10,7 +10,8 @@ speed. Meant for runs of one recipe that share their initial weights (train.init
 train.seed: the average smooths the run-to-run luck of a single training seed. The members must have
 one architecture, label space and input contract; members trained from different initial weights are
 refused (their average is usually worse than either) unless --allow-different-init. Batch-norm
-statistics are averaged with the weights. The JSON records each member's file, sha256 and weight.
+statistics are averaged with the weights, or, with --bn-config, measured afresh on that training
+config's images (as SWA does after averaging). The JSON records each member's file, sha256 and weight.
 """
 
 
@@ -30,6 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="comma-separated weight per checkpoint, in order (default: equal)")
     parser.add_argument("--allow-different-init", action="store_true",
                         help="average members whose recorded initial seeds differ (warns instead of refusing)")
+    parser.add_argument("--bn-config", metavar="YAML",
+                        help="re-estimate the batch-norm statistics on this training config's images (its split, "
+                             "train.augment, train.batch_size, train.seed), e.g. the members' recipe")
+    parser.add_argument("--bn-batches", type=int, default=100, metavar="N",
+                        help="training batches for --bn-config (default: 100)")
+    parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's)")
     parser.set_defaults(func=run)
 
 
@@ -44,6 +51,16 @@ def run(args: argparse.Namespace) -> int:
             weights = [float(w) for w in args.weights.split(",")]
         except ValueError:
             raise ValueError(f"--weights {args.weights!r}: expected comma-separated numbers, e.g. 1,1,2") from None
-    path = average_checkpoints(args.checkpoints, args.out, weights, allow_different_init=args.allow_different_init)
+    batch_norm_config = None
+    if args.bn_config:
+        from phanet.config import load_config
+
+        batch_norm_config = load_config(args.bn_config)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    path = average_checkpoints(args.checkpoints, args.out, weights, allow_different_init=args.allow_different_init,
+                               batch_norm_config=batch_norm_config, batch_norm_batches=args.bn_batches)
     print(json.dumps({"weights": str(path), "members": len(args.checkpoints)}))
     return 0
