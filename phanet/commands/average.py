@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "average", help="average the weights of several runs into one checkpoint (model soup)",
         description=DESCRIPTION,
         epilog="example (three seeds of one recipe, then the fp16 copy that ships):\n"
-               "  phanet average runs/s0/best runs/s1/best runs/s2/best --out runs/soup\n"
+               "  phanet average runs/s0/best runs/s1/best runs/s2/best --out runs/soup --bn-config CONFIG\n"
                "  phanet export fp16 --checkpoint runs/soup --out phanet/weights/phanet_synthetic",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
