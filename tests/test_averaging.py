@@ -139,14 +139,14 @@ def test_batch_norm_statistics_are_measured_afresh_on_the_training_images(tmp_pa
     config.data.dataset = "synthetic"
     config.data.protocol = "official"
     config.data.options = {"subjects": 3, "splits": {"train": 1, "val": 1, "test": 1}, "poses": "kdef5", "size": 32}
-    config.train.batch_size, config.train.workers, config.train.augment = 4, 0, "photo"
+    config.train.batch_size, config.train.workers, config.train.augment = 4, 0, "standard"
     model = create_model(MODEL, label_space=synthetic_label_space("kdef5"), input_size=32, pretrained=False)
     norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     for norm in norms:  # statistics that describe nothing these images produce
         norm.running_mean.fill_(100.0)
         norm.running_var.fill_(1e-3)
     used = reestimate_batch_norm(model, config, batches=3, progress=False)
-    assert used == {"dataset": "synthetic", "split": "train", "augment": "photo", "batches": 3, "batch_size": 4,
+    assert used == {"dataset": "synthetic", "split": "train", "augment": "standard", "batches": 3, "batch_size": 4,
                     "seed": 0}
     assert not model.training
     assert all(norm.running_mean.abs().max() < 50 and norm.running_var.min() > 0 for norm in norms)
