@@ -109,14 +109,14 @@ def reestimate_batch_norm(model: nn.Module, config: Config, batches: int = 100, 
     from tqdm import tqdm
 
     from phanet.distributed import DistInfo, EpochSampler, make_loader
-    from phanet.engine import _face_dataset, prepare_data
+    from phanet.engine import face_dataset, prepare_data
 
     if batches < 1:
         raise ValueError(f"batch-norm re-estimation needs at least 1 batch, got {batches}")
     train = config.train
     with tempfile.TemporaryDirectory() as folder:  # the fold file of a split computed here, not kept
         data = prepare_data(config, Path(folder), DistInfo())
-    dataset = _face_dataset(config, data, "train", model, train.augment)
+    dataset = face_dataset(config, data, "train", model, train.augment)
     if len(dataset) < 2:
         raise ValueError(f"the training split of {config.data.dataset!r} has {len(dataset)} images; need at least 2")
     batch_size = min(train.batch_size, len(dataset))

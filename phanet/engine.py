@@ -581,11 +581,11 @@ def _set_up(config: Config, out_dir: Path, dist_info: DistInfo, data: PreparedDa
         refuse_leaks(data.index, data.split, config.data.allow_leaks)
     data = data or prepare_data(config, out_dir, dist_info)
     index, split = data.index, data.split
-    model = _initial_model(config, index).to(device)
+    model = initial_model(config, index).to(device)
     if train_cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     weighting = build_task_weighting(model, config).to(device)
-    train_set, val_set, test_set = (_face_dataset(config, data, part, model, augment)
+    train_set, val_set, test_set = (face_dataset(config, data, part, model, augment)
                                     for part, augment in (("train", train_cfg.augment), ("val", "none"),
                                                           ("test", "none")))
     if len(train_set) < 2:
@@ -608,7 +608,7 @@ def _set_up(config: Config, out_dir: Path, dist_info: DistInfo, data: PreparedDa
                 batch_size=batch_size, steps_per_epoch=steps_per_epoch, meta=meta, progress=progress)
 
 
-def _initial_model(config: Config, index) -> nn.Module:
+def initial_model(config: Config, index: DatasetIndex) -> nn.Module:
     """The model at its initial weights: drawn from ``train.init_seed`` when it is set, on a forked
     generator so that the rest of the run (dropout, ...) still follows ``train.seed`` alone."""
     init_seed = config.train.init_seed
@@ -619,7 +619,7 @@ def _initial_model(config: Config, index) -> nn.Module:
         return build_model(config, index.label_space, index.crop)
 
 
-def _face_dataset(config: Config, data: PreparedData, part: str, model: nn.Module, augment: str) -> FaceDataset:
+def face_dataset(config: Config, data: PreparedData, part: str, model: nn.Module, augment: str) -> FaceDataset:
     """The samples of one part of the split, transformed for ``model`` (its input size, mean and std)."""
     samples = [data.index.samples[i] for i in data.split.get(part, [])]
     transform = FaceTransform.for_model(model.data_config, augment)

@@ -12,7 +12,7 @@ from phanet.averaging import average_checkpoints, initial_seed
 from phanet.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
 from phanet.cli import main
 from phanet.data.base import LabelSpace
-from phanet.engine import _initial_model
+from phanet.engine import initial_model
 from phanet.models import create_model
 
 MODEL = "phanet_mbv2"  # the smallest PhaNet
@@ -41,13 +41,13 @@ def test_init_seed_gives_runs_with_different_seeds_the_same_initial_weights():
         config = tiny_config(MODEL, seed=seed, init_seed=0)
         torch.manual_seed(seed)  # as the engine seeds the run
         before = torch.get_rng_state()
-        models.append(_initial_model(config, index))
+        models.append(initial_model(config, index))
         assert torch.equal(before, torch.get_rng_state()), "the run's own generator must not be consumed"
     for (key, a), b in zip(models[0].state_dict().items(), models[1].state_dict().values()):
         assert torch.equal(a, b), key
     # without init_seed the initial weights follow the run's seed, as before the option existed
     torch.manual_seed(2)
-    free = _initial_model(tiny_config(MODEL, seed=2), index)
+    free = initial_model(tiny_config(MODEL, seed=2), index)
     assert any(not torch.equal(a, b) for a, b in zip(free.state_dict().values(), models[1].state_dict().values()))
 
 
