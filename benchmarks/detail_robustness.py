@@ -2,8 +2,8 @@
 
 Evaluates a checkpoint on the unseen test subjects of the bundled recipe (``configs/synthetic_general.yaml``:
 8 identities x 7 expressions x 23 poses), rendered once as the recipe says and then again with each of
-the generator's detail switches added (brows, skin, age, shading, glasses, resting, clutter, camera: see the README's
-switch table) and with all of them. The faces, expressions and poses are the same in every row; only
+the generator's detail switches added (brows, skin, age, shading, glasses, resting, eyes, clutter, camera:
+see the README's switch table) and with all of them. The faces, expressions and poses are the same in every row; only
 the switched detail changes, so a drop in one class and a rise in another name what the model reads
 as expression. No real photo is involved.
 
@@ -26,7 +26,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads; see b
 
 RECIPE = Path(__file__).resolve().parents[1] / "configs" / "synthetic_general.yaml"
 BASE = ("lips", "subtle", "blends")
-DETAILS = ("brows", "skin", "age", "shading", "glasses", "resting", "clutter", "camera")
+DETAILS = ("brows", "skin", "age", "shading", "glasses", "resting", "eyes", "clutter", "camera")
 
 
 def rows() -> list[tuple[str, list[str]]]:

@@ -94,39 +94,59 @@ def balanced_accuracies(rows: Sequence[dict]) -> dict:
     photos labelled neutral or happy, predicted happy iff ``p_happy > p_neutral``, mean of the two
     per-class accuracies (None when neither class has photos or the model lacks one of them).
     ``n_way``: per true class present, the fraction predicted exactly that class; mean over those classes.
+    Each comes with a 95 % bootstrap interval (``*_interval``, :func:`balanced_interval`): a few photos
+    per class move a balanced accuracy by many points, and the interval says how many.
     """
     by_class: dict[str, list[dict]] = {}
     for row in rows:
         by_class.setdefault(row["label"], []).append(row)
 
-    n_way_per_class = {
-        label: sum(r["expression"] == label for r in members) / len(members) for label, members in by_class.items()
-    }
+    n_way_hits = {label: [r["expression"] == label for r in members] for label, members in by_class.items()}
     two = {label: by_class[label] for label in ("neutral", "happy") if label in by_class}
     defined = all(r["p_happy"] is not None and r["p_neutral"] is not None
                   for members in two.values() for r in members if r["expression"] is not None)
-    hv_per_class = {}
+    hv_hits: dict[str, list[bool]] = {}
     if two and defined:
         for label, members in two.items():
-            right = 0
-            for r in members:
-                if r["expression"] is None:
-                    continue  # no face: wrong
-                called_happy = r["p_happy"] > r["p_neutral"]
-                right += called_happy == (label == "happy")
-            hv_per_class[label] = right / len(members)
+            # no face: wrong; otherwise called happy iff p(happy) > p(neutral)
+            hv_hits[label] = [r["expression"] is not None and (r["p_happy"] > r["p_neutral"]) == (label == "happy")
+                              for r in members]
+
+    def per_class(hits: dict[str, list[bool]]) -> dict[str, float]:
+        return {label: sum(h) / len(h) for label, h in hits.items()}
 
     def mean(values):
         return sum(values) / len(values) if values else None
 
     return {
-        "happy_vs_neutral": mean(list(hv_per_class.values())) if hv_per_class else None,
-        "happy_vs_neutral_per_class": hv_per_class,
-        "n_way": mean(list(n_way_per_class.values())),
-        "n_way_per_class": n_way_per_class,
+        "happy_vs_neutral": mean(list(per_class(hv_hits).values())) if hv_hits else None,
+        "happy_vs_neutral_per_class": per_class(hv_hits),
+        "happy_vs_neutral_interval": balanced_interval(hv_hits) if hv_hits else None,
+        "n_way": mean(list(per_class(n_way_hits).values())),
+        "n_way_per_class": per_class(n_way_hits),
+        "n_way_interval": balanced_interval(n_way_hits),
         "photos_per_class": {label: len(members) for label, members in by_class.items()},
         "no_face": sum(r["expression"] is None for r in rows),
     }
+
+
+def balanced_interval(hits: dict[str, list[bool]], level: float = 0.95, resamples: int = 4000,
+                      seed: int = 0) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of a balanced accuracy: the photos of each class are resampled
+    with replacement (the class sizes kept), ``resamples`` times; deterministic for one ``seed``."""
+    import numpy as np
+
+    hits = {label: h for label, h in hits.items() if h}
+    if not hits:
+        return None
+    rng = np.random.default_rng(seed)
+    total = np.zeros(resamples)
+    for h in hits.values():
+        h = np.asarray(h, dtype=float)
+        total += h[rng.integers(0, len(h), size=(resamples, len(h)))].mean(axis=1)
+    balanced = total / len(hits)
+    tail = (1 - level) / 2
+    return float(np.quantile(balanced, tail)), float(np.quantile(balanced, 1 - tail))
 
 
 def is_frontal(yaw: float | None, pitch: float | None) -> bool:
@@ -237,6 +257,10 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
+def _interval(bounds: Sequence[float] | None) -> str:
+    return "" if bounds is None else f" ({_pct(bounds[0])} to {_pct(bounds[1])})"
+
+
 def _prob(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -278,10 +302,13 @@ def report(result: dict) -> str:
     no_face_note = " (photos with no face count as wrong)"
     per_class = ", ".join(f"{label} {_pct(v)}" for label, v in acc["happy_vs_neutral_per_class"].items())
     lines.append(f"balanced happy-vs-neutral accuracy (happy iff p(happy) > p(neutral)): "
-                 f"{_pct(acc['happy_vs_neutral'])}" + (f"  [{per_class}]" if per_class else "") + no_face_note)
+                 f"{_pct(acc['happy_vs_neutral'])}{_interval(acc.get('happy_vs_neutral_interval'))}"
+                 + (f"  [{per_class}]" if per_class else "") + no_face_note)
     per_class = ", ".join(f"{label} {_pct(v)}" for label, v in acc["n_way_per_class"].items())
     lines.append(f"balanced {len(expressions)}-way accuracy (argmax over all expressions): "
-                 f"{_pct(acc['n_way'])}  [{per_class}]" + no_face_note)
+                 f"{_pct(acc['n_way'])}{_interval(acc.get('n_way_interval'))}  [{per_class}]" + no_face_note)
+    if acc.get("n_way_interval") is not None:
+        lines.append("(in parentheses: 95% bootstrap interval, photos resampled within each true class)")
     frontal = result["frontal"]
     if frontal is None:
         lines.append("frontal pose rate: n/a (no pose bins with angles)")

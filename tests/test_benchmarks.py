@@ -275,8 +275,25 @@ def test_real_faces_balanced_accuracies_on_hand_made_rows():
 
     text = real_faces.report(real_faces.summarise("hand-made", rows, CANONICAL_EXPRESSIONS[:7], poses))
     for part in ("faces found: 5 / 6", "no face found in: neutral/x.jpg", "balanced happy-vs-neutral accuracy",
-                 "75.0%", "balanced 7-way accuracy", "37.5%", "frontal pose rate", "40.0%"):
+                 "75.0%", "balanced 7-way accuracy", "37.5%", "frontal pose rate", "40.0%", "bootstrap interval"):
         assert part in text
+
+
+def test_real_faces_bootstrap_interval_says_how_far_a_few_photos_can_move_the_accuracy():
+    # 10 photos right in one class, 5 of 10 in the other: balanced 75%; the resampled class has a
+    # standard error of sqrt(0.25 / 10) = 0.158, so the balanced accuracy's is 0.079: about +-15 points
+    hits = {"happy": [True] * 10, "neutral": [True] * 5 + [False] * 5}
+    low, high = real_faces.balanced_interval(hits)
+    assert 0.55 <= low <= 0.65 and 0.85 <= high <= 0.95
+    assert real_faces.balanced_interval(hits) == (low, high)  # deterministic
+    assert real_faces.balanced_interval({"happy": [True] * 4, "neutral": [True] * 3}) == (1.0, 1.0)
+    assert real_faces.balanced_interval({"happy": []}) is None
+    # more photos at the same accuracy: a narrower interval
+    low40, high40 = real_faces.balanced_interval({label: h * 4 for label, h in hits.items()})
+    assert high40 - low40 < 0.6 * (high - low)
+    acc = real_faces.balanced_accuracies([_row("neutral", "neutral", 0.1, 0.8), _row("neutral", "sad", 0.6, 0.3),
+                                          _row("happy", "happy", 0.9, 0.05)])
+    assert acc["n_way_interval"] == (0.5, 1.0) and acc["happy_vs_neutral_interval"] == (0.5, 1.0)
 
 
 def test_real_faces_refuses_a_missing_photo_folder_and_a_missing_bundled_model(tmp_path, capsys, monkeypatch):

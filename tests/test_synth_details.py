@@ -1,4 +1,4 @@
-"""The generator's detail randomisations (brows, skin, age, shading, glasses, resting, clutter, camera):
+"""The generator's detail randomisations (brows, skin, age, shading, glasses, resting, eyes, clutter, camera):
 each is a switch that changes what it should and leaves the rest of the face, and the default faces, as they were."""
 
 import dataclasses
@@ -15,12 +15,12 @@ from phanet.synth import (
     sample_identity,
 )
 from phanet.synth.expressions import AU_INDEX, SUBTLE_INTENSITY
-from phanet.synth.identity import IDENTITY_DETAILS, RESTING_AUS, Identity
+from phanet.synth.identity import EYE_FISSURE_RATIO, EYE_UPPER_SHARE, IDENTITY_DETAILS, RESTING_AUS, Identity
 from phanet.synth.maths import value_noise
 from phanet.synth.render import CAMERA_DISTANCE, Scene, View, background, render_scene, sample_scene, sample_view
 
 SIZE = 64
-NEW = ("brows", "skin", "age", "shading", "glasses", "resting", "clutter", "camera")
+NEW = ("brows", "skin", "age", "shading", "glasses", "resting", "eyes", "clutter", "camera")
 
 
 def test_the_default_renders_are_the_three_switches_of_version_0_2():
@@ -93,6 +93,24 @@ def test_resting_faces_are_weak_single_units_that_every_expression_carries():
                           render_scene(Identity(), moved, View(), Scene(), SIZE))
     assert not np.array_equal(render_scene(resting, happy, View(), Scene(), SIZE),
                               render_scene(Identity(), happy, View(), Scene(), SIZE))
+
+
+def test_eye_openings_span_adult_palpebral_fissures():
+    plain = [sample_identity(0, s) for s in range(300)]
+    wide = [sample_identity(0, s, details=("eyes",)) for s in range(300)]
+    ratio = lambda p: (p.eye_open + p.eye_low) / (2 * p.eye_w)  # noqa: E731  fissure height / width
+    # the base range is narrower than nearly every real adult eye (about 10 of 30 mm)
+    assert max(ratio(p) for p in plain) < 0.30
+    assert EYE_FISSURE_RATIO[0] <= min(ratio(p) for p in wide) and max(ratio(p) for p in wide) <= EYE_FISSURE_RATIO[1]
+    assert 0.31 < float(np.mean([ratio(p) for p in wide])) < 0.35
+    for p, w in zip(plain, wide):
+        assert w.eye_open == pytest.approx(EYE_UPPER_SHARE * ratio(w) * 2 * w.eye_w)
+        assert dataclasses.replace(w, eye_open=p.eye_open, eye_low=p.eye_low) == p  # nothing else moves
+    # the painter draws the lower lid where eye_low says: a deeper one changes the eye band and nothing else
+    face = sample_identity(1, 2)
+    changed = np.abs(_frontal(dataclasses.replace(face, eye_low=0.45)) - _frontal(face)).sum(-1) > 0
+    rows, cols = np.nonzero(changed)
+    assert changed.sum() > 20 and 32 <= rows.min() and rows.max() <= 46 and 20 <= cols.min() and cols.max() <= 76
 
 
 def _frontal(ident: Identity) -> np.ndarray:

@@ -270,7 +270,7 @@ def _eyes(p: _Pixels, face, gaze, col, spec) -> None:
     u = (xa - ex) / ew  # -1 inner corner, +1 outer corner
     v = ys - ey - 0.09 * u  # slight upward tilt towards the outer corner
     up_open = np.maximum(ident.eye_open * (1 + 1.0 * a5 - 0.4 * a7 - 0.3 * a4 - 0.2 * a6 - 0.25 * a9), 0.05)
-    lo_open = np.maximum(0.27 * (1 + 0.3 * a5 - 0.6 * a7 - 0.65 * a6), 0.03)
+    lo_open = np.maximum(ident.eye_low * (1 + 0.3 * a5 - 0.6 * a7 - 0.65 * a6), 0.03)
     uc = np.clip(u, -1, 1)
     upper = up_open * (1 - uc**2) ** 0.55 * (1 - 0.12 * uc) - 0.02
     lower = -lo_open * (1 - uc**2) ** 0.8

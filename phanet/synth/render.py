@@ -33,7 +33,7 @@ from phanet.synth.raster import rasterize
 # Domain-randomisation switches of the generator (each can be turned off to measure its effect):
 # "lips" full and varied lips (identity.sample_identity), "subtle" expression intensities from subtle
 # to full and "blends" weak mixtures of two expressions (expressions.sample_aus); the identity details
-# "brows", "skin", "age", "shading", "glasses" and "resting" (identity._with_details, painted by .details
+# "brows", "skin", "age", "shading", "glasses", "resting" and "eyes" (identity._with_details, painted by .details
 # and paint._creases; the resting face added to the AUs by render_scene); "clutter" backgrounds
 # (textures and shapes, sample_scene); "camera" distance and so perspective from a selfie to a
 # portrait lens (sample_view). Camera effects
