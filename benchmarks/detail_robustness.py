@@ -50,12 +50,13 @@ def test_index(randomize: list[str], recipe: Path = RECIPE, subjects: int | None
     return index, test
 
 
-def probe(checkpoint, randomize: list[str], subjects: int | None = None, batch_size: int = 64) -> dict:
+def probe(checkpoint, randomize: list[str], subjects: int | None = None, batch_size: int = 64,
+          tta: str | None = None) -> dict:
     """Accuracy, per-expression accuracy and the neutral faces' predictions for one rendering."""
     from phanet.engine import evaluate_checkpoint
 
     index, test = test_index(randomize, subjects=subjects)
-    results = evaluate_checkpoint(checkpoint, index, test, None, "cpu", batch_size, 0)
+    results = evaluate_checkpoint(checkpoint, index, test, None, "cpu", batch_size, 0, tta=tta)
     names = results["class_names"]
     neutral_row = results["confusion_matrix"][names.index("neutral")]
     return {"randomize": list(randomize), "images": results["num_samples"], "accuracy": results["accuracy"],
@@ -97,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--render", action="append", default=[], metavar="LIST", type=switch_list,
                         help="one more row: the test subjects rendered with this comma list of switches "
                              "(e.g. another recipe's); repeatable")
+    parser.add_argument("--tta", choices=("none", "flip"), default="none",
+                        help="test-time augmentation (phanet.inference.tta; default: none)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", type=Path, help="write every number here")
     args = parser.parse_args(argv)
@@ -108,11 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     checkpoint = args.checkpoint or bundled_checkpoint()
-    print(f"checkpoint {checkpoint}; test subjects of {RECIPE.name}, rendered as each row says\n")
+    print(f"checkpoint {checkpoint}; test subjects of {RECIPE.name}, rendered as each row says; "
+          f"test-time augmentation: {args.tta}\n")
     results = {}
     chosen = [(name, randomize) for name, randomize in rows() if args.rows is None or name in args.rows]
     for name, randomize in chosen + [(",".join(given), given) for given in args.render]:
-        results[name] = probe(checkpoint, randomize)
+        results[name] = probe(checkpoint, randomize, tta=args.tta)
         print(f"{name}: {100 * results[name]['accuracy']:.1f}% over {results[name]['images']} images", flush=True)
     print()
     print(report(results))

@@ -322,12 +322,12 @@ def report(result: dict) -> str:
 # --- command line -------------------------------------------------------------------------------------
 
 
-def load_predictor(checkpoint: str | None, detector, device: str | None):
+def load_predictor(checkpoint: str | None, detector, device: str | None, tta: str | None = None):
     """A Predictor, or ``(None, one-line error)`` when the checkpoint (or the bundled model) cannot load."""
     from phanet.inference import Predictor
 
     try:
-        return Predictor.from_checkpoint(checkpoint, device=device, detector=detector), None
+        return Predictor.from_checkpoint(checkpoint, device=device, detector=detector, tta=tta), None
     except Exception as err:  # any failure to load is reported in one line, not a traceback
         if checkpoint is None:
             return None, f"no bundled model in this install; pass --checkpoint ({type(err).__name__}: {err})"
@@ -345,6 +345,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--json", type=Path, default=None, help="write all numbers to this JSON file")
     parser.add_argument("--peer", action="store_true", help="also run the fer package's FER(mtcnn=True), if installed")
+    parser.add_argument("--tta", choices=("none", "flip"), default="none",
+                        help="test-time augmentation of the checkpoints (phanet.inference.tta; default: none)")
     args = parser.parse_args(argv)
     from phanet.checkpoint import is_checkpoint_meta
 
@@ -368,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     checkpoints = args.checkpoint or [None]
     predictors = []
     for checkpoint in checkpoints:
-        predictor, error = load_predictor(checkpoint, detector, device)
+        predictor, error = load_predictor(checkpoint, detector, device, args.tta)
         if error:
             print(error, file=sys.stderr)
             return 2
@@ -386,7 +388,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ignored = ignored_folders(args.photos, expressions)
     if ignored:
         print(f"ignored subfolders (not a label): {', '.join(ignored)}")
-    print(f"device {device}, torch threads {torch.get_num_threads()}, detector MTCNN (most confident face per photo)")
+    print(f"device {device}, torch threads {torch.get_num_threads()}, detector MTCNN (most confident face per photo), "
+          f"test-time augmentation {args.tta}")
 
     results = []
     for name, predictor in predictors:

@@ -860,6 +860,7 @@ def evaluate_checkpoint(
     workers: int = 2,
     progress: bool = True,
     root: str | Path | None = None,
+    tta: str | None = None,
 ) -> dict:
     """Evaluate a saved model on (part of) a dataset, mapping classes by name across datasets.
 
@@ -867,12 +868,15 @@ def evaluate_checkpoint(
     accuracy is reported only when the dataset's pose bins are the model's. When the evaluated people
     overlap those the checkpoint was trained/validated on, a warning is logged and stored under
     ``seen_in_training`` (``root``: the dataset folder, where a ``phanet synth`` folder names its seed).
+    ``tta``: test-time augmentation, ``"none"`` or ``"flip"`` (:mod:`phanet.inference.tta`).
     """
     from phanet.checkpoint import load_checkpoint
     from phanet.data.protocols import cross_dataset_index
+    from phanet.inference.tta import with_tta
 
     device = resolve_device(device)
     model, meta = load_checkpoint(checkpoint, device)
+    model = with_tta(model, tta)
     if indices is not None:
         index = DatasetIndex([index.samples[i] for i in indices], index.label_space, index.problems,
                              index.default_protocol, index.name, index.crop)
@@ -897,7 +901,7 @@ def evaluate_checkpoint(
         results.pop("pose_accuracy", None)
     results.update({"model": meta["model"]["name"], "checkpoint": str(checkpoint), "dataset": index.name,
                     "dropped_classes": dropped, "evaluated_on": "evaluate", "seen_in_training": overlap,
-                    "crop_mismatch": mismatch})
+                    "crop_mismatch": mismatch, "tta": tta or "none"})
     if out_dir is not None:
         from phanet.report import write_run_report
 

@@ -26,6 +26,9 @@ def register(subparsers) -> None:
                         help="dataset loader option, e.g. --option poses=7")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--tta", choices=("none", "flip"), default="none",
+                        help="test-time augmentation: none, or flip (each image's answer averaged with its mirror "
+                        "image's; default: none)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", metavar="DIR", help="write metrics.json and plots here")
     add_threads_flag(parser)
@@ -46,7 +49,7 @@ def run(args) -> int:
         split = make_split(index, args.protocol, fold=args.fold, k=args.folds, fold_file=args.fold_file)
         indices = split[args.split]
     results = evaluate_checkpoint(args.checkpoint, index, indices, args.out, args.device, args.batch_size,
-                                  args.workers, root=args.root)
+                                  args.workers, root=args.root, tta=args.tta)
     if results.get("seen_in_training"):
         import sys
 

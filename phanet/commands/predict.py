@@ -67,6 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--every", type=int, default=1, metavar="N",
                         help="in videos, use every N-th frame (default: 1)")
     parser.add_argument("--batch-size", type=int, default=32, help="faces per model call (default: 32)")
+    parser.add_argument("--tta", choices=("none", "flip"), default="none",
+                        help="test-time augmentation: none, or flip (each face's answer averaged with its mirror "
+                        "image's; twice the compute; default: none)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 if any input failed")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -99,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
             detector=None if args.no_detect else args.detector,
             batch_size=args.batch_size,
             align_padding=args.align_padding,
+            tta=args.tta,
             **({} if args.no_detect else detector_options(args)),
         )
     except ImportError as err:

@@ -113,6 +113,8 @@ class Predictor:
     batch_size: faces per model call.
     align_padding: crop padding around the landmark template (see :mod:`phanet.inference.align`);
         default: the checkpoint's (``crop.padding``), else 0.1.
+    tta: test-time augmentation, ``"none"`` or ``"flip"`` (the answer averaged over each face and its
+        mirror image, twice the compute; :mod:`phanet.inference.tta`).
     """
 
     def __init__(
@@ -123,8 +125,12 @@ class Predictor:
         device: str | torch.device = "cpu",
         batch_size: int = 32,
         align_padding: float | None = None,
+        tta: str | None = None,
     ):
-        self.model = model.to(device).eval()
+        from phanet.inference.tta import with_tta
+
+        self.tta = tta or "none"
+        self.model = with_tta(model, self.tta).to(device).eval()
         self.meta = meta
         self.detector = detector
         self.device = torch.device(device)
@@ -146,6 +152,7 @@ class Predictor:
         detector: str | FaceDetector | None = "mtcnn",
         batch_size: int = 32,
         align_padding: float | None = None,
+        tta: str | None = None,
         **detector_kwargs,
     ) -> Predictor:
         """A predictor from a checkpoint; ``detector`` is a registered name, an instance, or None.
@@ -161,7 +168,7 @@ class Predictor:
         model, meta = load_checkpoint(path, device=device)
         if isinstance(detector, str):
             detector = create_detector(detector, device=device, **detector_kwargs)
-        return cls(model, meta, detector, device, batch_size=batch_size, align_padding=align_padding)
+        return cls(model, meta, detector, device, batch_size=batch_size, align_padding=align_padding, tta=tta)
 
     # --- public API -------------------------------------------------------------------------------
 
