@@ -48,7 +48,7 @@ def test_unknown_pose_labels_contribute_nothing_to_the_pose_loss():
 def test_a_batch_with_no_known_pose_gives_zero_loss_without_nan():
     logits = torch.randn(3, 5, requires_grad=True)
     loss, has = pose_loss(logits, torch.full((3,), -1))
-    assert not has and float(loss) == 0.0
+    assert not has and loss.item() == 0.0
     loss.backward()
     assert torch.all(torch.isfinite(logits.grad))
 
