@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from phanet.checkpoint import bundled_checkpoint
+    from phanet.commands.common import add_tta_flag
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, help="NAME (.safetensors + .json); default: the bundled model")
@@ -98,8 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--render", action="append", default=[], metavar="LIST", type=switch_list,
                         help="one more row: the test subjects rendered with this comma list of switches "
                              "(e.g. another recipe's); repeatable")
-    parser.add_argument("--tta", choices=("none", "flip"), default="none",
-                        help="test-time augmentation (phanet.inference.tta; default: none)")
+    add_tta_flag(parser, "image")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", type=Path, help="write every number here")
     args = parser.parse_args(argv)

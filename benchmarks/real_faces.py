@@ -335,6 +335,8 @@ def load_predictor(checkpoint: str | None, detector, device: str | None, tta: st
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from phanet.commands.common import add_tta_flag
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", action="append", default=None,
                         help="checkpoint to measure (repeatable; default: the model bundled in the package)")
@@ -345,8 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--json", type=Path, default=None, help="write all numbers to this JSON file")
     parser.add_argument("--peer", action="store_true", help="also run the fer package's FER(mtcnn=True), if installed")
-    parser.add_argument("--tta", choices=("none", "flip"), default="none",
-                        help="test-time augmentation of the checkpoints (phanet.inference.tta; default: none)")
+    add_tta_flag(parser)
     args = parser.parse_args(argv)
     from phanet.checkpoint import is_checkpoint_meta
 

@@ -68,6 +68,10 @@ def test_pose_bins_without_a_mirror_bin_keep_the_unflipped_answer(faces):
 
 
 def test_with_tta_names_the_modes(model):
+    from phanet.commands.common import TTA_CHOICES
+    from phanet.inference.tta import TTA_MODES
+
+    assert TTA_CHOICES == TTA_MODES  # the CLI flag offers exactly the modes with_tta knows
     assert with_tta(model, None) is model and with_tta(model, "none") is model
     wrapped = with_tta(model, "flip")
     assert isinstance(wrapped, FlipAveraged) and wrapped.label_space == model.label_space

@@ -60,6 +60,17 @@ def add_threads_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=positive_int, metavar="N", help=THREADS_HELP)
 
 
+# phanet.inference.tta.TTA_MODES, spelled out here so that building the parsers does not import torch
+TTA_CHOICES = ("none", "flip")
+
+
+def add_tta_flag(parser: argparse.ArgumentParser, unit: str = "face") -> None:
+    """``--tta``: test-time augmentation of the model's answers (phanet.inference.tta)."""
+    parser.add_argument("--tta", choices=TTA_CHOICES, default="none",
+                        help=f"test-time augmentation: none, or flip (each {unit}'s answer averaged with its mirror "
+                        "image's; twice the model compute; default: none)")
+
+
 def show_progress(args) -> bool:
     """Progress bars only on a terminal: in a log file or pipe their carriage-return redraws are noise
     (the engine logs one line per epoch either way); ``--no-progress`` turns them off everywhere."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from phanet.commands.common import add_threads_flag, apply_threads
+from phanet.commands.common import add_threads_flag, add_tta_flag, apply_threads
 
 
 def register(subparsers) -> None:
@@ -26,9 +26,7 @@ def register(subparsers) -> None:
                         help="dataset loader option, e.g. --option poses=7")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--tta", choices=("none", "flip"), default="none",
-                        help="test-time augmentation: none, or flip (each image's answer averaged with its mirror "
-                        "image's; default: none)")
+    add_tta_flag(parser, "image")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", metavar="DIR", help="write metrics.json and plots here")
     add_threads_flag(parser)

@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections import Counter
 
-from phanet.commands.common import add_threads_flag, apply_threads
+from phanet.commands.common import add_threads_flag, add_tta_flag, apply_threads
 
 DESCRIPTION = """\
 Find the faces in images, folders (searched recursively) and video files, align each one, and run a
@@ -67,9 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--every", type=int, default=1, metavar="N",
                         help="in videos, use every N-th frame (default: 1)")
     parser.add_argument("--batch-size", type=int, default=32, help="faces per model call (default: 32)")
-    parser.add_argument("--tta", choices=("none", "flip"), default="none",
-                        help="test-time augmentation: none, or flip (each face's answer averaged with its mirror "
-                        "image's; twice the compute; default: none)")
+    add_tta_flag(parser)
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 if any input failed")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")

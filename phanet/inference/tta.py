@@ -10,6 +10,8 @@ a parting, a crease) at twice the compute.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -70,7 +72,7 @@ class FlipAveraged(nn.Module):
 def _mean_log_probs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """log((softmax(a) + softmax(b)) / 2) over the last dimension, computed stably."""
     stacked = torch.stack([a.float().log_softmax(-1), b.float().log_softmax(-1)])
-    return torch.logsumexp(stacked, dim=0) - torch.log(torch.tensor(2.0, device=a.device))
+    return torch.logsumexp(stacked, dim=0) - math.log(2.0)
 
 
 def with_tta(model: nn.Module, mode: str | None) -> nn.Module:
