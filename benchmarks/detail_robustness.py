@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from phanet.checkpoint import bundled_checkpoint
-    from phanet.commands.common import add_tta_flag
+    from phanet.commands.common import add_tta_flag, refuse_checkpoint_meta_as_output
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, help="NAME (.safetensors + .json); default: the bundled model")
@@ -103,11 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", type=Path, help="write every number here")
     args = parser.parse_args(argv)
-    from phanet.checkpoint import is_checkpoint_meta
-
-    if args.json and is_checkpoint_meta(args.json):
-        parser.error(f"--json {args.json} is a checkpoint's metadata; writing the numbers there would destroy "
-                     "that checkpoint (give another file name)")
+    refuse_checkpoint_meta_as_output(parser, args.json)
     if args.threads:
         torch.set_num_threads(args.threads)
     checkpoint = args.checkpoint or bundled_checkpoint()

@@ -335,7 +335,7 @@ def load_predictor(checkpoint: str | None, detector, device: str | None, tta: st
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from phanet.commands.common import add_tta_flag
+    from phanet.commands.common import add_tta_flag, refuse_checkpoint_meta_as_output
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", action="append", default=None,
@@ -349,11 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--peer", action="store_true", help="also run the fer package's FER(mtcnn=True), if installed")
     add_tta_flag(parser)
     args = parser.parse_args(argv)
-    from phanet.checkpoint import is_checkpoint_meta
-
-    if args.json and is_checkpoint_meta(args.json):
-        parser.error(f"--json {args.json} is a checkpoint's metadata; writing the numbers there would destroy "
-                     "that checkpoint (give another file name)")
+    refuse_checkpoint_meta_as_output(parser, args.json)
 
     if not args.photos.is_dir():
         print(f"photo folder {args.photos} not found (the default is ../shared/data/london-sample, beside the "

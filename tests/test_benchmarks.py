@@ -15,6 +15,7 @@ sys.path.insert(0, str(BENCHMARKS))
 
 import ablation  # noqa: E402
 import ablation_plots  # noqa: E402
+import backbone_drift  # noqa: E402
 import cpu_train_step  # noqa: E402
 import detail_robustness  # noqa: E402
 import profile_train_step  # noqa: E402
@@ -314,7 +315,8 @@ def test_real_faces_refuses_a_missing_photo_folder_and_a_missing_bundled_model(t
     assert len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("script", [real_faces, detail_robustness], ids=["real_faces", "detail_robustness"])
+@pytest.mark.parametrize("script", [real_faces, detail_robustness, backbone_drift],
+                         ids=["real_faces", "detail_robustness", "backbone_drift"])
 def test_benchmarks_refuse_to_write_their_numbers_over_a_checkpoints_metadata(script, tmp_path, capsys):
     from phanet.checkpoint import read_meta, save_checkpoint
     from phanet.data.datasets.synthetic import synthetic_label_space
@@ -445,3 +447,31 @@ def test_detail_robustness_takes_extra_renderings_by_their_switch_lists():
     assert detail_robustness.switch_list("resting, lips") == ["lips", "resting"]
     with pytest.raises(argparse.ArgumentTypeError, match="known: lips"):
         detail_robustness.switch_list("lips,wrinkles")
+
+
+def test_backbone_drift_is_zero_at_the_pretrained_start_and_measures_each_stage(tmp_path, capsys):
+    import json
+
+    from phanet.checkpoint import save_checkpoint
+    from phanet.data.datasets.synthetic import synthetic_label_space
+    from phanet.models import create_model
+
+    assert backbone_drift.stage_of("blocks.3.1.conv_pw.weight") == "blocks.3"
+    assert backbone_drift.stage_of("conv_stem.weight") == backbone_drift.stage_of("bn1.bias") == "stem"
+    model = create_model("phanet_effl0", label_space=synthetic_label_space("kdef5"), input_size=32, pretrained=True)
+    save_checkpoint(tmp_path / "start", model)
+    with torch.no_grad():  # one stage scaled by 1.1 moves it by exactly 0.1 of its norm, and nothing else
+        for name, param in model.backbone.named_parameters():
+            if name.startswith("blocks.1."):
+                param.mul_(1.1)
+    save_checkpoint(tmp_path / "moved", model)
+    out = tmp_path / "drift.json"
+    assert backbone_drift.main(["--checkpoint", str(tmp_path / "start"), "--checkpoint", str(tmp_path / "moved"),
+                                "--json", str(out)]) == 0
+    start, moved = json.loads(out.read_text())
+    assert start["overall"] == 0.0 and set(start["stages"].values()) == {0.0}
+    assert moved["stages"]["blocks.1"] == pytest.approx(0.1, rel=1e-4)
+    assert all(value == 0.0 for stage, value in moved["stages"].items() if stage != "blocks.1")
+    assert 0.0 < moved["overall"] < 0.1
+    table = capsys.readouterr().out
+    assert "| stem | blocks.0 | blocks.1 |" in table and "0.100" in table

@@ -71,6 +71,16 @@ def add_tta_flag(parser: argparse.ArgumentParser, unit: str = "face") -> None:
                         "image's; twice the model compute; default: none)")
 
 
+def refuse_checkpoint_meta_as_output(parser: argparse.ArgumentParser, json_path: Path | None) -> None:
+    """A ``--json`` output that is a checkpoint's metadata file is a usage error: writing numbers there
+    would destroy that checkpoint (its weights would no longer load)."""
+    from phanet.checkpoint import is_checkpoint_meta  # torch; only once the arguments are parsed
+
+    if json_path and is_checkpoint_meta(json_path):
+        parser.error(f"--json {json_path} is a checkpoint's metadata; writing the numbers there would destroy "
+                     "that checkpoint (give another file name)")
+
+
 def show_progress(args) -> bool:
     """Progress bars only on a terminal: in a log file or pipe their carriage-return redraws are noise
     (the engine logs one line per epoch either way); ``--no-progress`` turns them off everywhere."""
