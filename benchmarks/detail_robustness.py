@@ -24,9 +24,12 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads; see benchmarks/README.md
 
+from phanet.synth import DEFAULT_RANDOMIZATIONS, RANDOMIZATIONS  # noqa: E402  (numpy only, no torch)
+
 RECIPE = Path(__file__).resolve().parents[1] / "configs" / "synthetic_general.yaml"
 BASE = ("lips", "subtle", "blends")
-DETAILS = ("brows", "skin", "age", "shading", "glasses", "resting", "eyes", "clutter", "camera")
+# every switch of the generator beyond the default three, so that a new switch joins the study by itself
+DETAILS = tuple(part for part in RANDOMIZATIONS if part not in DEFAULT_RANDOMIZATIONS)
 
 
 def rows() -> list[tuple[str, list[str]]]:

@@ -33,10 +33,11 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads; see benchmarks/README.md
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from phanet.synth import DEFAULT_RANDOMIZATIONS, RANDOMIZATIONS  # noqa: E402  (numpy only, no torch)
 
 RECIPE = Path(__file__).resolve().parents[1] / "configs" / "synthetic_general.yaml"
-# the generator's later switches
-DETAILS = ("brows", "skin", "age", "shading", "glasses", "resting", "eyes", "clutter", "camera")
+# every switch of the generator beyond the default three, so that a new switch joins the study by itself
+DETAILS = tuple(part for part in RANDOMIZATIONS if part not in DEFAULT_RANDOMIZATIONS)
 VARIANTS: dict[str, dict] = {
     "camera": {"align_padding": None, "randomize": [], "augment": "standard"},
     "aligned": {"align_padding": 0.1, "randomize": [], "augment": "standard"},

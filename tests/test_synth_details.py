@@ -175,3 +175,14 @@ def test_camera_distance_changes_the_perspective_only():
         eyes = (marks[0] + marks[1]) / 2
         offsets.append((marks[2][0] - eyes[0]) / np.linalg.norm(marks[0] - marks[1]))
     assert offsets[0] > offsets[1] + 0.05
+
+
+@pytest.mark.parametrize("command", ["demo", "synth"])
+def test_the_randomize_help_names_every_switch_of_the_generator(command):
+    # the help is spelled out (building the parsers imports neither numpy nor torch), so it must keep up
+    from phanet.cli import build_parser
+
+    subparsers = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    randomize = next(a for a in subparsers.choices[command]._actions if a.dest == "randomize")
+    named = {word.strip(" ,;:()") for word in randomize.help.split()}
+    assert set(RANDOMIZATIONS) <= named, sorted(set(RANDOMIZATIONS) - named)
