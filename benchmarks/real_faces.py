@@ -335,7 +335,12 @@ def load_predictor(checkpoint: str | None, detector, device: str | None, tta: st
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from phanet.commands.common import add_tta_flag, refuse_checkpoint_meta_as_output
+    from phanet.commands.common import (
+        add_adapt_bn_flags,
+        add_tta_flag,
+        check_adapt_bn_flags,
+        refuse_checkpoint_meta_as_output,
+    )
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", action="append", default=None,
@@ -348,8 +353,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="write all numbers to this JSON file")
     parser.add_argument("--peer", action="store_true", help="also run the fer package's FER(mtcnn=True), if installed")
     add_tta_flag(parser)
+    add_adapt_bn_flags(parser, "photos measured")
     args = parser.parse_args(argv)
     refuse_checkpoint_meta_as_output(parser, args.json)
+    try:
+        check_adapt_bn_flags(args)
+    except ValueError as err:
+        parser.error(str(err))
 
     if not args.photos.is_dir():
         print(f"photo folder {args.photos} not found (the default is ../shared/data/london-sample, beside the "
@@ -386,11 +396,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ignored:
         print(f"ignored subfolders (not a label): {', '.join(ignored)}")
     print(f"device {device}, torch threads {torch.get_num_threads()}, detector MTCNN (most confident face per photo), "
-          f"test-time augmentation {args.tta}")
+          f"test-time augmentation {args.tta}, batch-norm adaptation "
+          + ("off" if args.adapt_bn is None else f"to the photos measured (prior {args.adapt_bn:g} images, depth "
+                                             f"{args.adapt_depth:g})"))
 
     results = []
     for name, predictor in predictors:
+        if args.adapt_bn is not None:
+            from phanet.inference.sources import read_image_item
+
+            items = (read_image_item(Path(path)) for path, _ in photos)  # labels unused
+            predictor.adapt_batch_norm(items, args.adapt_bn, args.adapt_images, args.adapt_depth)
         result = evaluate_checkpoint(predictor, photos, name=name)
+        result["batch_norm_adaptation"] = predictor.adaptation
         results.append(result)
         print()
         print(report(result))

@@ -850,6 +850,21 @@ def crop_mismatch(trained: dict | None, evaluated: dict | None) -> str | None:
             f"these have padding {evaluated.get('padding')} and fit {fit(evaluated)}")
 
 
+def _adapt_to(model: nn.Module, dataset: FaceDataset, prior: float, max_images: int | None, depth: float,
+              device: torch.device) -> dict:
+    """Test-time batch-norm adaptation of ``model`` on up to ``max_images`` evenly spaced images of
+    ``dataset`` (their labels unused)."""
+    from phanet.inference.adapt_bn import DEFAULT_MAX_IMAGES, adapt_batch_norm
+
+    count = min(len(dataset), max_images or DEFAULT_MAX_IMAGES)
+    picks = np.unique(np.linspace(0, len(dataset) - 1, count).round().astype(int))
+    items = [dataset[int(i)] for i in picks]
+    images = [item["image"] for item in items if item is not None]  # an unreadable image is skipped, as in evaluation
+    if not images:
+        raise ValueError(f"batch-norm adaptation: none of the {len(picks)} images picked could be read")
+    return adapt_batch_norm(model, torch.stack(images).to(device), prior, depth)
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     index: DatasetIndex,
@@ -861,6 +876,9 @@ def evaluate_checkpoint(
     progress: bool = True,
     root: str | Path | None = None,
     tta: str | None = None,
+    adapt_bn: float | None = None,
+    adapt_images: int | None = None,
+    adapt_depth: float = 1.0,
 ) -> dict:
     """Evaluate a saved model on (part of) a dataset, mapping classes by name across datasets.
 
@@ -869,6 +887,9 @@ def evaluate_checkpoint(
     overlap those the checkpoint was trained/validated on, a warning is logged and stored under
     ``seen_in_training`` (``root``: the dataset folder, where a ``phanet synth`` folder names its seed).
     ``tta``: test-time augmentation, ``"none"`` or ``"flip"`` (:mod:`phanet.inference.tta`).
+    ``adapt_bn``: when given, the prior of test-time batch-norm adaptation on the evaluated images
+    (unlabelled; up to ``adapt_images`` of them, evenly spaced; the first ``adapt_depth`` of the layers;
+    :mod:`phanet.inference.adapt_bn`).
     """
     from phanet.checkpoint import load_checkpoint
     from phanet.data.protocols import cross_dataset_index
@@ -894,6 +915,9 @@ def evaluate_checkpoint(
         raise ValueError(f"no sample of {index.name} has a class the model knows ({known})")
     transform = FaceTransform.for_model(model.data_config, "none")
     dataset = FaceDataset(mapped.samples, mapped.label_space, transform)
+    adaptation = None
+    if adapt_bn is not None:
+        adaptation = _adapt_to(model, dataset, adapt_bn, adapt_images, adapt_depth, device)
     sampler = EpochSampler(len(dataset), 0, DistInfo(), shuffle=False)
     loader = make_loader(dataset, batch_size, sampler, workers, device, drop_last=False)
     results, arrays = _evaluate(model, loader, device, mapped.label_space, progress=progress)
@@ -901,7 +925,7 @@ def evaluate_checkpoint(
         results.pop("pose_accuracy", None)
     results.update({"model": meta["model"]["name"], "checkpoint": str(checkpoint), "dataset": index.name,
                     "dropped_classes": dropped, "evaluated_on": "evaluate", "seen_in_training": overlap,
-                    "crop_mismatch": mismatch, "tta": tta or "none"})
+                    "crop_mismatch": mismatch, "tta": tta or "none", "batch_norm_adaptation": adaptation})
     if out_dir is not None:
         from phanet.report import write_run_report
 

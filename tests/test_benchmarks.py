@@ -15,6 +15,7 @@ sys.path.insert(0, str(BENCHMARKS))
 
 import ablation  # noqa: E402
 import ablation_plots  # noqa: E402
+import adapt_bn  # noqa: E402
 import backbone_drift  # noqa: E402
 import cpu_train_step  # noqa: E402
 import detail_robustness  # noqa: E402
@@ -315,8 +316,8 @@ def test_real_faces_refuses_a_missing_photo_folder_and_a_missing_bundled_model(t
     assert len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("script", [real_faces, detail_robustness, backbone_drift],
-                         ids=["real_faces", "detail_robustness", "backbone_drift"])
+@pytest.mark.parametrize("script", [real_faces, detail_robustness, backbone_drift, adapt_bn],
+                         ids=["real_faces", "detail_robustness", "backbone_drift", "adapt_bn"])
 def test_benchmarks_refuse_to_write_their_numbers_over_a_checkpoints_metadata(script, tmp_path, capsys):
     from phanet.checkpoint import read_meta, save_checkpoint
     from phanet.data.datasets.synthetic import synthetic_label_space
@@ -476,3 +477,19 @@ def test_backbone_drift_is_zero_at_the_pretrained_start_and_measures_each_stage(
     assert 0.0 < moved["overall"] < 0.1
     table = capsys.readouterr().out
     assert "| conv_stem | bn1 | blocks.0 | blocks.1 |" in table and "0.100" in table
+
+
+def test_adapt_bn_study_picks_frontal_and_two_expression_target_sets():
+    index, test = detail_robustness.test_index(["lips"], subjects=1)
+    names = index.label_space.expressions
+    assert adapt_bn.target_indices(index, test, "all") == test
+    frontal = adapt_bn.target_indices(index, test, "frontal")
+    # 7 expressions x the 5 frontal bins of the recipe's 23 (yaw 0, +-15 at pitch 0; yaw 0 at pitch +-20)
+    assert len(frontal) == 7 * 5
+    two = adapt_bn.target_indices(index, test, "frontal neutral+happy")
+    assert len(two) == 2 * 5 and {names[index.samples[i].expression] for i in two} == {"neutral", "happy"}
+    with pytest.raises(ValueError, match="unknown target set"):
+        adapt_bn.target_indices(index, test, "profiles")
+    results = {"per_expression_accuracy": {"neutral": 1.0, "happy": 0.5, "sad": None}}
+    assert adapt_bn.balanced_accuracy(results) == 0.75
+    assert adapt_bn.recipe_switches()[:3] == ["lips", "subtle", "blends"]

@@ -71,6 +71,38 @@ def add_tta_flag(parser: argparse.ArgumentParser, unit: str = "face") -> None:
                         "image's; twice the model compute; default: none)")
 
 
+ADAPT_BN_PRIOR = 16.0  # = phanet.inference.adapt_bn.DEFAULT_PRIOR (that module imports torch)
+ADAPT_BN_IMAGES = 256  # = phanet.inference.adapt_bn.DEFAULT_MAX_IMAGES
+
+
+def add_adapt_bn_flags(parser: argparse.ArgumentParser, unit: str = "photos") -> None:
+    """``--adapt-bn [PRIOR]``, ``--adapt-images K``, ``--adapt-depth F``: test-time batch-norm adaptation
+    (phanet.inference.adapt_bn)."""
+    parser.add_argument("--adapt-bn", type=float, nargs="?", const=ADAPT_BN_PRIOR, default=None, metavar="PRIOR",
+                        help=f"test-time batch-norm adaptation: before predicting, re-measure the model's batch-norm "
+                        f"statistics on the {unit} (unlabelled) and mix them with the trained ones, PRIOR "
+                        f"counting as that many images (default PRIOR {ADAPT_BN_PRIOR:g}; 0: theirs only). "
+                        "Answers then depend on which inputs are run together: use it for many inputs from "
+                        "one source. Default: off")
+    parser.add_argument("--adapt-images", type=int, default=ADAPT_BN_IMAGES, metavar="K",
+                        help=f"with --adapt-bn: adapt on at most K inputs, evenly spaced, in one forward pass "
+                        f"(memory grows with K; default: {ADAPT_BN_IMAGES})")
+    parser.add_argument("--adapt-depth", type=float, default=1.0, metavar="F",
+                        help="with --adapt-bn: adapt only this share of the batch-norm layers, counted from the "
+                        "input (the early ones see colour, texture and noise; default: 1, all)")
+
+
+def check_adapt_bn_flags(args: argparse.Namespace) -> None:
+    """Raises ValueError on a negative ``--adapt-bn`` prior, ``--adapt-images`` below 1 or an
+    ``--adapt-depth`` outside (0, 1]."""
+    if args.adapt_bn is not None and args.adapt_bn < 0:
+        raise ValueError(f"--adapt-bn PRIOR must be >= 0 (0: the inputs' statistics only), got {args.adapt_bn:g}")
+    if args.adapt_images < 1:
+        raise ValueError(f"--adapt-images must be at least 1, got {args.adapt_images}")
+    if not 0 < args.adapt_depth <= 1:
+        raise ValueError(f"--adapt-depth must be in (0, 1], got {args.adapt_depth:g}")
+
+
 def refuse_checkpoint_meta_as_output(parser: argparse.ArgumentParser, json_path: Path | None) -> None:
     """A ``--json`` output that is a checkpoint's metadata file is a usage error: writing numbers there
     would destroy that checkpoint (its weights would no longer load)."""

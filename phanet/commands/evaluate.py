@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from phanet.commands.common import add_threads_flag, add_tta_flag, apply_threads
+from phanet.commands.common import (
+    add_adapt_bn_flags,
+    add_threads_flag,
+    add_tta_flag,
+    apply_threads,
+    check_adapt_bn_flags,
+)
 
 
 def register(subparsers) -> None:
@@ -27,6 +33,7 @@ def register(subparsers) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=128)
     add_tta_flag(parser, "image")
+    add_adapt_bn_flags(parser, "images evaluated")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", metavar="DIR", help="write metrics.json and plots here")
     add_threads_flag(parser)
@@ -41,13 +48,15 @@ def run(args) -> int:
     from phanet.report import summary_table
 
     apply_threads(args)
+    check_adapt_bn_flags(args)
     index = load_dataset(args.dataset, args.root, **parse_key_values(args.option, "--option"))
     indices = None
     if args.split != "all":
         split = make_split(index, args.protocol, fold=args.fold, k=args.folds, fold_file=args.fold_file)
         indices = split[args.split]
     results = evaluate_checkpoint(args.checkpoint, index, indices, args.out, args.device, args.batch_size,
-                                  args.workers, root=args.root, tta=args.tta)
+                                  args.workers, root=args.root, tta=args.tta, adapt_bn=args.adapt_bn,
+                                  adapt_images=args.adapt_images, adapt_depth=args.adapt_depth)
     if results.get("seen_in_training"):
         import sys
 

@@ -11,7 +11,13 @@ import argparse
 import sys
 from collections import Counter
 
-from phanet.commands.common import add_threads_flag, add_tta_flag, apply_threads
+from phanet.commands.common import (
+    add_adapt_bn_flags,
+    add_threads_flag,
+    add_tta_flag,
+    apply_threads,
+    check_adapt_bn_flags,
+)
 
 DESCRIPTION = """\
 Find the faces in images, folders (searched recursively) and video files, align each one, and run a
@@ -29,6 +35,7 @@ examples:
   phanet predict photos/ --checkpoint runs/kdef/best
   phanet predict clip.mp4 --checkpoint best --every 5 --format csv -o clip.csv
   phanet predict crops/ --checkpoint best --no-detect --save-annotated annotated/
+  phanet predict portraits/ --adapt-bn                            # batch-norm statistics of these photos
 """
 
 
@@ -68,6 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="in videos, use every N-th frame (default: 1)")
     parser.add_argument("--batch-size", type=int, default=32, help="faces per model call (default: 32)")
     add_tta_flag(parser)
+    add_adapt_bn_flags(parser, "inputs (photos or frames)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 if any input failed")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -88,11 +96,12 @@ def run(args: argparse.Namespace) -> int:
     from phanet.inference.annotated import AnnotatedWriter
     from phanet.inference.predictor import Predictor
     from phanet.inference.records import RecordWriter, result_record
-    from phanet.inference.sources import count_inputs, expand_paths, iter_files
+    from phanet.inference.sources import count_inputs, expand_paths, iter_files, sample_inputs
 
     apply_threads(args)
     if args.every < 1 or args.batch_size < 1:
         raise ValueError("--every and --batch-size must be at least 1")
+    check_adapt_bn_flags(args)
     try:
         predictor = Predictor.from_checkpoint(
             args.checkpoint,
@@ -110,6 +119,15 @@ def run(args: argparse.Namespace) -> int:
     total = count_inputs(files, args.every)
     if total == 0:
         raise FileNotFoundError(f"no images or videos found under {' '.join(args.paths)}")
+
+    if args.adapt_bn is not None:
+        sample = sample_inputs(files, args.every, total, args.adapt_images)
+        sample = tqdm(sample, total=min(total, args.adapt_images), unit="img", desc="adapt batch norm",
+                      file=sys.stderr, disable=True if args.no_progress else None)
+        info = predictor.adapt_batch_norm(sample, args.adapt_bn, args.adapt_images, args.adapt_depth)
+        print(f"phanet predict: batch-norm statistics adapted to {info['images']} faces from {info['inputs']} "
+              f"inputs (prior {info['prior']:g} images, {info['layers']} of {info['of_layers']} layers)",
+              file=sys.stderr)
 
     stream = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
     annotated = AnnotatedWriter(args.save_annotated, every=args.every) if args.save_annotated else None

@@ -143,6 +143,7 @@ class Predictor:
         self.align_padding = float(align_padding)
         self.align_fit = fit_from_meta(meta)  # the crops must be fitted as the training crops were
         self.num_scales = model.num_scales
+        self.adaptation: dict | None = None  # set by adapt_batch_norm
 
     @classmethod
     def from_checkpoint(
@@ -215,6 +216,41 @@ class Predictor:
                 pending, pixels = [], 0
         yield from self._flush(pending, return_attention)
 
+    def adapt_batch_norm(self, items: Iterable[InputItem], prior: float | None = None,
+                         max_faces: int | None = None, depth: float = 1.0) -> dict:
+        """Test-time batch-norm adaptation (:mod:`phanet.inference.adapt_bn`) to the faces of ``items``.
+
+        The faces are found and aligned as for prediction and only their crops are kept (never the
+        decoded images); at most ``max_faces`` of them, evenly spaced, adapt the model in one forward
+        pass; ``depth``: the share of batch-norm layers adapted, from the input. Items that fail to
+        decode or detect are skipped. Every later prediction of this predictor
+        uses the adapted statistics. Returns :func:`~phanet.inference.adapt_bn.adapt_batch_norm`'s dict
+        with ``inputs`` and ``faces_found`` added;
+        raises ValueError when no face is found.
+        """
+        from phanet.inference.adapt_bn import DEFAULT_MAX_IMAGES, DEFAULT_PRIOR, adapt_batch_norm
+
+        prior = DEFAULT_PRIOR if prior is None else prior
+        max_faces = DEFAULT_MAX_IMAGES if max_faces is None else max_faces
+        crops: list[np.ndarray] = []
+        inputs = 0
+        for item in items:
+            inputs += 1
+            if item.error is not None:
+                continue
+            try:
+                crops.extend(face.crop for face in self.locate_faces([item.image])[0])
+            except Exception:  # as in prediction, one bad input is skipped, not fatal
+                log.debug("batch-norm adaptation: skipping %s", item.file, exc_info=True)
+        if not crops:
+            raise ValueError(f"batch-norm adaptation: no face found in the {inputs} inputs sampled")
+        picks = np.unique(np.linspace(0, len(crops) - 1, min(len(crops), max_faces)).round().astype(int))
+        images = self._model_input(np.stack([crops[i] for i in picks]))
+        info = adapt_batch_norm(self.model, images, prior, depth)
+        info.update(inputs=inputs, faces_found=len(crops))
+        self.adaptation = info
+        return info
+
     # --- stages -----------------------------------------------------------------------------------
 
     def locate_faces(self, images: Sequence[np.ndarray]) -> list[list[LocatedFace]]:
@@ -237,10 +273,8 @@ class Predictor:
             return {}
         parts: dict[str, list[np.ndarray]] = {}
         for start in range(0, len(crops), self.batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(crops[start : start + self.batch_size]))
-            x = batch.to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
-            x = normalise(x, self.data_config.mean, self.data_config.std)
-            out = self.model(x, return_attention=return_attention)
+            out = self.model(self._model_input(crops[start : start + self.batch_size]),
+                             return_attention=return_attention)
             parts.setdefault("expression", []).append(out.expression_logits.softmax(-1).float().cpu().numpy())
             if out.pose_logits is not None:
                 parts.setdefault("pose", []).append(out.pose_logits.softmax(-1).float().cpu().numpy())
@@ -252,6 +286,12 @@ class Predictor:
         return {name: np.concatenate(arrays) for name, arrays in parts.items()}
 
     # --- helpers ----------------------------------------------------------------------------------
+
+    def _model_input(self, crops: np.ndarray) -> torch.Tensor:
+        """``[N, S, S, 3]`` uint8 crops -> the model's normalised ``[N, 3, S, S]`` float input."""
+        batch = torch.from_numpy(np.ascontiguousarray(crops))
+        x = batch.to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+        return normalise(x, self.data_config.mean, self.data_config.std)
 
     def _aligned(self, image: np.ndarray, face: DetectedFace) -> LocatedFace:
         crop, matrix = align_face(image, self.input_size, face.landmarks, face.box, self.align_padding, self.align_fit)

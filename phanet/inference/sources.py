@@ -13,7 +13,7 @@ photos is not an error); a file named explicitly is always tried.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,6 +162,28 @@ def iter_files(files: Iterable[tuple[Path, Path | None]], every: int = 1) -> Ite
             yield from iter_video_frames(path, every, root)
         else:
             yield read_image_item(path, root)
+
+
+def sample_inputs(files: Sequence[tuple[Path, Path | None]], every: int, total: int, count: int) -> Iterator[InputItem]:
+    """At most ``count`` of the ``total`` items :func:`iter_files` yields, evenly spaced over them.
+
+    Only the picked images are decoded (videos are read through, as frames come in order). Used to
+    adapt a model to a run's inputs (``phanet predict --adapt-bn``) without holding them all.
+    """
+    if total < 1 or count < 1:
+        return
+    picked = set(np.linspace(0, total - 1, min(count, total)).round().astype(int).tolist())
+    position = 0
+    for path, root in files:
+        if not is_video(path):
+            if position in picked:
+                yield read_image_item(path, root)
+            position += 1
+            continue
+        for item in iter_video_frames(path, every, root):
+            if position in picked:
+                yield item
+            position += 1
 
 
 def count_inputs(files: Iterable[tuple[Path, Path | None]], every: int = 1) -> int:
