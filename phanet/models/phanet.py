@@ -34,6 +34,7 @@ from phanet.data.base import LabelSpace
 from phanet.losses import task_names_for
 from phanet.models.backbones import backbone_mean_std, create_backbone
 from phanet.models.contract import DEFAULT_INPUT_SIZE, ModelDataConfig
+from phanet.models.mixstyle import attach_mixstyle
 from phanet.models.registry import RESERVED_OPTIONS, register_model
 
 
@@ -79,6 +80,11 @@ class PhaNetConfig:
     # or "logits" (sum_s beta_s times each scale classifier's logits: a pose-gated mixture of the per-scale
     # experts that the attention losses train, with no shared classifier).
     fusion_point: str = "embedding"  # "embedding" | "logits"
+    # MixStyle (phanet/models/mixstyle.py) after the backbone's first `mixstyle_stages` feature stages, in
+    # training only: the probability per batch (0: off), and the Beta(alpha, alpha) of the mixing weights.
+    mixstyle: float = 0.0
+    mixstyle_alpha: float = 0.1
+    mixstyle_stages: int = 3
 
     def __post_init__(self):
         choices = {
@@ -107,6 +113,10 @@ class PhaNetConfig:
             raise ValueError(f"gate_floor={self.gate_floor}; must lie in [0, 1]")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout}; must lie in [0, 1)")
+        if not 0.0 <= self.mixstyle <= 1.0:
+            raise ValueError(f"mixstyle={self.mixstyle}; the probability must lie in [0, 1]")
+        if not self.mixstyle_alpha > 0:
+            raise ValueError(f"mixstyle_alpha={self.mixstyle_alpha}; must be > 0")
         if not 1 <= self.top_k <= self.num_scales:
             raise ValueError(f"top_k={self.top_k} must lie in 1..num_scales={self.num_scales}")
 
@@ -199,6 +209,9 @@ class PhaNet(nn.Module):
         num_scales = config.num_scales if config.use_attention else 1
         self.backbone = create_backbone(config.backbone, num_scales, pretrained=config.pretrained)
         channels = self.backbone.feature_info.channels()
+        if config.mixstyle > 0:
+            self.mixstyle = attach_mixstyle(self.backbone, config.mixstyle_stages, config.mixstyle,
+                                            config.mixstyle_alpha)
         self.model_name = model_name
         self.label_space = _checked_label_space(label_space, config)
         self.data_config = ModelDataConfig(input_size, *backbone_mean_std(self.backbone), crop)
