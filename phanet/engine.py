@@ -855,10 +855,10 @@ def _adapt_to(model: nn.Module, dataset: FaceDataset, prior: float, max_images: 
     """Test-time batch-norm adaptation of ``model`` on up to ``max_images`` evenly spaced images of
     ``dataset`` (their labels unused)."""
     from phanet.inference.adapt_bn import DEFAULT_MAX_IMAGES, adapt_batch_norm
+    from phanet.inference.sources import evenly_spaced
 
-    count = min(len(dataset), max_images or DEFAULT_MAX_IMAGES)
-    picks = np.unique(np.linspace(0, len(dataset) - 1, count).round().astype(int))
-    items = [dataset[int(i)] for i in picks]
+    picks = evenly_spaced(len(dataset), max_images or DEFAULT_MAX_IMAGES)
+    items = [dataset[i] for i in picks]
     images = [item["image"] for item in items if item is not None]  # an unreadable image is skipped, as in evaluation
     if not images:
         raise ValueError(f"batch-norm adaptation: none of the {len(picks)} images picked could be read")

@@ -117,7 +117,7 @@ def test_predictor_adapts_to_its_inputs_and_then_answers_the_same_one_face_at_a_
 def test_sample_inputs_decodes_only_evenly_spaced_picks(tmp_path):
     from PIL import Image
 
-    from phanet.inference.sources import expand_paths, sample_inputs
+    from phanet.inference.sources import evenly_spaced, expand_paths, sample_inputs
 
     for i in range(10):
         Image.new("RGB", (8, 8), (i, 0, 0)).save(tmp_path / f"{i:02d}.png")
@@ -127,6 +127,7 @@ def test_sample_inputs_decodes_only_evenly_spaced_picks(tmp_path):
     assert all(item.image is not None for item in picked)
     assert len(list(sample_inputs(files, 1, 10, 50))) == 10
     assert list(sample_inputs(files, 1, 10, 0)) == []
+    assert evenly_spaced(5, 2) == [0, 4] and evenly_spaced(3, 9) == [0, 1, 2] and evenly_spaced(0, 4) == []
 
 
 def test_phanet_predict_adapt_bn_reports_the_adaptation_and_refuses_a_negative_prior(checkpoint, tmp_path, capsys):

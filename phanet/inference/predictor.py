@@ -25,7 +25,7 @@ from phanet.crop import fit_from_meta, padding_from_meta
 from phanet.data.base import LabelSpace
 from phanet.inference.align import align_face
 from phanet.inference.detect import DetectedFace, FaceDetector, create_detector
-from phanet.inference.sources import InputItem, to_rgb_array
+from phanet.inference.sources import InputItem, evenly_spaced, to_rgb_array
 from phanet.models.contract import ModelDataConfig, normalise
 
 log = logging.getLogger(__name__)
@@ -244,8 +244,7 @@ class Predictor:
                 log.debug("batch-norm adaptation: skipping %s", item.file, exc_info=True)
         if not crops:
             raise ValueError(f"batch-norm adaptation: no face found in the {inputs} inputs sampled")
-        picks = np.unique(np.linspace(0, len(crops) - 1, min(len(crops), max_faces)).round().astype(int))
-        images = self._model_input(np.stack([crops[i] for i in picks]))
+        images = self._model_input(np.stack([crops[i] for i in evenly_spaced(len(crops), max_faces)]))
         info = adapt_batch_norm(self.model, images, prior, depth)
         info.update(inputs=inputs, faces_found=len(crops))
         self.adaptation = info

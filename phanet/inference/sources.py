@@ -164,15 +164,20 @@ def iter_files(files: Iterable[tuple[Path, Path | None]], every: int = 1) -> Ite
             yield read_image_item(path, root)
 
 
+def evenly_spaced(total: int, count: int) -> list[int]:
+    """At most ``count`` distinct indices of ``range(total)``, evenly spaced, first and last included."""
+    if total < 1 or count < 1:
+        return []
+    return np.unique(np.linspace(0, total - 1, min(count, total)).round().astype(int)).tolist()
+
+
 def sample_inputs(files: Sequence[tuple[Path, Path | None]], every: int, total: int, count: int) -> Iterator[InputItem]:
     """At most ``count`` of the ``total`` items :func:`iter_files` yields, evenly spaced over them.
 
     Only the picked images are decoded (videos are read through, as frames come in order). Used to
     adapt a model to a run's inputs (``phanet predict --adapt-bn``) without holding them all.
     """
-    if total < 1 or count < 1:
-        return
-    picked = set(np.linspace(0, total - 1, min(count, total)).round().astype(int).tolist())
+    picked = set(evenly_spaced(total, count))
     position = 0
     for path, root in files:
         if not is_video(path):
