@@ -90,13 +90,27 @@ def detector_options(args: argparse.Namespace) -> dict:
     return options
 
 
+def adapt_to_inputs(predictor, files: list, total: int, args: argparse.Namespace) -> None:
+    """``--adapt-bn``: adapt the predictor's batch-norm statistics to up to ``--adapt-images`` of the inputs."""
+    from tqdm import tqdm
+
+    from phanet.inference.sources import sample_inputs
+
+    sample = sample_inputs(files, args.every, total, args.adapt_images)
+    sample = tqdm(sample, total=min(total, args.adapt_images), unit="img", desc="adapt batch norm",
+                  file=sys.stderr, disable=True if args.no_progress else None)
+    info = predictor.adapt_batch_norm(sample, args.adapt_bn, args.adapt_images, args.adapt_depth)
+    print(f"phanet predict: batch-norm statistics adapted to {info['images']} faces from {info['inputs']} "
+          f"inputs (prior {info['prior']:g} images, {info['layers']} of {info['of_layers']} layers)", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from phanet.inference.annotated import AnnotatedWriter
     from phanet.inference.predictor import Predictor
     from phanet.inference.records import RecordWriter, result_record
-    from phanet.inference.sources import count_inputs, expand_paths, iter_files, sample_inputs
+    from phanet.inference.sources import count_inputs, expand_paths, iter_files
 
     apply_threads(args)
     if args.every < 1 or args.batch_size < 1:
@@ -121,13 +135,7 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"no images or videos found under {' '.join(args.paths)}")
 
     if args.adapt_bn is not None:
-        sample = sample_inputs(files, args.every, total, args.adapt_images)
-        sample = tqdm(sample, total=min(total, args.adapt_images), unit="img", desc="adapt batch norm",
-                      file=sys.stderr, disable=True if args.no_progress else None)
-        info = predictor.adapt_batch_norm(sample, args.adapt_bn, args.adapt_images, args.adapt_depth)
-        print(f"phanet predict: batch-norm statistics adapted to {info['images']} faces from {info['inputs']} "
-              f"inputs (prior {info['prior']:g} images, {info['layers']} of {info['of_layers']} layers)",
-              file=sys.stderr)
+        adapt_to_inputs(predictor, files, total, args)
 
     stream = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
     annotated = AnnotatedWriter(args.save_annotated, every=args.every) if args.save_annotated else None
