@@ -62,6 +62,13 @@ def test_a_depth_adapts_only_the_first_layers_from_the_input():
     assert adapt_batch_norm(two_layer_net(), torch.randn(2, 3, 8, 8), depth=0.01)["layers"] == 1  # at least one
 
 
+def test_the_cli_defaults_are_the_modules_defaults():
+    from phanet.commands.common import ADAPT_BN_IMAGES, ADAPT_BN_PRIOR
+    from phanet.inference.adapt_bn import DEFAULT_MAX_IMAGES, DEFAULT_PRIOR
+
+    assert (ADAPT_BN_PRIOR, ADAPT_BN_IMAGES) == (DEFAULT_PRIOR, DEFAULT_MAX_IMAGES)
+
+
 def test_adaptation_refuses_bad_arguments_and_models_without_batch_norm():
     with pytest.raises(ValueError, match="prior must be >= 0"):
         adapt_batch_norm(two_layer_net(), torch.randn(2, 3, 8, 8), prior=-1)

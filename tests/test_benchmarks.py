@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -493,3 +494,6 @@ def test_adapt_bn_study_picks_frontal_and_two_expression_target_sets():
     results = {"per_expression_accuracy": {"neutral": 1.0, "happy": 0.5, "sad": None}}
     assert adapt_bn.balanced_accuracy(results) == 0.75
     assert adapt_bn.recipe_switches()[:3] == ["lips", "subtle", "blends"]
+    held = adapt_bn.rendered_once(index, two)
+    assert all(isinstance(held.samples[i].image, np.ndarray) for i in two)
+    assert [held.samples[i].expression for i in two] == [index.samples[i].expression for i in two]
