@@ -72,6 +72,21 @@ def test_a_baseline_without_pose_branch_exports_its_expression_logits_only(check
     assert result["outputs"] == ["expression_logits"] and result["max_abs_diff"] <= 1e-4
 
 
+def test_a_phanet_with_instance_norm_exports_its_per_image_normalisation(tmp_path):
+    # the instance norm is a forward pre-hook on batch-norm layers: the trace must carry it
+    torch.manual_seed(0)
+    model = phanet.create_model("phanet_r18", label_space=LabelSpace(SEVEN_EXPRESSIONS, POSES), input_size=64,
+                                instance_norm=0.5)
+    phanet.save_checkpoint(tmp_path / "ibn", model)
+    result = export_onnx(tmp_path / "ibn", tmp_path / "ibn.onnx")
+    assert result["max_abs_diff"] <= 1e-4
+    session = ort.InferenceSession(str(tmp_path / "ibn.onnx"), providers=["CPUExecutionProvider"])
+    images = torch.randn(3, 3, 64, 64) * 3  # another batch size and contrast than the built-in check's
+    with torch.inference_mode():
+        reference = model.eval()(images).expression_logits.numpy()
+    assert np.abs(session.run(None, {"image": images.numpy()})[0] - reference).max() <= 1e-4
+
+
 def test_export_onnx_command_runs_the_parity_check_and_prints_the_result(checkpoints, tmp_path, capsys):
     out = tmp_path / "cli.onnx"
     code = main(["export", "onnx", "--checkpoint", str(checkpoints["baseline"]), "--out", str(out)])

@@ -46,14 +46,14 @@ def early_stage_modules(backbone: nn.Module, stages: int) -> list[nn.Module]:
     backbone (all of its stages, not only those it returns): e.g. ``blocks.0..2`` of an EfficientNet."""
     infos = backbone.feature_info.info
     if not 1 <= stages <= len(infos):
-        raise ValueError(f"the backbone has {len(infos)} feature stages; MixStyle stages={stages} is out of range")
+        raise ValueError(f"the backbone has {len(infos)} feature stages; stages={stages} is out of range")
     modules = dict(backbone.named_modules())
     found = []
     for info in infos[:stages]:
         name = info["module"]
         module = modules.get(name, modules.get(name.replace(".", "_")))
         if module is None:
-            raise ValueError(f"backbone stage module {name!r} not found for MixStyle")
+            raise ValueError(f"backbone stage module {name!r} not found")
         found.append(module)
     return found
 

@@ -34,6 +34,7 @@ from phanet.data.base import LabelSpace
 from phanet.losses import task_names_for
 from phanet.models.backbones import backbone_mean_std, create_backbone
 from phanet.models.contract import DEFAULT_INPUT_SIZE, ModelDataConfig
+from phanet.models.instance_norm import attach_instance_norm
 from phanet.models.mixstyle import attach_mixstyle
 from phanet.models.registry import RESERVED_OPTIONS, register_model
 
@@ -85,6 +86,11 @@ class PhaNetConfig:
     mixstyle: float = 0.0
     mixstyle_alpha: float = 0.1
     mixstyle_stages: int = 3
+    # Instance normalisation (IBN-Net-a, phanet/models/instance_norm.py) of this share of the channels of
+    # the stem's and each block's first batch norm in the backbone's first `instance_norm_stages` feature
+    # stages, in training and at test time (0: off; IBN-Net's choice is 0.5).
+    instance_norm: float = 0.0
+    instance_norm_stages: int = 3
 
     def __post_init__(self):
         choices = {
@@ -117,6 +123,8 @@ class PhaNetConfig:
             raise ValueError(f"mixstyle={self.mixstyle}; the probability must lie in [0, 1]")
         if not self.mixstyle_alpha > 0:
             raise ValueError(f"mixstyle_alpha={self.mixstyle_alpha}; must be > 0")
+        if not 0.0 <= self.instance_norm <= 1.0:
+            raise ValueError(f"instance_norm={self.instance_norm}; the share of channels must lie in [0, 1]")
         if not 1 <= self.top_k <= self.num_scales:
             raise ValueError(f"top_k={self.top_k} must lie in 1..num_scales={self.num_scales}")
 
@@ -209,6 +217,9 @@ class PhaNet(nn.Module):
         num_scales = config.num_scales if config.use_attention else 1
         self.backbone = create_backbone(config.backbone, num_scales, pretrained=config.pretrained)
         channels = self.backbone.feature_info.channels()
+        if config.instance_norm > 0:
+            self.instance_norm_layers = attach_instance_norm(self.backbone, config.instance_norm_stages,
+                                                             config.instance_norm)
         if config.mixstyle > 0:
             self.mixstyle = attach_mixstyle(self.backbone, config.mixstyle_stages, config.mixstyle,
                                             config.mixstyle_alpha)
