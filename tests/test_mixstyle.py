@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from phanet.models.mixstyle import MixStyle, early_stage_modules
+from phanet.models.backbones import early_stage_modules
+from phanet.models.mixstyle import MixStyle
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -121,6 +121,23 @@ def _create_with_hub_weights(timm_name: str, out_indices: tuple[int, ...]) -> nn
         ) from err
 
 
+def early_stage_modules(backbone: nn.Module, stages: int) -> list[nn.Module]:
+    """The modules whose outputs are the first ``stages`` feature stages of a timm ``features_only``
+    backbone (all of its stages, not only those it returns): e.g. ``blocks.0..2`` of an EfficientNet."""
+    infos = backbone.feature_info.info
+    if not 1 <= stages <= len(infos):
+        raise ValueError(f"the backbone has {len(infos)} feature stages; stages={stages} is out of range")
+    modules = dict(backbone.named_modules())
+    found = []
+    for info in infos[:stages]:
+        name = info["module"]
+        module = modules.get(name, modules.get(name.replace(".", "_")))
+        if module is None:
+            raise ValueError(f"backbone stage module {name!r} not found")
+        found.append(module)
+    return found
+
+
 def backbone_mean_std(backbone: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The input normalisation the backbone's pretrained weights expect."""
     cfg = getattr(backbone, "pretrained_cfg", None) or {}

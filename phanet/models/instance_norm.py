@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from phanet.models.mixstyle import early_stage_modules
+from phanet.models.backbones import early_stage_modules
 
 _BatchNorm = nn.modules.batchnorm._BatchNorm
 

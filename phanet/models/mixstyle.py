@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from phanet.models.backbones import early_stage_modules
+
 
 class MixStyle(nn.Module):
     """Applied with probability ``p`` per batch; mixing weights ~ Beta(``alpha``, ``alpha``) per image."""
@@ -39,23 +41,6 @@ class MixStyle(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, alpha={self.alpha}"
-
-
-def early_stage_modules(backbone: nn.Module, stages: int) -> list[nn.Module]:
-    """The modules whose outputs are the first ``stages`` feature stages of a timm ``features_only``
-    backbone (all of its stages, not only those it returns): e.g. ``blocks.0..2`` of an EfficientNet."""
-    infos = backbone.feature_info.info
-    if not 1 <= stages <= len(infos):
-        raise ValueError(f"the backbone has {len(infos)} feature stages; stages={stages} is out of range")
-    modules = dict(backbone.named_modules())
-    found = []
-    for info in infos[:stages]:
-        name = info["module"]
-        module = modules.get(name, modules.get(name.replace(".", "_")))
-        if module is None:
-            raise ValueError(f"backbone stage module {name!r} not found")
-        found.append(module)
-    return found
 
 
 def attach_mixstyle(backbone: nn.Module, stages: int, p: float, alpha: float) -> nn.ModuleList:
