@@ -20,6 +20,7 @@ import time
 
 import torch
 
+from phanet.config import parse_key_values
 from phanet.models import create_model, list_models
 
 PLAIN = {"resnet18": "baseline_r18"}
@@ -53,19 +54,6 @@ def compare(model, plain, batch: int, size: int, repeats: int) -> tuple[float, f
     return statistics.median(a), statistics.median(b)
 
 
-def parse_options(pairs: list[str]) -> dict:
-    """``["instance_norm=0.5", ...]`` -> ``{"instance_norm": 0.5}`` (values read as YAML scalars)."""
-    import yaml
-
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--option {pair!r}: expected KEY=VALUE, e.g. instance_norm=0.5")
-        options[key] = yaml.safe_load(value)
-    return options
-
-
 def params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -79,7 +67,10 @@ def main() -> None:
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="build each variant with this model option and compare it with the variant without")
     args = parser.parse_args()
-    options = parse_options(args.option)
+    try:
+        options = parse_key_values(args.option, "--option", "KEY=VALUE, e.g. instance_norm=0.5")
+    except ValueError as err:
+        parser.error(str(err))
     torch.set_num_threads(args.threads)
     names = args.models or [n for n in list_models() if not n.startswith("baseline")]
     print(f"torch {torch.__version__}, {args.threads} threads, input {args.size}x{args.size}, median of "
