@@ -1,4 +1,4 @@
-"""The generator's detail randomisations (brows, skin, age, shading, glasses, resting, eyes, clutter, camera):
+"""The generator's detail randomisations (brows, skin, age, shading, glasses, resting, eyes, teeth, clutter, camera):
 each is a switch that changes what it should and leaves the rest of the face, and the default faces, as they were."""
 
 import dataclasses
@@ -14,13 +14,13 @@ from phanet.synth import (
     render_face,
     sample_identity,
 )
-from phanet.synth.expressions import AU_INDEX, SUBTLE_INTENSITY
+from phanet.synth.expressions import AU_INDEX, EXPRESSIONS, POSED_SMILE_FORMS, SUBTLE_INTENSITY, sample_aus
 from phanet.synth.identity import EYE_FISSURE_RATIO, EYE_UPPER_SHARE, IDENTITY_DETAILS, RESTING_AUS, Identity
 from phanet.synth.maths import value_noise
 from phanet.synth.render import CAMERA_DISTANCE, Scene, View, background, render_scene, sample_scene, sample_view
 
 SIZE = 64
-NEW = ("brows", "skin", "age", "shading", "glasses", "resting", "eyes", "clutter", "camera")
+NEW = ("brows", "skin", "age", "shading", "glasses", "resting", "eyes", "teeth", "clutter", "camera")
 
 
 def test_the_default_renders_are_the_three_switches_of_version_0_2():
@@ -39,8 +39,9 @@ def test_each_detail_switch_changes_the_image(part):
     # a subject that draws glasses and a resting face under seed 2, so both switches have something to paint
     subject = next(s for s in range(40) if sample_identity(2, s, details=("glasses", "resting")).glasses > 0
                    and sample_identity(2, s, details=("resting",)).resting)
-    base = render_face(2, subject, 0, 0.0, 0.0, SIZE, align_padding=0.1)
-    switched = render_face(2, subject, 0, 0.0, 0.0, SIZE, align_padding=0.1,
+    expression = EXPRESSIONS.index("happy" if part == "teeth" else "neutral")  # a neutral mouth shows no teeth
+    base = render_face(2, subject, expression, 0.0, 0.0, SIZE, align_padding=0.1)
+    switched = render_face(2, subject, expression, 0.0, 0.0, SIZE, align_padding=0.1,
                            randomize=DEFAULT_RANDOMIZATIONS + (part,))
     assert not np.array_equal(base, switched)
 
@@ -113,8 +114,45 @@ def test_eye_openings_span_adult_palpebral_fissures():
     assert changed.sum() > 20 and 32 <= rows.min() and rows.max() <= 46 and 20 <= cols.min() and cols.max() <= 76
 
 
-def _frontal(ident: Identity) -> np.ndarray:
-    return render_scene(ident, prototype_aus("neutral"), View(), Scene(), 96).astype(float)
+def _frontal(ident: Identity, expression: str = "neutral") -> np.ndarray:
+    return render_scene(ident, prototype_aus(expression), View(), Scene(), 96).astype(float)
+
+
+def test_teeth_are_drawn_per_subject_and_painted_in_the_open_mouth_only():
+    plain = [sample_identity(0, s) for s in range(300)]
+    drawn = [sample_identity(0, s, details=("teeth",)) for s in range(300)]
+    defaults = Identity()
+    for p, t in zip(plain, drawn):
+        assert (p.teeth_shade, p.teeth_gaps, p.teeth_sides) == (defaults.teeth_shade, defaults.teeth_gaps,
+                                                                defaults.teeth_sides)
+        assert 0.95 <= t.teeth_shade <= 1.12 and 0.05 <= t.teeth_gaps <= 0.4 and 0.3 <= t.teeth_sides <= 0.55
+        assert dataclasses.replace(t, teeth_shade=p.teeth_shade, teeth_gaps=p.teeth_gaps,
+                                   teeth_sides=p.teeth_sides) == p  # nothing else moves
+    face = sample_identity(1, 2)
+    white = dataclasses.replace(face, teeth_shade=1.12, teeth_gaps=0.05, teeth_sides=0.3)
+    # a closed mouth shows no teeth; an open smile shows brighter teeth, and only in the mouth
+    assert np.array_equal(_frontal(white), _frontal(face))
+    smile_plain, smile_white = _frontal(face, "happy"), _frontal(white, "happy")
+    changed = np.abs(smile_white - smile_plain).sum(-1) > 0
+    rows, cols = np.nonzero(changed)
+    assert changed.sum() > 10 and 60 <= rows.min() and rows.max() <= 80 and 28 <= cols.min() and cols.max() <= 68
+    assert smile_white[changed].mean() > smile_plain[changed].mean() + 5
+
+
+def test_the_teeth_switch_gives_a_third_of_the_smiles_closed_teeth_and_leaves_other_expressions():
+    def draws(expression, posed):
+        return [sample_aus(np.random.default_rng(i), EXPRESSIONS.index(expression), posed_smiles=posed)
+                for i in range(600)]
+
+    jaw, parted = AU_INDEX[26], AU_INDEX[25]
+    for posed, jaw_share in ((False, 0.75), (True, POSED_SMILE_FORMS[0][0])):
+        smiles = draws("happy", posed)
+        assert abs(np.mean([a[jaw].max() > 0 for a in smiles]) - jaw_share) < 0.06
+        closed_teeth = np.mean([a[parted].max() > 0 and a[jaw].max() == 0 for a in smiles])
+        assert abs(closed_teeth - (POSED_SMILE_FORMS[1][0] if posed else 0.0)) < 0.06
+    for expression in EXPRESSIONS:
+        if expression != "happy":
+            assert all(np.array_equal(a, b) for a, b in zip(draws(expression, False), draws(expression, True)))
 
 
 def test_age_lines_darken_a_neutral_forehead_and_glasses_darken_the_eye_band():

@@ -69,6 +69,11 @@ PROTOTYPES: dict[str, list[tuple[float, dict[int, float]]]] = {
     ],
 }
 
+# Happy with the "teeth" switch: a third of the smiles are the posed smile of portraits, the lips
+# parted over closed teeth (6 + 12 + 25, no jaw drop); the base forms open the jaw in three quarters.
+POSED_SMILE_FORMS: list[tuple[float, dict[int, float]]] = [
+    (0.4, {6: 0.8, 12: 1.0, 25: 1.0, 26: 0.25}), (0.35, {6: 0.8, 12: 1.0, 25: 1.0}), (0.25, {6: 0.8, 12: 1.0})]
+
 
 # The renderer's expression classes, in label order: the seven basic expressions in the order of
 # phanet.data.SEVEN_EXPRESSIONS (a test holds the two equal; the renderer imports no dataset code).
@@ -96,7 +101,8 @@ BLEND_PROBABILITY = 0.25  # share of non-neutral instances with a second express
 BLEND_INTENSITY = (0.1, 0.35)
 
 
-def sample_aus(rng: np.random.Generator, expression: int, subtle: bool = True, blends: bool = True) -> np.ndarray:
+def sample_aus(rng: np.random.Generator, expression: int, subtle: bool = True, blends: bool = True,
+               posed_smiles: bool = False) -> np.ndarray:
     """A random instance of ``expression``: ``[NUM_AUS, 2]`` intensities in [0, 1].
 
     Intensity of the expression ~ U(0.6, 1.0), or U(0.35, 1.0) with ``subtle`` (expressions from
@@ -104,10 +110,12 @@ def sample_aus(rng: np.random.Generator, expression: int, subtle: bool = True, b
     get background activity up to 0.15 (up to 0.12 for the neutral face; none for the mouth-opening
     AUs 25-27, so closed mouths stay closed); each side differs by up to ±12 %. With ``blends``, a
     quarter of the non-neutral instances also carry a weak (0.1-0.35) form of another expression, as
-    real expressions are rarely pure prototypes; the label stays the dominant one.
+    real expressions are rarely pure prototypes; the label stays the dominant one. With
+    ``posed_smiles`` happy draws its form from :data:`POSED_SMILE_FORMS` (the same random numbers
+    otherwise, so every other expression is unchanged).
     """
     name = expression_name(expression)
-    forms = PROTOTYPES[name]
+    forms = POSED_SMILE_FORMS if posed_smiles and name == "happy" else PROTOTYPES[name]
     form = rng.choice(len(forms), p=[p for p, _ in forms])
     intensity = rng.uniform(SUBTLE_INTENSITY if subtle else 0.6, 1.0)
     base = np.where(rng.random(NUM_AUS) < 0.35, rng.uniform(0.0, 0.12 if name == "neutral" else 0.15, NUM_AUS), 0.0)

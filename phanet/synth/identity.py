@@ -96,6 +96,9 @@ class Identity:
     glasses_colour: tuple[float, float, float] = (0.08, 0.07, 0.07)
     glasses_size: tuple[float, float] = (1.9, 1.3)  # half-width and half-height of a lens (cm)
     glasses_round: float = 4.0  # superellipse exponent of the lens outline: 2 round .. 8 square
+    teeth_shade: float = 1.0  # brightness of the teeth (1: the base colour)
+    teeth_gaps: float = 0.45  # darkening of the gaps between teeth, at its deepest
+    teeth_sides: float = 0.55  # how much the side teeth brighten from the corner's shadow towards the front
     # the resting face: (FACS number, intensity) pairs that this subject's face shows with no
     # expression, and so under every expression (added to the expression's AUs by render_scene)
     resting: tuple[tuple[int, float], ...] = ()
@@ -118,7 +121,7 @@ _LIP_TINTS = np.array([(0.72, 0.30, 0.32), (0.60, 0.22, 0.26), (0.82, 0.42, 0.45
 # The identity details that are domain-randomisation switches (phanet.synth.render.RANDOMIZATIONS).
 # A detail's random stream is numbered by its place here: add new details at the end, or every
 # later detail of every face changes.
-IDENTITY_DETAILS = ("age", "brows", "glasses", "shading", "skin", "resting", "eyes")
+IDENTITY_DETAILS = ("age", "brows", "glasses", "shading", "skin", "resting", "eyes", "teeth")
 
 
 def sample_identity(seed: int, subject: int, lips: bool = True, details: Collection[str] = ()) -> Identity:
@@ -225,7 +228,11 @@ def _with_details(ident: Identity, seed: int, subject: int, details: Collection[
       width (about 10 of 30 mm on average) with 55 % of it above the eye centre, so that the upper lid
       rests at the top of the iris. The base range draws 0.20 to 0.29, narrower than nearly every real
       adult's, and the widened eye of surprise and fear (AU 5) lies nearer a real resting eye than
-      the base face's own does.
+      the base face's own does;
+    - ``teeth``: teeth as photos show them, from ivory to white with the gaps between them from faint
+      to marked (the base face paints every mouth with grey, deeply gapped teeth) and the side teeth
+      less shadowed; with the switch the expression sampler also gives a third of the happy faces
+      the posed smile, lips parted over closed teeth (:data:`.expressions.POSED_SMILE_FORMS`).
     """
     fields: dict = {}
     for stream, name in enumerate(IDENTITY_DETAILS, start=1):
@@ -262,6 +269,8 @@ def _with_details(ident: Identity, seed: int, subject: int, details: Collection[
         elif name == "eyes":
             height = u(*EYE_FISSURE_RATIO) * 2 * ident.eye_w
             fields.update(eye_open=EYE_UPPER_SHARE * height, eye_low=(1 - EYE_UPPER_SHARE) * height)
+        elif name == "teeth":
+            fields.update(teeth_shade=u(0.95, 1.12), teeth_gaps=u(0.05, 0.4), teeth_sides=u(0.3, 0.55))
     return replace(ident, **fields)
 
 

@@ -33,8 +33,9 @@ from phanet.synth.raster import rasterize
 # Domain-randomisation switches of the generator (each can be turned off to measure its effect):
 # "lips" full and varied lips (identity.sample_identity), "subtle" expression intensities from subtle
 # to full and "blends" weak mixtures of two expressions (expressions.sample_aus); the identity details
-# "brows", "skin", "age", "shading", "glasses", "resting" and "eyes" (identity._with_details, painted by .details
-# and paint._creases; the resting face added to the AUs by render_scene); "clutter" backgrounds
+# "brows", "skin", "age", "shading", "glasses", "resting", "eyes" and "teeth" (identity._with_details, painted by
+# .details and paint._creases; the resting face added to the AUs by render_scene; "teeth" also gives happy the
+# posed smile in expressions.sample_aus); "clutter" backgrounds
 # (textures and shapes, sample_scene); "camera" distance and so perspective from a selfie to a
 # portrait lens (sample_view). Camera effects
 # (colour, blur, noise, JPEG, grayscale, occluders) are train-time augmentation: the `photo` preset.
@@ -440,7 +441,7 @@ def render_capture(
     ident = sample_identity(seed, subject, lips="lips" in parts,
                             details=[part for part in parts if part in IDENTITY_DETAILS])
     aus = sample_aus(_rng(seed, subject, expression, variant, 0xE), expression,
-                     subtle="subtle" in parts, blends="blends" in parts)
+                     subtle="subtle" in parts, blends="blends" in parts, posed_smiles="teeth" in parts)
     scene = sample_scene(seed, subject, expression, variant, clutter="clutter" in parts)
     view = sample_view(seed, subject, expression, variant, yaw, pitch, settings.jitter, camera="camera" in parts)
     return render_scene(ident, aus, view, scene, settings.size, align_padding=settings.align_padding,
