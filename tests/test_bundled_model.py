@@ -71,6 +71,16 @@ def test_predict_with_only_a_folder_uses_the_bundled_model(london_sample, tmp_pa
     assert all(r["faces"][0]["expression"] in SEVEN_EXPRESSIONS for r in records)
 
 
+def test_export_fp16_names_its_source_relative_to_the_working_directory(tmp_path, monkeypatch):
+    from phanet.cli import main
+
+    model = create_model("phanet_effl0", label_space=synthetic_label_space("kdef5"), input_size=64, pretrained=False)
+    save_checkpoint(tmp_path / "runs" / "s0" / "best", model.eval())
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", "fp16", "--checkpoint", str(tmp_path / "runs" / "s0" / "best"), "--out", "half"]) == 0
+    assert json.loads((tmp_path / "half.json").read_text())["source"] == "runs/s0/best.safetensors"
+
+
 @pytest.mark.parametrize("missing", ["safetensors", "json"])
 def test_a_missing_bundled_file_is_a_one_line_error_naming_it(monkeypatch, tmp_path, missing):
     import phanet.checkpoint as checkpoint

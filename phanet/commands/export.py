@@ -79,7 +79,12 @@ def run_fp16(args: argparse.Namespace) -> int:
     from phanet.checkpoint import checkpoint_paths, save_half_precision
 
     source = Path(args.checkpoint)
-    extra: dict = {"source": str(checkpoint_paths(source)[0])}
+    weights_file = checkpoint_paths(source)[0]
+    # the JSON ships with the copy: name the source relative to the working directory (the repository,
+    # for the bundled model) where it lies under it, not by this machine's absolute path
+    if weights_file.is_absolute() and weights_file.is_relative_to(Path.cwd()):
+        weights_file = weights_file.relative_to(Path.cwd())
+    extra: dict = {"source": str(weights_file)}
     metrics = checkpoint_paths(source)[0].parent / "metrics.json"
     if metrics.is_file():
         summary = json.loads(metrics.read_text(encoding="utf-8"))
