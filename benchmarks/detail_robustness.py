@@ -2,9 +2,9 @@
 
 Evaluates a checkpoint on the unseen test subjects of the bundled recipe (``configs/synthetic_general.yaml``:
 8 identities x 7 expressions x 23 poses), rendered once as the recipe says and then again with each of
-the generator's detail switches added (brows, skin, age, shading, glasses, resting, eyes, teeth, clutter, camera:
-see the README's switch table) and with all of them. The faces, expressions and poses are the same in every row; only
-the switched detail changes, so a drop in one class and a rise in another name what the model reads
+the generator's detail switches added (brows, skin, age, shading, glasses, resting, eyes, teeth, smiles, clutter,
+camera: see the README's switch table) and with all of them. The faces, expressions and poses are the same in every
+row; only the switched detail changes, so a drop in one class and a rise in another name what the model reads
 as expression. No real photo is involved.
 
 Prints, per row: accuracy, neutral accuracy, where the neutral faces went, and per-expression accuracy.

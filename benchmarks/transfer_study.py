@@ -12,7 +12,7 @@ doi:10.6084/m9.figshare.5047666.v5, CC BY 4.0). Variants (same subjects, seed an
 * ``randomized`` + the generator's randomisations (lips, subtle intensities, blends);
 * ``recipe``   + ``photo`` augmentation: the recipe of the bundled model before the detail switches;
 * ``details``  + every detail switch of the generator (brows, skin, age, shading, glasses, resting, eyes, teeth,
-  clutter, camera);
+  smiles, clutter, camera);
 * ``+brows``, ``+skin``, ... the recipe plus one detail switch (not in the default list: one run each).
 
 The photos are a check, not a tuning set: the recipe was fixed before this study was run, and the

@@ -1,4 +1,5 @@
-"""The generator's detail randomisations (brows, skin, age, shading, glasses, resting, eyes, teeth, clutter, camera):
+"""The generator's detail randomisations (brows, skin, age, shading, glasses, resting, eyes, teeth, smiles, clutter,
+camera):
 each is a switch that changes what it should and leaves the rest of the face, and the default faces, as they were."""
 
 import dataclasses
@@ -15,12 +16,19 @@ from phanet.synth import (
     sample_identity,
 )
 from phanet.synth.expressions import AU_INDEX, EXPRESSIONS, POSED_SMILE_FORMS, SUBTLE_INTENSITY, sample_aus
-from phanet.synth.identity import EYE_FISSURE_RATIO, EYE_UPPER_SHARE, IDENTITY_DETAILS, RESTING_AUS, Identity
+from phanet.synth.identity import (
+    EYE_FISSURE_RATIO,
+    EYE_UPPER_SHARE,
+    IDENTITY_DETAILS,
+    RESTING_AUS,
+    SMILE_ANGLE_DEGREES,
+    Identity,
+)
 from phanet.synth.maths import value_noise
 from phanet.synth.render import CAMERA_DISTANCE, Scene, View, background, render_scene, sample_scene, sample_view
 
 SIZE = 64
-NEW = ("brows", "skin", "age", "shading", "glasses", "resting", "eyes", "teeth", "clutter", "camera")
+NEW = ("brows", "skin", "age", "shading", "glasses", "resting", "eyes", "teeth", "smiles", "clutter", "camera")
 
 
 def test_the_default_renders_are_the_three_switches_of_version_0_2():
@@ -39,7 +47,8 @@ def test_each_detail_switch_changes_the_image(part):
     # a subject that draws glasses and a resting face under seed 2, so both switches have something to paint
     subject = next(s for s in range(40) if sample_identity(2, s, details=("glasses", "resting")).glasses > 0
                    and sample_identity(2, s, details=("resting",)).resting)
-    expression = EXPRESSIONS.index("happy" if part == "teeth" else "neutral")  # a neutral mouth shows no teeth
+    # a neutral mouth shows no teeth and no smile
+    expression = EXPRESSIONS.index("happy" if part in ("teeth", "smiles") else "neutral")
     base = render_face(2, subject, expression, 0.0, 0.0, SIZE, align_padding=0.1)
     switched = render_face(2, subject, expression, 0.0, 0.0, SIZE, align_padding=0.1,
                            randomize=DEFAULT_RANDOMIZATIONS + (part,))
@@ -153,6 +162,41 @@ def test_the_teeth_switch_gives_a_third_of_the_smiles_closed_teeth_and_leaves_ot
     for expression in EXPRESSIONS:
         if expression != "happy":
             assert all(np.array_equal(a, b) for a, b in zip(draws(expression, False), draws(expression, True)))
+
+
+def test_smiles_are_drawn_per_subject_and_move_only_smiling_mouths():
+    plain = [sample_identity(0, s) for s in range(300)]
+    drawn = [sample_identity(0, s, details=("smiles",)) for s in range(300)]
+    defaults = Identity()
+    pull = np.hypot(defaults.smile_out, defaults.smile_up)
+    for p, t in zip(plain, drawn):
+        assert (p.smile_out, p.smile_up, p.smile_lip) == (defaults.smile_out, defaults.smile_up, defaults.smile_lip)
+        angle = np.degrees(np.arctan2(t.smile_up, t.smile_out))
+        assert SMILE_ANGLE_DEGREES[0] <= angle <= SMILE_ANGLE_DEGREES[1] + 1e-6
+        assert np.hypot(t.smile_out, t.smile_up) == pytest.approx(pull) and 0.0 <= t.smile_lip <= 0.5
+        assert dataclasses.replace(t, smile_out=p.smile_out, smile_up=p.smile_up, smile_lip=p.smile_lip) == p
+    assert np.mean([t.smile_lip > 0.25 for t in drawn]) > 0.3  # a lifted upper lip is common, not a rarity
+    face = sample_identity(1, 2)
+    wide = dataclasses.replace(face, smile_out=1.39, smile_up=0.65)
+    bared = dataclasses.replace(wide, smile_lip=0.5)
+    assert np.array_equal(_frontal(wide), _frontal(face))  # no smile, nothing moves
+    smile = prototype_aus("happy", form=1)  # the closed smile: the lip lift alone parts the lips
+
+    def corners(ident):
+        _, marks = render_scene(ident, smile, View(), Scene(), 96, return_landmarks=True)
+        return marks[3:]  # the mouth corners: [[x, y], [x, y]]
+
+    steep, flat = corners(face), corners(wide)
+    # the flatter pull puts the corners further apart and lower (image rows grow downwards)
+    assert flat[1, 0] - flat[0, 0] > steep[1, 0] - steep[0, 0] + 1.0
+    assert flat[:, 1].mean() > steep[:, 1].mean() + 0.5
+    # lifting the upper lip with the corners bares the teeth (light, unsaturated pixels; lips and skin are
+    # saturated) between lips that were closed: about 40 pixels against none
+    def teeth(ident):
+        mouth = render_scene(ident, smile, View(), Scene(), 96)[56:80, 28:68].astype(int)
+        return int(((mouth.max(-1) - mouth.min(-1) < 45) & (mouth.min(-1) > 100)).sum())
+
+    assert teeth(wide) < 10 and teeth(bared) > 25
 
 
 def test_age_lines_darken_a_neutral_forehead_and_glasses_darken_the_eye_band():

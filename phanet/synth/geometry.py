@@ -415,8 +415,8 @@ def expression_offsets(ident: Identity, rest: np.ndarray, lower: np.ndarray, aus
     corner = gauss2(ax - mw, y - my, 1.3, 1.3) * front
     a12, a15, a20, a23 = au(12), au(15), au(20), au(23)
     a26 = au(26)
-    off[:, 0] += sx * corner * (0.8 * a12 + 0.15 * a15 + 0.8 * a20 - 0.45 * a23 - 0.3 * a26)
-    off[:, 1] += corner * (1.3 * a12 - 0.9 * a15 - 0.15 * a20 - 0.35 * a26)
+    off[:, 0] += sx * corner * (ident.smile_out * a12 + 0.15 * a15 + 0.8 * a20 - 0.45 * a23 - 0.3 * a26)
+    off[:, 1] += corner * (ident.smile_up * a12 - 0.9 * a15 - 0.15 * a20 - 0.35 * a26)
     off[:, 2] += corner * (-0.35 * a12 - 0.2 * a20 + 0.1 * a23)
     cheek12 = gauss2(ax - (mw + 0.9), y - (my + 1.9), 1.2, 1.3) * front
     off[:, 2] += 0.45 * a12 * cheek12
@@ -424,8 +424,9 @@ def expression_offsets(ident: Identity, rest: np.ndarray, lower: np.ndarray, aus
     lens = np.clip(1.0 - (x / (mw * 1.05)) ** 2, 0.0, 1.0)
     upper_lip = (~lower) & (y >= my - 0.01) & (z > 0)
     raise_up = lens**0.4 * np.exp(-np.maximum(y - my, 0.0) / 1.4) * upper_lip
-    off[:, 1] += raise_up * (0.6 * au(10) + 0.25 * nose9 + 0.15 * au(17))
-    off[:, 2] += raise_up * 0.15 * au(10)
+    lip10 = au(10) + ident.smile_lip * a12  # the "smiles" detail: some smiles lift the upper lip too
+    off[:, 1] += raise_up * (0.6 * lip10 + 0.25 * nose9 + 0.15 * au(17))
+    off[:, 2] += raise_up * 0.15 * lip10
     below = np.maximum(my - y, 0.0)
     lower_lip = lens**0.6 * np.exp(-below / 1.1) * lower * (z > 0)
     off[:, 1] -= lower_lip * (0.3 * au(25) + 0.45 * au(16))

@@ -99,6 +99,11 @@ class Identity:
     teeth_shade: float = 1.0  # brightness of the teeth (1: the base colour)
     teeth_gaps: float = 0.45  # darkening of the gaps between teeth, at its deepest
     teeth_sides: float = 0.55  # how much the side teeth brighten from the corner's shadow towards the front
+    # how AU 12 moves this subject's mouth corners (cm at full intensity: outwards, upwards) and how far it
+    # lifts the upper lip (a share of AU 10's lift); the defaults are the base face's steep smile
+    smile_out: float = 0.8
+    smile_up: float = 1.3
+    smile_lip: float = 0.0
     # the resting face: (FACS number, intensity) pairs that this subject's face shows with no
     # expression, and so under every expression (added to the expression's AUs by render_scene)
     resting: tuple[tuple[int, float], ...] = ()
@@ -121,7 +126,7 @@ _LIP_TINTS = np.array([(0.72, 0.30, 0.32), (0.60, 0.22, 0.26), (0.82, 0.42, 0.45
 # The identity details that are domain-randomisation switches (phanet.synth.render.RANDOMIZATIONS).
 # A detail's random stream is numbered by its place here: add new details at the end, or every
 # later detail of every face changes.
-IDENTITY_DETAILS = ("age", "brows", "glasses", "shading", "skin", "resting", "eyes", "teeth")
+IDENTITY_DETAILS = ("age", "brows", "glasses", "shading", "skin", "resting", "eyes", "teeth", "smiles")
 
 
 def sample_identity(seed: int, subject: int, lips: bool = True, details: Collection[str] = ()) -> Identity:
@@ -232,7 +237,12 @@ def _with_details(ident: Identity, seed: int, subject: int, details: Collection[
     - ``teeth``: teeth as photos show them, from ivory to white with the gaps between them from faint
       to marked (the base face paints every mouth with grey, deeply gapped teeth) and the side teeth
       less shadowed; with the switch the expression sampler also gives a third of the happy faces
-      the posed smile, lips parted over closed teeth (:data:`.expressions.POSED_SMILE_FORMS`).
+      the posed smile, lips parted over closed teeth (:data:`.expressions.POSED_SMILE_FORMS`);
+    - ``smiles``: smiles as people's differ (Rubin's 1974 smile types): the direction in which AU 12 pulls
+      the mouth corners drawn per subject from 25 to 58 degrees above the horizontal (the base face's
+      58 degrees is the steepest, a V-shaped mouth; most people's corners go more outwards, a wide
+      smile), the same length of pull, and the upper lip lifted with the corners by 0 to 0.5 of AU 10's
+      lift, so that some smiles show the upper teeth up to the gum line as a raised upper lip does.
     """
     fields: dict = {}
     for stream, name in enumerate(IDENTITY_DETAILS, start=1):
@@ -271,8 +281,15 @@ def _with_details(ident: Identity, seed: int, subject: int, details: Collection[
             fields.update(eye_open=EYE_UPPER_SHARE * height, eye_low=(1 - EYE_UPPER_SHARE) * height)
         elif name == "teeth":
             fields.update(teeth_shade=u(0.95, 1.12), teeth_gaps=u(0.05, 0.4), teeth_sides=u(0.3, 0.55))
+        elif name == "smiles":
+            pull, angle = float(np.hypot(ident.smile_out, ident.smile_up)), np.radians(u(*SMILE_ANGLE_DEGREES))
+            fields.update(smile_out=pull * np.cos(angle), smile_up=pull * np.sin(angle), smile_lip=u(0.0, 0.5))
     return replace(ident, **fields)
 
+
+# The ``smiles`` detail: the direction of the mouth corners' pull by AU 12, degrees above the horizontal
+# (the base face's (0.8, 1.3) cm is 58.4 degrees).
+SMILE_ANGLE_DEGREES = (25.0, 58.4)
 
 # The ``eyes`` detail: palpebral fissure height / width, and the share of the height above the eye centre.
 EYE_FISSURE_RATIO = (0.26, 0.40)

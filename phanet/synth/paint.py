@@ -341,13 +341,15 @@ def _mouth_interior(ident, aus, attrs, pixel_cm):
     # the lower teeth show when the lower lip is pulled down or the jaw drops far
     lower_show = 0.1 + 0.3 * aus[AU_INDEX[16]].mean() + 0.15 * (aus[AU_INDEX[26]].mean() + aus[AU_INDEX[27]].mean())
     lateral = np.clip(1 - (ax / (ident.mouth_w * 1.05)) ** 2, 0, 1)
-    teeth_up = (g < 0.75) & (ax < ident.mouth_w * 0.95) & (opening > 0.12)
+    # a smile that lifts the upper lip ("smiles" detail) bares more of the upper teeth, which stay put
+    upper_band = 0.75 + 0.6 * ident.smile_lip * aus[AU_INDEX[12]].mean()
+    teeth_up = (g < upper_band) & (ax < ident.mouth_w * 0.95) & (opening > 0.12)
     teeth_lo = (opening - g < lower_show) & (ax < ident.mouth_w * 0.8) & ~teeth_up & (opening > 0.6)
     tooth_edge = np.abs(np.mod(ax + 0.21, 0.42) - 0.21)
     gaps = 1 - ident.teeth_gaps * gauss(tooth_edge, max(0.025, 0.3 * pixel_cm)) * min(1.0, 0.025 / (0.3 * pixel_cm))
     shade = (1 - ident.teeth_sides) + ident.teeth_sides * lateral**0.7 * gaps
     teeth = np.minimum(np.array([0.93, 0.9, 0.82], dtype=F32)[None, :] * (ident.teeth_shade * shade)[:, None], 1.0)
-    col[teeth_up] = teeth[teeth_up] * (1 - 0.35 * smoothstep(0.55, 0.75, g[teeth_up]))[:, None]
+    col[teeth_up] = teeth[teeth_up] * (1 - 0.35 * smoothstep(upper_band - 0.2, upper_band, g[teeth_up]))[:, None]
     col[teeth_lo] = teeth[teeth_lo] * 0.8
     specular = np.where(teeth_up | teeth_lo, 0.3, 0.05).astype(F32)
     occlusion = np.where(teeth_up | teeth_lo, 0.85, 0.5).astype(F32)
