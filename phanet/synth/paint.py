@@ -189,7 +189,9 @@ def _creases(p: _Pixels, face: np.ndarray) -> np.ndarray:
         t = (y_top - ys) / (y_top - y_bot)
         fold_x = ident.nose_w * 0.85 + (mw + 0.45 - ident.nose_w * 0.85) * np.sin(t * np.pi / 2) - 0.25 * t**2
         act = np.clip(p.au(12, idx) + 0.8 * p.au(10, idx) + 0.5 * p.au(9, idx) + 0.3 * p.au(6, idx), 0, 1.2)
-        depth = (0.05 + 0.15 * ident.wrinkle + 0.2 * age + 0.3 * act) * np.sin(np.clip(t, 0, 1) * np.pi) ** 0.5
+        # sin(pi) is -9e-8 in float32: clamp, or the square root paints a NaN pixel where t rounds to 1
+        along = np.maximum(np.sin(np.clip(t, 0, 1) * np.pi), 0.0) ** 0.5
+        depth = (0.05 + 0.15 * ident.wrinkle + 0.2 * age + 0.3 * act) * along
         dark[sub] += depth * (0.7 * p.line(xs - fold_x, 0.07) + 0.3 * gauss(xs - fold_x + 0.2, 0.25))
     # marionette lines (AU 15), chin dimpling (AU 17), the groove under the lower lip
     sub, idx, xs, ys = region((y < my) & (y > ident.chin_y - 0.5) & (ax < mw + 1.0))
