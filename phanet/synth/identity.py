@@ -240,7 +240,7 @@ def _with_details(ident: Identity, seed: int, subject: int, details: Collection[
       the posed smile, lips parted over closed teeth (:data:`.expressions.POSED_SMILE_FORMS`);
     - ``smiles``: smiles as people's differ (Rubin's 1974 smile types): the direction in which AU 12 pulls
       the mouth corners drawn per subject from 25 to 58 degrees above the horizontal (the base face's
-      58 degrees is the steepest, a V-shaped mouth; most people's corners go more outwards, a wide
+      58 degrees is the steepest, a V-shaped mouth; many people's corners go more outwards, a wide
       smile), the same length of pull, and the upper lip lifted with the corners by 0 to 0.5 of AU 10's
       lift, so that some smiles show the upper teeth up to the gum line as a raised upper lip does.
     """
