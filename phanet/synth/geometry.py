@@ -376,6 +376,11 @@ class _Sided:
         return sided(right, left, self.blend)
 
 
+# How far AU 10 at full intensity lifts the middle of the upper lip (cm); the painter bares the upper teeth
+# by the same amount when a smile lifts the lip (the "smiles" detail), so both read it from here.
+UPPER_LIP_LIFT = 0.6
+
+
 def expression_offsets(ident: Identity, rest: np.ndarray, lower: np.ndarray, aus: np.ndarray) -> np.ndarray:
     """Displacements ``[N, 3]`` of head vertices at rest positions ``rest [N, 3]``.
 
@@ -425,7 +430,7 @@ def expression_offsets(ident: Identity, rest: np.ndarray, lower: np.ndarray, aus
     upper_lip = (~lower) & (y >= my - 0.01) & (z > 0)
     raise_up = lens**0.4 * np.exp(-np.maximum(y - my, 0.0) / 1.4) * upper_lip
     lip10 = au(10) + ident.smile_lip * a12  # the "smiles" detail: some smiles lift the upper lip too
-    off[:, 1] += raise_up * (0.6 * lip10 + 0.25 * nose9 + 0.15 * au(17))
+    off[:, 1] += raise_up * (UPPER_LIP_LIFT * lip10 + 0.25 * nose9 + 0.15 * au(17))
     off[:, 2] += raise_up * 0.15 * lip10
     below = np.maximum(my - y, 0.0)
     lower_lip = lens**0.6 * np.exp(-below / 1.1) * lower * (z > 0)

@@ -23,7 +23,15 @@ import numpy as np
 
 from phanet.synth import details
 from phanet.synth.expressions import AU_INDEX
-from phanet.synth.geometry import ATTR_GAP, ATTR_OPEN, KIND_EAR, KIND_MOUTH, KIND_SKIN, hair_boundary
+from phanet.synth.geometry import (
+    ATTR_GAP,
+    ATTR_OPEN,
+    KIND_EAR,
+    KIND_MOUTH,
+    KIND_SKIN,
+    UPPER_LIP_LIFT,
+    hair_boundary,
+)
 from phanet.synth.identity import Identity
 from phanet.synth.maths import gauss, mix_into, sided, smoothstep
 
@@ -344,7 +352,7 @@ def _mouth_interior(ident, aus, attrs, pixel_cm):
     lower_show = 0.1 + 0.3 * aus[AU_INDEX[16]].mean() + 0.15 * (aus[AU_INDEX[26]].mean() + aus[AU_INDEX[27]].mean())
     lateral = np.clip(1 - (ax / (ident.mouth_w * 1.05)) ** 2, 0, 1)
     # a smile that lifts the upper lip ("smiles" detail) bares more of the upper teeth, which stay put
-    upper_band = 0.75 + 0.6 * ident.smile_lip * aus[AU_INDEX[12]].mean()
+    upper_band = 0.75 + UPPER_LIP_LIFT * ident.smile_lip * aus[AU_INDEX[12]].mean()
     teeth_up = (g < upper_band) & (ax < ident.mouth_w * 0.95) & (opening > 0.12)
     teeth_lo = (opening - g < lower_show) & (ax < ident.mouth_w * 0.8) & ~teeth_up & (opening > 0.6)
     tooth_edge = np.abs(np.mod(ax + 0.21, 0.42) - 0.21)
