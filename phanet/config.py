@@ -59,6 +59,9 @@ class TrainConfig:
     # None: ``seed``. Runs that share it and differ in ``seed`` (sample order, augmentation, dropout) start
     # from one point, so their weights can be averaged into one model (``phanet average``).
     init_seed: int | None = None
+    # Fine-tuning: start from this checkpoint's weights (a path, or "bundled" for the packaged model) where
+    # names and shapes match, classifier rows matched by class name (phanet.finetune); None: ImageNet/fresh.
+    init_from: str | None = None
     loss_weighting: str = "learned"  # learned | fixed
     fixed_weights: dict = field(default_factory=dict)  # with loss_weighting=fixed: {pose: 0.5, att0: 0.3, ...}
     label_smoothing: float = 0.0
@@ -256,6 +259,8 @@ def check_value(section: str, key: str, value: Any, source: str) -> None:
             raise ValueError(f"{source}: {name}={value!r} must be {'<' if open_high else '<='} {high}")
     if (section, key) == ("train", "device"):
         check_device(value, source)
+    if (section, key) == ("train", "init_from") and not (isinstance(value, str) and value):
+        raise ValueError(f"{source}: {name}={value!r} should be a checkpoint path or 'bundled'")
 
 
 def check_device(name: str, source: str = "train.device") -> None:

@@ -575,13 +575,19 @@ def _set_up(config: Config, out_dir: Path, dist_info: DistInfo, data: PreparedDa
         out_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, out_dir / "config.yaml")
     seed_everything(train_cfg.seed)
+    if train_cfg.init_from is not None:  # a missing checkpoint fails now, not after the data is prepared
+        from phanet.finetune import resolve_init_source
+
+        resolve_init_source(train_cfg.init_from)
     if data is not None:
         from phanet.data.check import refuse_leaks
 
         refuse_leaks(data.index, data.split, config.data.allow_leaks)
     data = data or prepare_data(config, out_dir, dist_info)
     index, split = data.index, data.split
-    model = initial_model(config, index).to(device)
+    model = initial_model(config, index)
+    fine_tuned_from = fine_tune_start(model, config)
+    model = model.to(device)
     if train_cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     weighting = build_task_weighting(model, config).to(device)
@@ -601,6 +607,8 @@ def _set_up(config: Config, out_dir: Path, dist_info: DistInfo, data: PreparedDa
 
     meta = {"model": config.model.name, "dataset": index.name, "fold": config.data.fold,
             "provenance": training_provenance(index, split)}
+    if fine_tuned_from is not None:
+        meta["init_from"] = fine_tuned_from
 
     return _Run(config=config, out_dir=out_dir, dist_info=dist_info, device=device, index=index, split=split,
                 model=model, weighting=weighting, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
@@ -617,6 +625,16 @@ def initial_model(config: Config, index: DatasetIndex) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(init_seed)
         return build_model(config, index.label_space, index.crop)
+
+
+def fine_tune_start(model: nn.Module, config: Config) -> dict | None:
+    """With ``train.init_from``, overwrite ``model``'s initial weights by that checkpoint's where they fit
+    (:mod:`phanet.finetune`) and return its record of what was copied; None without."""
+    if config.train.init_from is None:
+        return None
+    from phanet.finetune import init_from_checkpoint
+
+    return init_from_checkpoint(model, config.train.init_from)
 
 
 def face_dataset(config: Config, data: PreparedData, part: str, model: nn.Module, augment: str) -> FaceDataset:

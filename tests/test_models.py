@@ -117,3 +117,24 @@ def test_invalid_config_choices_fail_with_the_field_name():
 def test_channel_counts_come_from_the_backbone():
     model = build("phanet_r50")
     assert [a.project[0].in_features for a in model.attention] == [512, 1024, 2048]
+
+
+@pytest.mark.parametrize("name", ["phanet_r18", "baseline_r18", "mtl_r18", "att_r18"])
+@pytest.mark.parametrize("options", [{}, {"fusion_point": "logits"}, {"gate_input": "embedding"}])
+def test_label_indexed_tensors_are_exactly_the_ones_sized_by_the_labels(name, options):
+    """What fine-tuning maps by class name (phanet.finetune): every expression-indexed tensor has one row
+    per class, and only the pose layers depend on the pose bins, in every ablation variant."""
+    try:
+        model = build(name, pretrained=False, **options)
+    except (TypeError, ValueError):
+        pytest.skip(f"{name} has no option {options}")
+    labelled = model.label_indexed_tensors()
+    state = model.state_dict()
+    assert labelled["expression"], "every model classifies expressions"
+    for key in labelled["expression"]:
+        assert state[key].shape[0] == NUM_EXPRESSIONS, key
+    # a model built with one more pose bin differs exactly in the pose-indexed tensors
+    more_bins = create_model(name, num_expressions=NUM_EXPRESSIONS, num_poses=NUM_POSES + 1, pretrained=False,
+                             **options).state_dict()
+    differ = {key for key, value in state.items() if value.shape != more_bins[key].shape}
+    assert differ == labelled["pose"]

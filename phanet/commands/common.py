@@ -42,6 +42,14 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     add_threads_flag(parser)
 
 
+def add_init_from_flag(parser: argparse.ArgumentParser) -> None:
+    """``--init-from``: fine-tune from a checkpoint (train.init_from; phanet.finetune)."""
+    parser.add_argument("--init-from", metavar="CHECKPOINT",
+                        help="fine-tune: start from this checkpoint's weights ('bundled': the model inside the "
+                        "package) instead of ImageNet weights and fresh heads; classifier rows are matched by "
+                        "class name, pose layers kept only when the pose bins are the same (train.init_from)")
+
+
 THREADS_HELP = ("torch CPU threads (default: torch's choice, one per CPU core, or OMP_NUM_THREADS when set); "
                 "on a CPU shared with other jobs, fewer threads than cores can be faster")
 
@@ -154,6 +162,7 @@ def build_config(args):
         "model.input_size": args.input_size, "train.workers": args.workers, "train.device": args.device,
         "data.cache_dir": args.cache_dir, "model.pretrained": args.pretrained, "train.strict": args.strict,
         "data.fold": getattr(args, "fold", None), "train.keep_resume": getattr(args, "keep_resume", None),
+        "train.init_from": getattr(args, "init_from", None),
     })
     apply_overrides(config, parse_key_values(args.overrides, "--set", "section.key=value"))
     from phanet.config import validate_config

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from phanet.commands.common import (
+    add_init_from_flag,
     add_run_flags,
     apply_threads,
     build_config,
@@ -21,6 +22,7 @@ def register(subparsers) -> None:
         epilog="example: phanet cv --config configs/kdef_subject_kfold.yaml --root ~/data/KDEF",
     )
     add_run_flags(parser)
+    add_init_from_flag(parser)
     parser.add_argument("--only-folds", type=int, nargs="+", metavar="K", help="run only these folds")
     parser.set_defaults(func=run)
 

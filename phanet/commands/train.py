@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from phanet.commands.common import (
+    add_init_from_flag,
     add_run_flags,
     apply_threads,
     build_config,
@@ -21,6 +22,7 @@ def register(subparsers) -> None:
         epilog="example: phanet train --dataset kdef --root ~/data/KDEF --fold 0 --epochs 30",
     )
     add_run_flags(parser)
+    add_init_from_flag(parser)
     parser.add_argument("--fold", type=int, help="which fold to hold out (default 0)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its resume.pt (after Ctrl-C/SIGTERM)")

@@ -329,6 +329,20 @@ class PhaNet(nn.Module):
         """The losses it trains: ``fer``, ``pose`` (with a pose branch), ``att0..`` (one per scale)."""
         return task_names_for(self.num_scales, self.config.use_pose)
 
+    def label_indexed_tensors(self) -> dict[str, set[str]]:
+        """State-dict names of the tensors whose meaning depends on the label space (what fine-tuning
+        maps by class name, :mod:`phanet.finetune`): ``expression``, whose rows are the expression classes,
+        and ``pose``, which are indexed by the pose bins (the pose classifier; the gate's first layer
+        when it reads the pose probabilities)."""
+        expression = {f"{prefix}.{p}" for prefix in ["classifier", *(f"scale_classifiers.{i}" for i in
+                                                                     range(self.num_scales))]
+                      for p in ("weight", "bias")}
+        pose = {"pose_classifier.weight", "pose_classifier.bias"}
+        if self.num_scales and self.config.scale_fusion == "pose_adaptive" and self.config.gate_input != "embedding":
+            pose.add("gate.mlp.0.weight")
+        names = set(self.state_dict())
+        return {"expression": expression & names, "pose": pose & names}
+
     def parameter_groups(self, head_lr_mult: float = 1.0) -> list[dict]:
         """Optimizer groups: ``{"params", "part", "decay", "lr_mult"}``, ``part`` "backbone" or "head".
 
