@@ -555,7 +555,7 @@ def _fit_in_owned_folder(config: Config, out_dir: Path, dist_info: DistInfo, dat
                          resume: bool, progress: bool, on_step: Callable[[int, int], None] | None,
                          write_report: bool) -> dict:
     """:func:`fit` once the run folder is this process's (lock held, existing run checked)."""
-    run = _set_up(config, out_dir, dist_info, data, progress)
+    run = _set_up(config, out_dir, dist_info, data, progress, resume)
     state = _restore_resume_point(run) if resume else TrainState()
     run.train_model = run.model
     if dist_info.enabled:
@@ -567,7 +567,7 @@ def _fit_in_owned_folder(config: Config, out_dir: Path, dist_info: DistInfo, dat
 
 
 def _set_up(config: Config, out_dir: Path, dist_info: DistInfo, data: PreparedData | None,
-            progress: bool) -> _Run:
+            progress: bool, resume: bool = False) -> _Run:
     """Write config.yaml, seed, get the data and split, build the model, task weighting and optimiser."""
     train_cfg = config.train
     device = resolve_device(train_cfg.device, dist_info)
@@ -575,10 +575,10 @@ def _set_up(config: Config, out_dir: Path, dist_info: DistInfo, data: PreparedDa
         out_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, out_dir / "config.yaml")
     seed_everything(train_cfg.seed)
-    if train_cfg.init_from is not None:  # a missing checkpoint fails now, not after the data is prepared
+    if train_cfg.init_from is not None and not (resume and (out_dir / INIT_FROM_FILE).is_file()):
         from phanet.finetune import resolve_init_source
 
-        resolve_init_source(train_cfg.init_from)
+        resolve_init_source(train_cfg.init_from)  # a missing checkpoint fails now, not after the data is prepared
     if data is not None:
         from phanet.data.check import refuse_leaks
 
@@ -586,7 +586,7 @@ def _set_up(config: Config, out_dir: Path, dist_info: DistInfo, data: PreparedDa
     data = data or prepare_data(config, out_dir, dist_info)
     index, split = data.index, data.split
     model = initial_model(config, index)
-    fine_tuned_from = fine_tune_start(model, config)
+    fine_tuned_from = fine_tune_start(model, config, out_dir, resume, dist_info.is_main)
     model = model.to(device)
     if train_cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -627,14 +627,25 @@ def initial_model(config: Config, index: DatasetIndex) -> nn.Module:
         return build_model(config, index.label_space, index.crop)
 
 
-def fine_tune_start(model: nn.Module, config: Config) -> dict | None:
+INIT_FROM_FILE = "init_from.json"  # a fine-tuning run's record of its start, kept in the run folder
+
+
+def fine_tune_start(model: nn.Module, config: Config, out_dir: Path, resume: bool, is_main: bool) -> dict | None:
     """With ``train.init_from``, overwrite ``model``'s initial weights by that checkpoint's where they fit
-    (:mod:`phanet.finetune`) and return its record of what was copied; None without."""
+    (:mod:`phanet.finetune`) and return its record of what was copied (also written to the run folder);
+    None without. A resumed run takes its weights from ``resume.pt``: it reads the record back instead of
+    loading the source again, which may be gone by then."""
     if config.train.init_from is None:
         return None
+    record_path = out_dir / INIT_FROM_FILE
+    if resume and record_path.is_file():
+        return json.loads(record_path.read_text(encoding="utf-8"))
     from phanet.finetune import init_from_checkpoint
 
-    return init_from_checkpoint(model, config.train.init_from)
+    record = init_from_checkpoint(model, config.train.init_from)
+    if is_main:
+        record_path.write_text(json.dumps(record, indent=2))
+    return record
 
 
 def face_dataset(config: Config, data: PreparedData, part: str, model: nn.Module, augment: str) -> FaceDataset:

@@ -30,6 +30,7 @@ CONFIG_FILE = "config.yaml"
 RUN_FILES = (
     CONFIG_FILE, "folds.json", RESUME_FILE, "history.json", "metrics.json",
     "best.safetensors", "best.json", "last.safetensors", "last.json", "cv_metrics.json",
+    "init_from.json",  # what a fine-tuning run copied from its checkpoint (phanet.engine.fine_tune_start)
 )
 # Their presence means "a run trained here" (a config.yaml alone is left by an attempt that failed before
 # training, e.g. on a data error: nothing to protect, and the next attempt may write over it).

@@ -126,3 +126,30 @@ def test_init_from_flag_and_its_config_checks(tmp_path):
     assert build_config(args).train.init_from == "runs/x/best"
     with pytest.raises(ValueError, match="train.init_from=3 should be a checkpoint path"):
         apply_overrides(tiny_config(MODEL), {"train.init_from": 3})
+
+
+def test_a_resumed_fine_tuning_run_needs_its_source_no_more(tmp_path):
+    """resume.pt holds the weights: resuming reads the start's record from the run folder, so a source
+    checkpoint deleted meanwhile is no error, and the finished run still records where it started."""
+    import shutil
+    import signal
+
+    from phanet.engine import TrainingInterrupted
+
+    data = tiny_data()
+    source = tmp_path / "source"
+    fit(tiny_config(MODEL, epochs=1), source, data=data, progress=False, write_report=False)
+    config = tiny_config(MODEL, epochs=2, init_from=str(source / "best"))
+    run = tmp_path / "tuned"
+
+    def interrupt(epoch, step):
+        if (epoch, step) == (0, 1):
+            signal.raise_signal(signal.SIGTERM)
+
+    with pytest.raises(TrainingInterrupted):
+        fit(config, run, data=data, progress=False, on_step=interrupt, write_report=False)
+    record = json.loads((run / "init_from.json").read_text())
+    shutil.rmtree(source)
+    fit(config, run, data=data, progress=False, resume=True, write_report=False)
+    assert json.loads((run / "best.json").read_text())["training"]["init_from"] == record
+    assert record["checkpoint"] == str(source / "best")
