@@ -61,25 +61,27 @@ def init_from_checkpoint(model: nn.Module, source: str | Path) -> dict:
     rows = _row_sources(source_space.expressions, target_space.expressions)
     same_poses = [p.name for p in source_space.poses] == [p.name for p in target_space.poses]
 
+    same_classes = list(source_space.expressions) == list(target_space.expressions)
+    initial_state = model.state_dict()
     merged, copied, reordered, fresh = {}, [], [], []
-    for name, initial in model.state_dict().items():
+    for name, initial in initial_state.items():
         value = source_state.get(name)
         if value is None or value.shape[1:] != initial.shape[1:]:
             fresh.append(name)
-        elif name in label_tensors["expression"]:
+        elif name in label_tensors["expression"] and not same_classes:
             if all(row is None for row in rows):  # no class in common: nothing to carry over
                 fresh.append(name)
-                continue
-            merged[name] = _take_rows(initial, value, rows)
-            (copied if merged[name].shape == value.shape and rows == list(range(len(rows))) else reordered).append(name)
+            else:
+                merged[name] = _take_rows(initial, value, rows)
+                reordered.append(name)
         elif value.shape != initial.shape or (name in label_tensors["pose"] and not same_poses):
             fresh.append(name)
         else:
             merged[name] = value
             copied.append(name)
-    # The heads of every backbone have the same shapes; the backbone is what fine-tuning carries over.
-    state = model.state_dict()  # (0-d counters such as num_batches_tracked fit every backbone)
-    if not any(name.startswith("backbone.") and state[name].ndim > 0 for name in copied):
+    # The heads of every backbone have the same shapes; the backbone is what fine-tuning carries over
+    # (0-d counters such as num_batches_tracked fit every backbone, so they do not count).
+    if not any(name.startswith("backbone.") and initial_state[name].ndim > 0 for name in copied):
         raise ValueError(f"{path}: its model {meta['model']['name']!r} shares no backbone tensor of matching name and "
                          f"shape with {model.model_name!r}; fine-tune from a checkpoint of the same backbone")
     model.load_state_dict(merged, strict=False)
