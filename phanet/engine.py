@@ -575,7 +575,8 @@ def _set_up(config: Config, out_dir: Path, dist_info: DistInfo, data: PreparedDa
         out_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, out_dir / "config.yaml")
     seed_everything(train_cfg.seed)
-    if train_cfg.init_from is not None and not (resume and (out_dir / INIT_FROM_FILE).is_file()):
+    recorded_start = recorded_fine_tune_start(out_dir) if resume else None
+    if train_cfg.init_from is not None and recorded_start is None:
         from phanet.finetune import resolve_init_source
 
         resolve_init_source(train_cfg.init_from)  # a missing checkpoint fails now, not after the data is prepared
@@ -586,7 +587,7 @@ def _set_up(config: Config, out_dir: Path, dist_info: DistInfo, data: PreparedDa
     data = data or prepare_data(config, out_dir, dist_info)
     index, split = data.index, data.split
     model = initial_model(config, index)
-    fine_tuned_from = fine_tune_start(model, config, out_dir, resume, dist_info.is_main)
+    fine_tuned_from = recorded_start or fine_tune_start(model, config, out_dir, dist_info.is_main)
     model = model.to(device)
     if train_cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -630,21 +631,24 @@ def initial_model(config: Config, index: DatasetIndex) -> nn.Module:
 INIT_FROM_FILE = "init_from.json"  # a fine-tuning run's record of its start, kept in the run folder
 
 
-def fine_tune_start(model: nn.Module, config: Config, out_dir: Path, resume: bool, is_main: bool) -> dict | None:
+def recorded_fine_tune_start(out_dir: Path) -> dict | None:
+    """The record :func:`fine_tune_start` left in a run folder (None when there is none). A resumed run takes
+    its weights from ``resume.pt`` and reads this instead of loading the source again, which may be gone."""
+    path = out_dir / INIT_FROM_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def fine_tune_start(model: nn.Module, config: Config, out_dir: Path, is_main: bool) -> dict | None:
     """With ``train.init_from``, overwrite ``model``'s initial weights by that checkpoint's where they fit
-    (:mod:`phanet.finetune`) and return its record of what was copied (also written to the run folder);
-    None without. A resumed run takes its weights from ``resume.pt``: it reads the record back instead of
-    loading the source again, which may be gone by then."""
+    (:mod:`phanet.finetune`) and return its record of what was copied, also written to the run folder;
+    None without."""
     if config.train.init_from is None:
         return None
-    record_path = out_dir / INIT_FROM_FILE
-    if resume and record_path.is_file():
-        return json.loads(record_path.read_text(encoding="utf-8"))
     from phanet.finetune import init_from_checkpoint
 
     record = init_from_checkpoint(model, config.train.init_from)
     if is_main:
-        record_path.write_text(json.dumps(record, indent=2))
+        (out_dir / INIT_FROM_FILE).write_text(json.dumps(record, indent=2))
     return record
 
 
