@@ -49,7 +49,7 @@ class TrainConfig:
     lr: float = 3e-4
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
-    augment: str = "standard"  # none | light | standard | strong | photo (phanet/data/transforms.py)
+    augment: str = "standard"  # none | light | standard | strong | photo | photo_randconv (phanet/data/transforms.py)
     balance_classes: bool = False
     patience: int = 10  # early stopping on validation accuracy; 0 disables
     amp: bool = True  # mixed precision, used on CUDA only
@@ -235,7 +235,7 @@ LIMITS: dict[tuple[str, str], tuple] = {
 }
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("data", "protocol"): ("subject_kfold", "official"),
-    ("train", "augment"): ("none", "light", "standard", "strong", "photo"),
+    ("train", "augment"): ("none", "light", "standard", "strong", "photo", "photo_randconv"),
     ("train", "loss_weighting"): ("learned", "fixed"),
 }
 

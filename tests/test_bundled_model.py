@@ -81,6 +81,30 @@ def test_export_fp16_names_its_source_relative_to_the_working_directory(tmp_path
     assert json.loads((tmp_path / "half.json").read_text())["source"] == "runs/s0/best.safetensors"
 
 
+def test_export_fp16_names_a_fine_tuned_models_start_relative_to_the_working_directory(tmp_path, monkeypatch):
+    from phanet.cli import main
+
+    model = create_model("phanet_effl0", label_space=synthetic_label_space("kdef5"), input_size=64, pretrained=False)
+    start, elsewhere = str(tmp_path / "runs" / "s0" / "best"), "/elsewhere/runs/s9/best"
+    config = {"model": {"name": "phanet_effl0"}, "train": {"epochs": 1, "init_from": start}}
+    record = {"checkpoint": start, "weights_sha256": "ab" * 32, "copied": 3}
+    save_checkpoint(tmp_path / "runs" / "s0_ft" / "best", model.eval(), config=config,
+                    extra={"training": {"epoch": 1, "init_from": record}})
+    save_checkpoint(tmp_path / "runs" / "s9_ft" / "best", model.eval(),
+                    config={**config, "train": {"init_from": elsewhere}},
+                    extra={"training": {"init_from": {"checkpoint": elsewhere}}})
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", "fp16", "--checkpoint", "runs/s0_ft/best", "--out", "half"]) == 0
+    meta = json.loads((tmp_path / "half.json").read_text())
+    assert meta["config"]["train"] == {"epochs": 1, "init_from": "runs/s0/best"}
+    assert meta["training"] == {"epoch": 1, "init_from": {**record, "checkpoint": "runs/s0/best"}}
+    assert meta["config"]["model"] == {"name": "phanet_effl0"}
+    # a start outside the working directory keeps its path: it names where the weights came from
+    assert main(["export", "fp16", "--checkpoint", "runs/s9_ft/best", "--out", "other"]) == 0
+    meta = json.loads((tmp_path / "other.json").read_text())
+    assert meta["config"]["train"]["init_from"] == meta["training"]["init_from"]["checkpoint"] == elsewhere
+
+
 @pytest.mark.parametrize("missing", ["safetensors", "json"])
 def test_a_missing_bundled_file_is_a_one_line_error_naming_it(monkeypatch, tmp_path, missing):
     import phanet.checkpoint as checkpoint

@@ -1,4 +1,4 @@
-"""Augmentation presets: the ``photo`` preset's camera steps, determinism, flips, preset names."""
+"""Augmentation presets: the ``photo`` preset's camera steps, random convolutions, determinism, flips, preset names."""
 
 import dataclasses
 
@@ -119,6 +119,60 @@ def test_jpeg_and_low_resolution_keep_the_shape_and_the_value_range():
     for out in (transforms.jpeg(image, 30), transforms.low_resolution(image, 0.5)):
         assert out.shape == image.shape and out.dtype == torch.float32
         assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0 and not torch.equal(out, image)
+
+
+def test_random_convolution_keeps_shape_range_and_brightness_and_follows_the_generator():
+    image = torch.from_numpy(face_like(32)).permute(2, 0, 1).float().div(255.0)
+    outputs = []
+    for seed in range(6):
+        out = transforms.random_convolution(image, torch.Generator().manual_seed(seed))
+        again = transforms.random_convolution(image, torch.Generator().manual_seed(seed))
+        assert torch.equal(out, again) and out.shape == image.shape and out.dtype == torch.float32
+        assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+        # rescaled to the input's mean and spread before the blend and the clip: brightness stays close
+        assert abs(float(out.mean()) - float(image.mean())) < 0.1, seed
+        outputs.append(out)
+    assert all(not torch.equal(outputs[i], outputs[j]) for i in range(6) for j in range(i))
+    assert any(float((out - image).abs().mean()) > 0.02 for out in outputs)
+
+
+def test_random_convolution_keeps_edges_where_they_were():
+    # a vertical step edge: whatever the random filter does to colour, the change stays at the step
+    image = torch.zeros(3, 24, 24)
+    image[:, :, 12:] = 1.0
+    for seed in range(8):
+        out = transforms.random_convolution(image, torch.Generator().manual_seed(seed), kernels=(3,))
+        columns = out.mean(dim=(0, 1))
+        jumps = (columns[1:] - columns[:-1]).abs()
+        assert int(jumps.argmax()) in (10, 11, 12), seed
+        assert float(jumps[:9].max()) < 1e-5 and float(jumps[14:].max()) < 1e-5, seed
+
+
+def test_random_convolution_rejects_even_kernel_sizes():
+    with pytest.raises(ValueError, match="odd and positive; got 4"):
+        transforms.random_convolution(torch.rand(3, 8, 8), torch.Generator().manual_seed(0), kernels=(4,))
+
+
+def test_the_randconv_preset_is_photo_plus_random_convolutions_and_photo_draws_none():
+    randconv = AUGMENT_PRESETS["photo_randconv"]
+    assert randconv == dataclasses.replace(PHOTO, randconv_p=0.5)
+    assert all(AUGMENT_PRESETS[name].randconv_p == 0.0 for name in AUGMENT_PRESETS if name != "photo_randconv")
+    for seed in range(6):
+        tensor, _ = run("photo_randconv", seed, size=32)
+        assert tensor.shape == (3, 32, 32) and torch.isfinite(tensor).all()
+    # with the probability forced to 1 and nothing else, the step changes the image; grey stays grey
+    only = AugmentPreset(randconv_p=1.0)
+    gray_then_randconv = AugmentPreset(gray_p=1.0, randconv_p=1.0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(AUGMENT_PRESETS, "nothing", AugmentPreset())
+        patch.setitem(AUGMENT_PRESETS, "randconv_only", only)
+        patch.setitem(AUGMENT_PRESETS, "gray_randconv", gray_then_randconv)
+        for seed in range(3):
+            plain, _ = run("nothing", seed)
+            changed, _ = run("randconv_only", seed)
+            assert float((changed - plain).abs().max()) > 0.01, seed
+            grey, _ = run("gray_randconv", seed)
+            assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])
 
 
 def test_presets_without_camera_steps_still_unpack_as_the_old_seven_tuple():

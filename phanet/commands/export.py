@@ -76,15 +76,14 @@ def run_onnx(args: argparse.Namespace) -> int:
 def run_fp16(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from phanet.checkpoint import checkpoint_paths, save_half_precision
+    from phanet.checkpoint import checkpoint_paths, read_meta, save_half_precision
 
     source = Path(args.checkpoint)
-    weights_file = checkpoint_paths(source)[0]
-    # the JSON ships with the copy: name the source relative to the working directory (the repository,
-    # for the bundled model) where it lies under it, not by this machine's absolute path
-    if weights_file.is_absolute() and weights_file.is_relative_to(Path.cwd()):
-        weights_file = weights_file.relative_to(Path.cwd())
-    extra: dict = {"source": str(weights_file)}
+    # the JSON ships with the copy: name the source, and a fine-tuned model's start, relative to the
+    # working directory (the repository, for the bundled model) where they lie under it, not by this
+    # machine's absolute paths
+    extra: dict = {"source": _under_cwd(checkpoint_paths(source)[0])}
+    extra.update(_relative_init_from(read_meta(source)))
     metrics = checkpoint_paths(source)[0].parent / "metrics.json"
     if metrics.is_file():
         summary = json.loads(metrics.read_text(encoding="utf-8"))
@@ -96,6 +95,29 @@ def run_fp16(args: argparse.Namespace) -> int:
     weights = save_half_precision(source, args.out, extra)
     print(json.dumps({"weights": str(weights), "bytes": weights.stat().st_size}))
     return 0
+
+
+def _under_cwd(path) -> str:
+    """``path`` relative to the working directory when it is an absolute path under it, else as given."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.is_absolute() and path.is_relative_to(Path.cwd()):
+        return str(path.relative_to(Path.cwd()))
+    return str(path)
+
+
+def _relative_init_from(meta: dict) -> dict:
+    """The ``config`` and ``training`` sections of ``meta`` with the fine-tuning start (``train.init_from``,
+    ``training.init_from.checkpoint``) named by :func:`_under_cwd`; {} for a model not fine-tuned."""
+    out: dict = {}
+    train = (meta.get("config") or {}).get("train") or {}
+    if isinstance(train.get("init_from"), str) and train["init_from"] != "bundled":
+        out["config"] = {**meta["config"], "train": {**train, "init_from": _under_cwd(train["init_from"])}}
+    record = (meta.get("training") or {}).get("init_from")
+    if isinstance(record, dict) and isinstance(record.get("checkpoint"), str) and record["checkpoint"] != "bundled":
+        out["training"] = {**meta["training"], "init_from": {**record, "checkpoint": _under_cwd(record["checkpoint"])}}
+    return out
 
 
 def _git_commit() -> str | None:

@@ -9,15 +9,23 @@ The ``photo`` preset adds what a camera does to a picture and a renderer does no
 gamma, defocus, low resolution, sensor noise, JPEG), so that models trained on synthetic renders
 transfer to real photos: colour on every image, then grayscale, blur, low resolution, noise, JPEG
 and an occluder, each on its own coin flip, in the order a camera applies them.
+
+The ``photo_randconv`` preset adds random convolutions (RandConv, Xu et al., ICLR 2021,
+arXiv:2007.13003) to ``photo``: half of the images pass through a 3x3-channel convolution with random
+weights (kernel 1, 3, 5 or 7) blended with the original, which scrambles local texture and colour but
+keeps shapes, so that the network leans on the shape of the face (where the mouth corners and brows
+are) rather than on how the renderer shades skin, the cue that does not carry over to photos.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
 from phanet.models.contract import normalise
@@ -48,6 +56,9 @@ class AugmentPreset:
     noise_std: tuple[float, float] = (0.005, 0.04)  # Gaussian sensor noise on [0, 1] values
     jpeg_p: float = 0.0
     jpeg_quality: tuple[int, int] = (30, 90)  # inclusive
+    # texture: random convolutions (RandConv), after colour, before the camera steps
+    randconv_p: float = 0.0
+    randconv_kernels: tuple[int, ...] = (1, 3, 5, 7)  # odd sizes, one drawn per image
     # occluder
     erase_p: float = 0.0  # a grey square of 15-35 % of the side, after normalisation
 
@@ -71,6 +82,8 @@ AUGMENT_PRESETS: dict[str, AugmentPreset] = {
                            gray_p=0.1, blur_p=0.3, blur_sigma=(0.3, 1.2), lowres_p=0.2, lowres_factor=(0.5, 0.9),
                            noise_p=0.4, noise_std=(0.005, 0.04), jpeg_p=0.4, jpeg_quality=(30, 90), erase_p=0.1),
 }
+# photo + random convolutions on half of the images (RandConv's mixing variant, as its paper trains it)
+AUGMENT_PRESETS["photo_randconv"] = dataclasses.replace(AUGMENT_PRESETS["photo"], randconv_p=0.5)
 
 
 def _uniform(generator: torch.Generator, low: float, high: float) -> float:
@@ -144,6 +157,26 @@ def sensor_noise(tensor: torch.Tensor, std: float, generator: torch.Generator, m
     return torch.randn(shape, generator=generator).mul_(std).add(tensor).clamp_(0.0, 1.0)
 
 
+def random_convolution(tensor: torch.Tensor, generator: torch.Generator, kernels=(1, 3, 5, 7)) -> torch.Tensor:
+    """RandConv's mixing variant on ``[3,H,W]`` floats in [0, 1]: the same shape and range.
+
+    A kernel size is drawn from ``kernels``, the 3 -> 3 channel weights from N(0, 1 / (3 k^2)) (He
+    initialisation, as the paper does), the image convolved with reflected edges; the result is
+    rescaled to the input's mean and standard deviation (the network sees photo-like brightness and
+    contrast, only texture and colour change) and blended with the input by a weight drawn from U(0, 1).
+    """
+    size = int(kernels[int(torch.randint(len(kernels), (), generator=generator))])
+    if size % 2 != 1 or size < 1:
+        raise ValueError(f"random_convolution kernel sizes must be odd and positive; got {size}")
+    weight = torch.randn(3, 3, size, size, generator=generator).mul_(1.0 / math.sqrt(3 * size * size))
+    pad = size // 2
+    padded = F.pad(tensor[None], (pad,) * 4, mode="reflect") if pad else tensor[None]
+    out = F.conv2d(padded, weight)[0]
+    out = (out - out.mean()) / (out.std() + 1e-6) * tensor.std() + tensor.mean()
+    mix = _uniform(generator, 0.0, 1.0)
+    return (tensor * mix + out * (1.0 - mix)).clamp_(0.0, 1.0)
+
+
 def jpeg(tensor: torch.Tensor, quality: int) -> torch.Tensor:
     """Round-trip ``[3,H,W]`` floats in [0, 1] through 8-bit JPEG at ``quality`` (1-100)."""
     encoded = tensor.mul(255.0).round_().clamp_(0.0, 255.0).to(torch.uint8)
@@ -195,6 +228,10 @@ class FaceTransform:
             gray = _happens(generator, preset.gray_p)
             if gray:
                 tensor = TF.rgb_to_grayscale(tensor, num_output_channels=3)
+            if _happens(generator, preset.randconv_p):
+                tensor = random_convolution(tensor, generator, preset.randconv_kernels)
+                if gray:  # a grey image stays grey: the camera steps after this expect it
+                    tensor = TF.rgb_to_grayscale(tensor, num_output_channels=3)
             tensor = self._camera(tensor, preset, generator, gray)
         else:
             tensor = tensor.float().div_(255.0)
