@@ -20,6 +20,7 @@ import adapt_bn  # noqa: E402
 import backbone_drift  # noqa: E402
 import cpu_train_step  # noqa: E402
 import detail_robustness  # noqa: E402
+import occlusion_cues  # noqa: E402
 import profile_train_step  # noqa: E402
 import real_faces  # noqa: E402
 import train_speed  # noqa: E402
@@ -317,8 +318,8 @@ def test_real_faces_refuses_a_missing_photo_folder_and_a_missing_bundled_model(t
     assert len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("script", [real_faces, detail_robustness, backbone_drift, adapt_bn],
-                         ids=["real_faces", "detail_robustness", "backbone_drift", "adapt_bn"])
+@pytest.mark.parametrize("script", [real_faces, detail_robustness, backbone_drift, adapt_bn, occlusion_cues],
+                         ids=["real_faces", "detail_robustness", "backbone_drift", "adapt_bn", "occlusion_cues"])
 def test_benchmarks_refuse_to_write_their_numbers_over_a_checkpoints_metadata(script, tmp_path, capsys):
     from phanet.checkpoint import read_meta, save_checkpoint
     from phanet.data.datasets.synthetic import synthetic_label_space
@@ -441,6 +442,58 @@ def test_detail_robustness_probes_the_same_faces_with_one_detail_switched_on_at_
     assert result["images"] == 161 and 0.0 <= result["accuracy"] <= 1.0
     assert sum(result["neutral_called"].values()) == 23 and set(result["per_expression"]) >= {"neutral", "anger"}
     assert "| base |" in detail_robustness.report({"base": result})
+
+
+def test_occlusion_bands_sit_on_the_crop_templates_features_and_hide_only_their_rows():
+    from phanet.crop import template_points
+
+    for size, padding in ((96, 0.1), (112, 0.2)):
+        bands = occlusion_cues.band_rows(size, padding)
+        points = template_points(size, padding)
+        eye_y, nose_y, mouth_y = points[:2, 1].mean(), points[2, 1], points[3:, 1].mean()
+        assert bands["brows+forehead"][0] == 0 and bands["brows+forehead"][1] == bands["eyes"][0]
+        assert bands["eyes"][0] < eye_y < bands["eyes"][1] <= bands["nose"][0] < nose_y < bands["nose"][1]
+        assert bands["mouth"][0] < mouth_y < bands["mouth"][1] <= size
+    crops = np.full((2, 8, 8, 3), 7, np.uint8)
+    hidden = occlusion_cues.masked(crops, (2, 5))
+    assert (hidden[:, 2:5] == occlusion_cues.FILL).all() and (hidden[:, :2] == 7).all() and (hidden[:, 5:] == 7).all()
+    assert (crops == 7).all() and occlusion_cues.masked(crops, None) is not crops
+
+
+def test_occlusion_table_counts_each_class_under_each_band():
+    class Fixed:  # calls a face happy unless its top rows are hidden (then anger)
+        class label_space:
+            expressions = ("neutral", "happy", "anger")
+
+        def classify(self, crops):
+            top_hidden = (crops[:, 0, 0, 0] == occlusion_cues.FILL)
+            probs = np.tile([0.1, 0.8, 0.1], (len(crops), 1))
+            probs[top_hidden] = [0.1, 0.1, 0.8]
+            return {"expression": probs}
+
+    crops = np.zeros((3, 8, 8, 3), np.uint8)
+    bands = {"top": (0, 2), "low": (6, 8)}
+    table = occlusion_cues.occlusion_table(Fixed(), crops, ["happy", "happy", "neutral"], bands)
+    assert list(table) == ["none", "top", "low"] and list(table["none"]) == ["neutral", "happy"]
+    assert table["none"]["happy"] == {"images": 2, "accuracy": 1.0, "p_true": 0.8, "called": {"happy": 2}}
+    assert table["top"]["happy"]["called"] == {"anger": 2} and table["top"]["happy"]["accuracy"] == 0.0
+    assert table["low"]["neutral"]["called"] == {"happy": 1}
+    text = occlusion_cues.report("title", table)
+    assert "| happy | 2 | 100 (0.80) | 0 (0.10) | 100 (0.80) |" in text and "top: neutral -> anger 1" in text
+
+
+@pytest.mark.slow
+def test_occlusion_cues_runs_on_test_renders_and_photos(tmp_path, london_sample, capsys, one_torch_thread):
+    out_file = tmp_path / "o.json"
+    assert occlusion_cues.main(["--subjects", "1", "--photos", str(london_sample), "--json", str(out_file)]) == 0
+    out = capsys.readouterr().out
+    assert "mouth hidden" in out and "photos in" in out
+    import json
+
+    results = json.loads(out_file.read_text())
+    assert set(results["synthetic"]["none"]) == {"neutral", "happy", "sad", "surprise", "fear", "disgust", "anger"}
+    assert results["synthetic"]["none"]["happy"]["images"] == 1  # one identity, frontal
+    assert set(results["photos"]["none"]) == {"neutral", "happy"}
 
 
 def test_detail_robustness_takes_extra_renderings_by_their_switch_lists():

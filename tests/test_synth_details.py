@@ -1,5 +1,5 @@
-"""The generator's detail randomisations (brows, skin, age, shading, glasses, resting, eyes, teeth, smiles, clutter,
-camera):
+"""The generator's detail randomisations (brows, skin, age, shading, glasses, resting, eyes, teeth, smiles,
+broad_smiles, clutter, camera):
 each is a switch that changes what it should and leaves the rest of the face, and the default faces, as they were."""
 
 import dataclasses
@@ -17,6 +17,7 @@ from phanet.synth import (
 )
 from phanet.synth.expressions import AU_INDEX, EXPRESSIONS, POSED_SMILE_FORMS, SUBTLE_INTENSITY, sample_aus
 from phanet.synth.identity import (
+    BROAD_SMILE_LIP,
     EYE_FISSURE_RATIO,
     EYE_UPPER_SHARE,
     IDENTITY_DETAILS,
@@ -28,7 +29,8 @@ from phanet.synth.maths import value_noise
 from phanet.synth.render import CAMERA_DISTANCE, Scene, View, background, render_scene, sample_scene, sample_view
 
 SIZE = 64
-NEW = ("brows", "skin", "age", "shading", "glasses", "resting", "eyes", "teeth", "smiles", "clutter", "camera")
+NEW = ("brows", "skin", "age", "shading", "glasses", "resting", "eyes", "teeth", "smiles", "broad_smiles", "clutter",
+       "camera")
 
 
 def test_the_default_renders_are_the_three_switches_of_version_0_2():
@@ -48,7 +50,7 @@ def test_each_detail_switch_changes_the_image(part):
     subject = next(s for s in range(40) if sample_identity(2, s, details=("glasses", "resting")).glasses > 0
                    and sample_identity(2, s, details=("resting",)).resting)
     # a neutral mouth shows no teeth and no smile
-    expression = EXPRESSIONS.index("happy" if part in ("teeth", "smiles") else "neutral")
+    expression = EXPRESSIONS.index("happy" if part in ("teeth", "smiles", "broad_smiles") else "neutral")
     base = render_face(2, subject, expression, 0.0, 0.0, SIZE, align_padding=0.1)
     switched = render_face(2, subject, expression, 0.0, 0.0, SIZE, align_padding=0.1,
                            randomize=DEFAULT_RANDOMIZATIONS + (part,))
@@ -162,6 +164,29 @@ def test_the_teeth_switch_gives_a_third_of_the_smiles_closed_teeth_and_leaves_ot
     for expression in EXPRESSIONS:
         if expression != "happy":
             assert all(np.array_equal(a, b) for a, b in zip(draws(expression, False), draws(expression, True)))
+
+
+def test_broad_smiles_lift_the_upper_lip_further_and_change_nothing_else():
+    smiles = [sample_identity(0, s, details=("smiles",)) for s in range(300)]
+    broad = [sample_identity(0, s, details=("smiles", "broad_smiles")) for s in range(300)]
+    alone = [sample_identity(0, s, details=("broad_smiles",)) for s in range(300)]
+    plain = [sample_identity(0, s) for s in range(300)]
+    for s, b, a, p in zip(smiles, broad, alone, plain):
+        assert BROAD_SMILE_LIP[0] <= b.smile_lip <= BROAD_SMILE_LIP[1]
+        assert b.smile_lip == a.smile_lip  # one stream of its own, whether or not "smiles" is on
+        assert dataclasses.replace(b, smile_lip=s.smile_lip) == s  # the angles stay those of "smiles"
+        assert dataclasses.replace(a, smile_lip=p.smile_lip) == p
+    lifts = np.array([b.smile_lip for b in broad])
+    assert np.mean(lifts > 0.5) > 0.55 and lifts.max() > 1.3  # most smiles lift the lip beyond "smiles"' range
+    # a broad smile bares more teeth than the same face's smile with the lip lifted as "smiles" at most does
+    face = sample_identity(1, 2)
+    smile = prototype_aus("happy", form=1)
+
+    def teeth(ident):
+        mouth = render_scene(ident, smile, View(), Scene(), 96)[56:80, 28:68].astype(int)
+        return int(((mouth.max(-1) - mouth.min(-1) < 45) & (mouth.min(-1) > 100)).sum())
+
+    assert teeth(dataclasses.replace(face, smile_lip=1.5)) > teeth(dataclasses.replace(face, smile_lip=0.5)) + 15
 
 
 def test_smiles_are_drawn_per_subject_and_move_only_smiling_mouths():

@@ -126,7 +126,7 @@ _LIP_TINTS = np.array([(0.72, 0.30, 0.32), (0.60, 0.22, 0.26), (0.82, 0.42, 0.45
 # The identity details that are domain-randomisation switches (phanet.synth.render.RANDOMIZATIONS).
 # A detail's random stream is numbered by its place here: add new details at the end, or every
 # later detail of every face changes.
-IDENTITY_DETAILS = ("age", "brows", "glasses", "shading", "skin", "resting", "eyes", "teeth", "smiles")
+IDENTITY_DETAILS = ("age", "brows", "glasses", "shading", "skin", "resting", "eyes", "teeth", "smiles", "broad_smiles")
 
 
 def sample_identity(seed: int, subject: int, lips: bool = True, details: Collection[str] = ()) -> Identity:
@@ -242,7 +242,13 @@ def _with_details(ident: Identity, seed: int, subject: int, details: Collection[
       the mouth corners drawn per subject from 25 to 58 degrees above the horizontal (the base face's
       58 degrees is the steepest, a V-shaped mouth; many people's corners go more outwards, a wide
       smile), the same length of pull, and the upper lip lifted with the corners by 0 to 0.5 of AU 10's
-      lift, so that some smiles show the upper teeth up to the gum line as a raised upper lip does.
+      lift, so that some smiles show the upper teeth up to the gum line as a raised upper lip does;
+    - ``broad_smiles``: the upper lip lifted with the corners by 0 to 1.5 of AU 10's lift
+      (:data:`BROAD_SMILE_LIP`; with ``smiles`` it replaces that detail's 0 to 0.5), so that most smiles
+      are broad and toothy, a tall opening filled by the upper teeth, as people smile for a camera. With
+      the base range an open smile is a thin crescent of teeth, and the tall open mouths with bared upper
+      teeth are disgust's (AU 10) and surprise's: a model trained on them reads a real toothy smile as one
+      of those (``benchmarks/occlusion_cues.py``).
     """
     fields: dict = {}
     for stream, name in enumerate(IDENTITY_DETAILS, start=1):
@@ -284,12 +290,16 @@ def _with_details(ident: Identity, seed: int, subject: int, details: Collection[
         elif name == "smiles":
             pull, angle = float(np.hypot(ident.smile_out, ident.smile_up)), np.radians(u(*SMILE_ANGLE_DEGREES))
             fields.update(smile_out=pull * np.cos(angle), smile_up=pull * np.sin(angle), smile_lip=u(0.0, 0.5))
+        elif name == "broad_smiles":  # after "smiles" in IDENTITY_DETAILS: its lift replaces that one's
+            fields["smile_lip"] = u(*BROAD_SMILE_LIP)
     return replace(ident, **fields)
 
 
 # The ``smiles`` detail: the direction of the mouth corners' pull by AU 12, degrees above the horizontal
 # (the base face's (0.8, 1.3) cm is 58.4 degrees).
 SMILE_ANGLE_DEGREES = (25.0, 58.4)
+# The ``broad_smiles`` detail: the upper lip's lift with a full smile, as a share of AU 10's (geometry.UPPER_LIP_LIFT).
+BROAD_SMILE_LIP = (0.0, 1.5)
 
 # The ``eyes`` detail: palpebral fissure height / width, and the share of the height above the eye centre.
 EYE_FISSURE_RATIO = (0.26, 0.40)

@@ -33,9 +33,10 @@ from phanet.synth.raster import rasterize
 # Domain-randomisation switches of the generator (each can be turned off to measure its effect):
 # "lips" full and varied lips (identity.sample_identity), "subtle" expression intensities from subtle
 # to full and "blends" weak mixtures of two expressions (expressions.sample_aus); the identity details
-# "brows", "skin", "age", "shading", "glasses", "resting", "eyes", "teeth" and "smiles" (identity._with_details,
-# painted by .details and paint._creases; the resting face added to the AUs by render_scene; "teeth" also gives happy
-# the posed smile in expressions.sample_aus; "smiles" moves the mouth in geometry.expression_offsets);
+# "brows", "skin", "age", "shading", "glasses", "resting", "eyes", "teeth", "smiles" and "broad_smiles"
+# (identity._with_details, painted by .details and paint._creases; the resting face added to the AUs by render_scene;
+# "teeth" also gives happy the posed smile in expressions.sample_aus; "smiles" and "broad_smiles" move the mouth in
+# geometry.expression_offsets);
 # "clutter" backgrounds (textures and shapes, sample_scene); "camera" distance and so perspective from a
 # selfie to a portrait lens (sample_view). Camera effects
 # (colour, blur, noise, JPEG, grayscale, occluders) are train-time augmentation: the `photo` preset.
