@@ -6,6 +6,9 @@ crop painted mid-grey at a time: brows and forehead, eyes, nose, mouth. The band
 crop contract's landmark template (``phanet.crop.template_points`` at the checkpoint's input size and
 padding), so they cover the same features in every aligned face, rendered or photographed.
 
+``--fill blur`` hides a band by blurring it instead: its creases, nostrils and teeth edges go, its shading
+stays, and no grey edge is drawn across the face (a grey band is itself a shape the model may read).
+
 A class that keeps its accuracy with a band hidden is not read from that band; one that collapses is
 read from it alone. For a model trained on synthetic faces this says which rendered feature carries each
 expression, the feature that has to look like a photo's for the model to transfer.
@@ -43,6 +46,7 @@ BANDS: dict[str, tuple[str, float, float]] = {
     "mouth": ("mouth", -0.45, 0.45),
 }
 FILL = 128  # mid-grey, the value the model's normalisation maps close to 0
+BLUR_SIGMA = 3.0  # pixels at the model's input size: removes creases, nostrils and teeth edges, keeps shading
 
 
 def band_rows(size: int, padding: float) -> dict[str, tuple[int, int]]:
@@ -60,15 +64,29 @@ def band_rows(size: int, padding: float) -> dict[str, tuple[int, int]]:
     return rows
 
 
-def masked(crops, rows: tuple[int, int] | None):
-    """``crops [N, S, S, 3]`` uint8 with rows ``[first, last)`` painted :data:`FILL` (a copy)."""
+def masked(crops, rows: tuple[int, int] | None, fill: str = "grey"):
+    """``crops [N, S, S, 3]`` uint8 with rows ``[first, last)`` hidden (a copy): painted :data:`FILL`
+    (``grey``), or replaced by the same rows of the crop blurred by :data:`BLUR_SIGMA` (``blur``: the
+    band's fine detail goes, its light and colour stay, so no new edge is drawn where the band ends)."""
+    import numpy as np
+    from PIL import Image, ImageFilter
+
     out = crops.copy()
-    if rows is not None:
+    if rows is None:
+        return out
+    if fill == "grey":
         out[:, rows[0]:rows[1]] = FILL
+    elif fill == "blur":
+        for i, crop in enumerate(crops):
+            blurred = np.asarray(Image.fromarray(crop).filter(ImageFilter.GaussianBlur(BLUR_SIGMA)))
+            out[i, rows[0]:rows[1]] = blurred[rows[0]:rows[1]]
+    else:
+        raise ValueError(f"fill={fill!r}; expected 'grey' or 'blur'")
     return out
 
 
-def occlusion_table(predictor, crops, labels: Sequence[str], bands: dict[str, tuple[int, int]]) -> dict:
+def occlusion_table(predictor, crops, labels: Sequence[str], bands: dict[str, tuple[int, int]],
+                    fill: str = "grey") -> dict:
     """Per band (``none`` first) and per true class: images, accuracy and mean probability of the true class."""
     import numpy as np
 
@@ -76,7 +94,7 @@ def occlusion_table(predictor, crops, labels: Sequence[str], bands: dict[str, tu
     truth = np.array([names.index(label) for label in labels])
     table = {}
     for band, rows in [("none", None), *bands.items()]:
-        probs = predictor.classify(masked(crops, rows))["expression"]
+        probs = predictor.classify(masked(crops, rows, fill))["expression"]
         predicted = probs.argmax(1)
         per_class = {}
         for k, name in enumerate(names):
@@ -161,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poses", choices=("frontal", "all"), default="frontal",
                         help="test renders at yaw 0 and pitch 0 only (default), or at all 23 poses")
     parser.add_argument("--subjects", type=int, default=None, help="only the first N test identities")
+    parser.add_argument("--fill", choices=("grey", "blur"), default="grey",
+                        help=f"hide a band by painting it mid-grey (default), or by blurring it "
+                             f"(sigma {BLUR_SIGMA:g} px)")
     parser.add_argument("--photos", type=Path, default=LONDON,
                         help="photos to check the same bands on (default: the London sample when present)")
     parser.add_argument("--no-photos", action="store_true", help="synthetic renders only")
@@ -180,12 +201,13 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     predictor = Predictor.from_checkpoint(args.checkpoint, device="cpu")
     bands = band_rows(predictor.input_size, predictor.align_padding)
+    hidden = f"grey {FILL}" if args.fill == "grey" else f"a blur of sigma {BLUR_SIGMA:g} px"
     print(f"checkpoint {args.checkpoint or 'bundled'}; input {predictor.input_size} px, bands (pixel rows): "
-          + ", ".join(f"{name} {a}-{b}" for name, (a, b) in bands.items()) + f"; fill {FILL}\n")
-    results: dict = {"checkpoint": str(args.checkpoint or "bundled"), "bands": bands}
+          + ", ".join(f"{name} {a}-{b}" for name, (a, b) in bands.items()) + f"; hidden by {hidden}\n")
+    results: dict = {"checkpoint": str(args.checkpoint or "bundled"), "bands": bands, "fill": args.fill}
 
     crops, labels, randomize = synthetic_crops(predictor, args.poses, args.subjects)
-    results["synthetic"] = occlusion_table(predictor, crops, labels, bands)
+    results["synthetic"] = occlusion_table(predictor, crops, labels, bands, args.fill)
     print(report(f"test subjects of {RECIPE.name} ({args.poses} poses, rendered with {','.join(randomize)})",
                  results["synthetic"]))
     if not args.no_photos:
@@ -194,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             crops, labels, missed = photo_crops(predictor, args.photos)
             if crops is not None:
-                results["photos"] = occlusion_table(predictor, crops, labels, bands)
+                results["photos"] = occlusion_table(predictor, crops, labels, bands, args.fill)
                 print()
                 print(report(f"photos in {args.photos} (a check, not for tuning; no face found in "
                              f"{len(missed)})", results["photos"]))

@@ -458,6 +458,13 @@ def test_occlusion_bands_sit_on_the_crop_templates_features_and_hide_only_their_
     hidden = occlusion_cues.masked(crops, (2, 5))
     assert (hidden[:, 2:5] == occlusion_cues.FILL).all() and (hidden[:, :2] == 7).all() and (hidden[:, 5:] == 7).all()
     assert (crops == 7).all() and occlusion_cues.masked(crops, None) is not crops
+    edge = np.zeros((1, 16, 16, 3), np.uint8)
+    edge[:, :, 8:] = 200  # a vertical edge: a blur softens it inside the band and leaves the rows outside
+    soft = occlusion_cues.masked(edge, (4, 12), "blur")
+    assert np.array_equal(soft[:, :4], edge[:, :4]) and np.array_equal(soft[:, 12:], edge[:, 12:])
+    assert 0 < soft[0, 8, 7, 0] < 200 and 0 < soft[0, 8, 8, 0] < 200
+    with pytest.raises(ValueError, match="expected 'grey' or 'blur'"):
+        occlusion_cues.masked(edge, (4, 12), "black")
 
 
 def test_occlusion_table_counts_each_class_under_each_band():
