@@ -252,47 +252,52 @@ def _with_details(ident: Identity, seed: int, subject: int, details: Collection[
     """
     fields: dict = {}
     for stream, name in enumerate(IDENTITY_DETAILS, start=1):
-        if name not in details:
-            continue
-        rng = np.random.default_rng([int(seed), int(subject), 0xDE, stream])
-        u = rng.uniform
-        if name == "brows":
-            dark = u(0.02, 0.12) if rng.random() < 0.6 else min(float(np.mean(ident.hair_colour)), 0.4) * u(0.5, 0.9)
-            tone = np.asarray(ident.hair_colour) / max(float(np.mean(ident.hair_colour)), 1e-3)
-            fields.update(brow_thick=u(0.55, 1.25), brow_y=u(1.75, 2.9), brow_arch=u(0.05, 0.6),
-                          brow_len=ident.brow_len * u(0.9, 1.1),
-                          brow_colour=tuple(np.clip(tone * dark, 0, 0.45)))
-        elif name == "skin":
-            moles = tuple((u(-5.0, 5.0), u(ident.mouth_y - 2.0, ident.eye_y + 4.0), u(0.06, 0.18))
-                          for _ in range(rng.integers(0, 4)))
-            made_up = rng.random() < 0.25
-            fields.update(skin_texture=u(0.04, 0.14), freckles=u(0.2, 1.0) if rng.random() < 0.25 else 0.0,
-                          moles=moles, blush=u(0.05, 0.25) if made_up else 0.0,
-                          eye_shadow=u(0.15, 0.5) if made_up else 0.0,
-                          eye_shadow_colour=tuple(_blend(_EYE_SHADOWS, rng)))
-        elif name == "age":
-            fields["age"] = float(u(0.0, 1.0) ** 1.5)
-        elif name == "shading":
-            fields["socket_shade"] = u(0.1, 0.45)
-        elif name == "glasses" and rng.random() < 0.33:
-            grey = u(0.03, 0.5)
-            colour = np.clip(grey * np.array([1.0, 0.9, 0.8]) ** u(0, 3), 0, 1)
-            fields.update(glasses=u(0.12, 0.4), glasses_colour=tuple(colour),
-                          glasses_size=(ident.eye_w + u(0.35, 0.75), u(1.0, 1.6)), glasses_round=u(2.0, 8.0))
-        elif name == "resting" and rng.random() < 0.75:
-            chosen = rng.choice(len(RESTING_AUS), size=int(rng.integers(1, 4)), replace=False)
-            fields["resting"] = tuple((RESTING_AUS[i][0], float(u(0.05, RESTING_AUS[i][1]))) for i in sorted(chosen))
-        elif name == "eyes":
-            height = u(*EYE_FISSURE_RATIO) * 2 * ident.eye_w
-            fields.update(eye_open=EYE_UPPER_SHARE * height, eye_low=(1 - EYE_UPPER_SHARE) * height)
-        elif name == "teeth":
-            fields.update(teeth_shade=u(0.95, 1.12), teeth_gaps=u(0.05, 0.4), teeth_sides=u(0.3, 0.55))
-        elif name == "smiles":
-            pull, angle = float(np.hypot(ident.smile_out, ident.smile_up)), np.radians(u(*SMILE_ANGLE_DEGREES))
-            fields.update(smile_out=pull * np.cos(angle), smile_up=pull * np.sin(angle), smile_lip=u(0.0, 0.5))
-        elif name == "broad_smiles":  # after "smiles" in IDENTITY_DETAILS: its lift replaces that one's
-            fields["smile_lip"] = u(*BROAD_SMILE_LIP)
+        if name in details:
+            fields.update(_detail_fields(name, ident, np.random.default_rng([int(seed), int(subject), 0xDE, stream])))
     return replace(ident, **fields)
+
+
+def _detail_fields(name: str, ident: Identity, rng: np.random.Generator) -> dict:
+    """The :class:`Identity` fields that detail ``name`` draws for ``ident`` from its own stream ``rng``."""
+    fields: dict = {}
+    u = rng.uniform
+    if name == "brows":
+        dark = u(0.02, 0.12) if rng.random() < 0.6 else min(float(np.mean(ident.hair_colour)), 0.4) * u(0.5, 0.9)
+        tone = np.asarray(ident.hair_colour) / max(float(np.mean(ident.hair_colour)), 1e-3)
+        fields.update(brow_thick=u(0.55, 1.25), brow_y=u(1.75, 2.9), brow_arch=u(0.05, 0.6),
+                      brow_len=ident.brow_len * u(0.9, 1.1),
+                      brow_colour=tuple(np.clip(tone * dark, 0, 0.45)))
+    elif name == "skin":
+        moles = tuple((u(-5.0, 5.0), u(ident.mouth_y - 2.0, ident.eye_y + 4.0), u(0.06, 0.18))
+                      for _ in range(rng.integers(0, 4)))
+        made_up = rng.random() < 0.25
+        fields.update(skin_texture=u(0.04, 0.14), freckles=u(0.2, 1.0) if rng.random() < 0.25 else 0.0,
+                      moles=moles, blush=u(0.05, 0.25) if made_up else 0.0,
+                      eye_shadow=u(0.15, 0.5) if made_up else 0.0,
+                      eye_shadow_colour=tuple(_blend(_EYE_SHADOWS, rng)))
+    elif name == "age":
+        fields["age"] = float(u(0.0, 1.0) ** 1.5)
+    elif name == "shading":
+        fields["socket_shade"] = u(0.1, 0.45)
+    elif name == "glasses" and rng.random() < 0.33:
+        grey = u(0.03, 0.5)
+        colour = np.clip(grey * np.array([1.0, 0.9, 0.8]) ** u(0, 3), 0, 1)
+        fields.update(glasses=u(0.12, 0.4), glasses_colour=tuple(colour),
+                      glasses_size=(ident.eye_w + u(0.35, 0.75), u(1.0, 1.6)), glasses_round=u(2.0, 8.0))
+    elif name == "resting" and rng.random() < 0.75:
+        chosen = rng.choice(len(RESTING_AUS), size=int(rng.integers(1, 4)), replace=False)
+        fields["resting"] = tuple((RESTING_AUS[i][0], float(u(0.05, RESTING_AUS[i][1]))) for i in sorted(chosen))
+    elif name == "eyes":
+        height = u(*EYE_FISSURE_RATIO) * 2 * ident.eye_w
+        fields.update(eye_open=EYE_UPPER_SHARE * height, eye_low=(1 - EYE_UPPER_SHARE) * height)
+    elif name == "teeth":
+        fields.update(teeth_shade=u(0.95, 1.12), teeth_gaps=u(0.05, 0.4), teeth_sides=u(0.3, 0.55))
+    elif name == "smiles":
+        pull, angle = float(np.hypot(ident.smile_out, ident.smile_up)), np.radians(u(*SMILE_ANGLE_DEGREES))
+        fields.update(smile_out=pull * np.cos(angle), smile_up=pull * np.sin(angle), smile_lip=u(0.0, 0.5))
+    elif name == "broad_smiles":  # after "smiles" in IDENTITY_DETAILS: its lift replaces that one's
+        fields["smile_lip"] = u(*BROAD_SMILE_LIP)
+    return fields
 
 
 # The ``smiles`` detail: the direction of the mouth corners' pull by AU 12, degrees above the horizontal
