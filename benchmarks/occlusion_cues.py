@@ -118,9 +118,11 @@ def synthetic_crops(predictor, poses: str, subjects: int | None):
     from PIL import Image
 
     from phanet.config import load_config
+    from phanet.data.base import FaceDataset
 
     randomize = list(load_config(RECIPE).data.options["randomize"])
     index, test = test_index(randomize, subjects=subjects)
+    reader = FaceDataset(index.samples, index.label_space)  # decodes paths, arrays and renderers alike
     names = index.label_space.expressions
     size = predictor.input_size
     crops, labels = [], []
@@ -128,7 +130,7 @@ def synthetic_crops(predictor, poses: str, subjects: int | None):
         sample = index.samples[i]
         if poses != "all" and ((sample.yaw or 0) != 0 or (sample.pitch or 0) != 0):
             continue
-        image = sample.image() if callable(sample.image) else np.asarray(Image.open(sample.image).convert("RGB"))
+        image = reader.read_image(sample)
         if image.shape[:2] != (size, size):
             image = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
         crops.append(image)

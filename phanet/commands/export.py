@@ -112,10 +112,10 @@ def _relative_init_from(meta: dict) -> dict:
     ``training.init_from.checkpoint``) named by :func:`_under_cwd`; {} for a model not fine-tuned."""
     out: dict = {}
     train = (meta.get("config") or {}).get("train") or {}
-    if isinstance(train.get("init_from"), str) and train["init_from"] != "bundled":
+    if isinstance(train.get("init_from"), str):
         out["config"] = {**meta["config"], "train": {**train, "init_from": _under_cwd(train["init_from"])}}
     record = (meta.get("training") or {}).get("init_from")
-    if isinstance(record, dict) and isinstance(record.get("checkpoint"), str) and record["checkpoint"] != "bundled":
+    if isinstance(record, dict) and isinstance(record.get("checkpoint"), str):
         out["training"] = {**meta["training"], "init_from": {**record, "checkpoint": _under_cwd(record["checkpoint"])}}
     return out
 

@@ -14,7 +14,8 @@ The ``photo_randconv`` preset adds random convolutions (RandConv, Xu et al., ICL
 arXiv:2007.13003) to ``photo``: half of the images pass through a 3x3-channel convolution with random
 weights (kernel 1, 3, 5 or 7) blended with the original, which scrambles local texture and colour but
 keeps shapes, so that the network leans on the shape of the face (where the mouth corners and brows
-are) rather than on how the renderer shades skin, the cue that does not carry over to photos.
+are) rather than on how the renderer shades skin, the cue that does not carry over to photos. (On our
+check photos it did not help, as a fine-tune or trained from the start: README, candidates 21-23.)
 """
 
 from __future__ import annotations
