@@ -1,5 +1,5 @@
 """The generator's detail randomisations (brows, skin, age, shading, glasses, resting, eyes, teeth, smiles,
-broad_smiles, clutter, camera):
+broad_smiles, nose, clutter, camera):
 each is a switch that changes what it should and leaves the rest of the face, and the default faces, as they were."""
 
 import dataclasses
@@ -21,6 +21,10 @@ from phanet.synth.identity import (
     EYE_FISSURE_RATIO,
     EYE_UPPER_SHARE,
     IDENTITY_DETAILS,
+    NOSE_ALAR_CREASE,
+    NOSE_NOSTRIL_SIZE,
+    NOSE_RESTING_FOLD,
+    NOSE_SHADE,
     RESTING_AUS,
     SMILE_ANGLE_DEGREES,
     Identity,
@@ -29,8 +33,8 @@ from phanet.synth.maths import value_noise
 from phanet.synth.render import CAMERA_DISTANCE, Scene, View, background, render_scene, sample_scene, sample_view
 
 SIZE = 64
-NEW = ("brows", "skin", "age", "shading", "glasses", "resting", "eyes", "teeth", "smiles", "broad_smiles", "clutter",
-       "camera")
+NEW = ("brows", "skin", "age", "shading", "glasses", "resting", "eyes", "teeth", "smiles", "broad_smiles", "nose",
+       "clutter", "camera")
 
 
 def test_the_default_renders_are_the_three_switches_of_version_0_2():
@@ -232,6 +236,33 @@ def test_age_lines_darken_a_neutral_forehead_and_glasses_darken_the_eye_band():
     framed = dataclasses.replace(young, glasses=0.35, glasses_colour=(0.05, 0.05, 0.05))
     eyes = (slice(34, 50), slice(10, 86))
     assert _frontal(framed)[eyes].mean() < _frontal(young)[eyes].mean() - 2.0
+
+
+def test_the_nose_detail_is_drawn_for_every_subject_within_its_ranges():
+    defaults = Identity()
+    for s in range(200):
+        plain, nosed = sample_identity(0, s), sample_identity(0, s, details=("nose",))
+        fields = ("alar_crease", "nostril_size", "nose_shade", "resting_fold")
+        assert all(getattr(plain, f) == getattr(defaults, f) for f in fields)  # off: the base face's nose
+        for field, (lo, hi) in zip(fields, (NOSE_ALAR_CREASE, NOSE_NOSTRIL_SIZE, NOSE_SHADE, NOSE_RESTING_FOLD)):
+            assert lo <= getattr(nosed, field) <= hi, field
+        assert dataclasses.replace(nosed, **{f: getattr(plain, f) for f in fields}) == plain
+
+
+def test_the_nose_detail_darkens_the_resting_nose_base_and_leaves_eyes_and_forehead():
+    base = sample_identity(1, 3)
+    nosed = dataclasses.replace(base, alar_crease=0.5, nostril_size=1.6, nose_shade=0.3, resting_fold=0.25)
+    a, b = _frontal(base), _frontal(nosed)
+    _, marks = render_scene(base, prototype_aus("neutral"), View(), Scene(), 96, return_landmarks=True)
+    tip_x, tip_y = np.round(marks[2]).astype(int)
+    nose_base = (slice(tip_y - 2, tip_y + 6), slice(tip_x - 10, tip_x + 11))
+    assert b[nose_base].mean() < a[nose_base].mean() - 3.0
+    upper_face = (slice(0, tip_y - 12), slice(None))  # forehead, brows and eyes: untouched
+    assert np.array_equal(a[upper_face], b[upper_face])
+    # the resting nasolabial folds: beside the mouth darker, with no expression at all
+    mouth_y = int(round((marks[3][1] + marks[4][1]) / 2))
+    beside = (slice(tip_y + 4, mouth_y), slice(int(marks[3][0]) - 4, int(marks[3][0]) + 1))
+    assert b[beside].mean() < a[beside].mean() - 0.5
 
 
 def test_socket_shading_darkens_the_eye_sockets_more_than_the_cheeks():

@@ -1,5 +1,5 @@
-"""Optional appearance details painted on the skin: texture, freckles, moles, make-up, socket shading
-and glasses (the static age lines live with the other folds in :func:`.paint._creases`).
+"""Optional appearance details painted on the skin: texture, freckles, moles, make-up, socket shading,
+the nose base and glasses (the static age lines live with the other folds in :func:`.paint._creases`).
 
 Each painter reads fields of :class:`.identity.Identity` whose defaults paint nothing, so a face drawn
 without these details (``sample_identity(..., details=())``) is painted exactly as before. Like the
@@ -84,6 +84,28 @@ def socket_shading(p, z: np.ndarray, col: np.ndarray) -> None:
     neck = smoothstep(chin + 0.3, chin - 1.2, y) * (1 - smoothstep(chin - 5.0, chin - 8.0, y))
     shade = shade * front + 0.9 * neck * smoothstep(-3.0, 1.0, z)
     col *= (1.0 - np.clip(ident.socket_shade * shade, 0.0, 0.6))[:, None]
+
+
+def nose_base(p, face: np.ndarray, col: np.ndarray) -> None:
+    """The resting nose base as photos show it: the groove round each nose wing (the alar crease, a
+    crescent over and outside the wing, open where the nostril is), the wings and the skin under the tip
+    shaded, the tip lit. Placed on the wing bump of :func:`.geometry._feature_offsets`."""
+    ident = p.ident
+    if ident.alar_crease <= 0 and ident.nose_shade <= 0:
+        return
+    ny, nw = ident.nose_y, ident.nose_w
+    idx = face[(p.ax[face] < nw + 0.5) & (p.y[face] < ny + 1.0) & (p.y[face] > ny - 1.2)]
+    if not len(idx):
+        return
+    ax, y = p.ax[idx], p.y[idx]
+    cx, cy, rx, ry = 0.55 * nw, ny - 0.3, 0.45 * nw + 0.1, 0.65
+    radius = np.hypot((ax - cx) / rx, (y - cy) / ry)
+    angle = np.arctan2(y - cy, ax - cx)  # 0 outwards, pi/2 up; the crease: from below-outside up round the wing
+    crescent = smoothstep(-1.5, -0.9, angle) * (1.0 - smoothstep(1.5, 2.1, angle))
+    dark = ident.alar_crease * p.line((radius - 1.0) * min(rx, ry), 0.06) * crescent
+    shade = gauss2(p.x[idx], y - (ny - 0.62), 0.45 * nw, 0.2) + 0.5 * gauss2(ax - cx, y - cy, 0.3 * nw, 0.32)
+    dark += ident.nose_shade * (shade - 0.6 * gauss2(p.x[idx], y - (ny + 0.25), 0.35, 0.3))
+    col[idx] *= np.clip(1.0 - dark, 0.4, 1.3)[:, None]
 
 
 def glasses(p, z: np.ndarray, col: np.ndarray, spec: np.ndarray) -> None:

@@ -104,6 +104,12 @@ class Identity:
     smile_out: float = 0.8
     smile_up: float = 1.3
     smile_lip: float = 0.0
+    # the "nose" detail: the resting nose base as photos show it (details.nose_base, paint._nostrils and the
+    # resting depth of the nasolabial folds in paint._creases); the defaults paint the base face's nose
+    alar_crease: float = 0.0  # darkness of the groove round each nose wing
+    nostril_size: float = 1.0  # nostril openings relative to the base face's
+    nose_shade: float = 0.0  # shadow under the tip and on the wings, highlight on the tip
+    resting_fold: float = 0.0  # extra nasolabial fold depth with no expression
     # the resting face: (FACS number, intensity) pairs that this subject's face shows with no
     # expression, and so under every expression (added to the expression's AUs by render_scene)
     resting: tuple[tuple[int, float], ...] = ()
@@ -126,7 +132,8 @@ _LIP_TINTS = np.array([(0.72, 0.30, 0.32), (0.60, 0.22, 0.26), (0.82, 0.42, 0.45
 # The identity details that are domain-randomisation switches (phanet.synth.render.RANDOMIZATIONS).
 # A detail's random stream is numbered by its place here: add new details at the end, or every
 # later detail of every face changes.
-IDENTITY_DETAILS = ("age", "brows", "glasses", "shading", "skin", "resting", "eyes", "teeth", "smiles", "broad_smiles")
+IDENTITY_DETAILS = ("age", "brows", "glasses", "shading", "skin", "resting", "eyes", "teeth", "smiles", "broad_smiles",
+                    "nose")
 
 
 def sample_identity(seed: int, subject: int, lips: bool = True, details: Collection[str] = ()) -> Identity:
@@ -248,7 +255,13 @@ def _with_details(ident: Identity, seed: int, subject: int, details: Collection[
       are broad and toothy, a tall opening filled by the upper teeth, as people smile for a camera. With
       the base range an open smile is a thin crescent of teeth, and the tall open mouths with bared upper
       teeth are disgust's (AU 10) and surprise's: a model trained on them reads a real toothy smile as one
-      of those (``benchmarks/occlusion_cues.py``).
+      of those (``benchmarks/occlusion_cues.py``);
+    - ``nose``: the resting nose base as photos show it: a groove round each nose wing, nostrils up to
+      1.7 times the base face's, the shadow under the tip and on the wings with a highlight on the tip,
+      and nasolabial folds deeper at rest. The base face's nose is a ridge with two small dark ovals, and
+      its nose base darkens only when a face wrinkles the nose or raises the upper lip (AU 9, 10: disgust,
+      the snarl of anger); every real face has these features at rest, so a model trained without them
+      can read any real nose base as an expression (``benchmarks/occlusion_cues.py`` on photos).
     """
     fields: dict = {}
     for stream, name in enumerate(IDENTITY_DETAILS, start=1):
@@ -297,6 +310,9 @@ def _detail_fields(name: str, ident: Identity, rng: np.random.Generator) -> dict
         fields.update(smile_out=pull * np.cos(angle), smile_up=pull * np.sin(angle), smile_lip=u(0.0, 0.5))
     elif name == "broad_smiles":  # after "smiles" in IDENTITY_DETAILS: its lift replaces that one's
         fields["smile_lip"] = u(*BROAD_SMILE_LIP)
+    elif name == "nose":
+        fields.update(alar_crease=u(*NOSE_ALAR_CREASE), nostril_size=u(*NOSE_NOSTRIL_SIZE),
+                      nose_shade=u(*NOSE_SHADE), resting_fold=u(*NOSE_RESTING_FOLD))
     return fields
 
 
@@ -305,6 +321,12 @@ def _detail_fields(name: str, ident: Identity, rng: np.random.Generator) -> dict
 SMILE_ANGLE_DEGREES = (25.0, 58.4)
 # The ``broad_smiles`` detail: the upper lip's lift with a full smile, as a share of AU 10's (geometry.UPPER_LIP_LIFT).
 BROAD_SMILE_LIP = (0.0, 1.5)
+# The ``nose`` detail's ranges (darkening at the line's centre, size ratio, shade, fold depth; the expressions'
+# folds reach 0.3 deeper: paint._creases).
+NOSE_ALAR_CREASE = (0.2, 0.55)
+NOSE_NOSTRIL_SIZE = (1.0, 1.7)
+NOSE_SHADE = (0.1, 0.35)
+NOSE_RESTING_FOLD = (0.05, 0.3)
 
 # The ``eyes`` detail: palpebral fissure height / width, and the share of the height above the eye centre.
 EYE_FISSURE_RATIO = (0.26, 0.40)

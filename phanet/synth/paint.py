@@ -124,6 +124,7 @@ def _paint_skin(ident, aus, gaze, attrs, pixel_cm):
     details.make_up(p, face, col)
     _stubble(p, z, col)
     _lips(p, face, col, spec)
+    details.nose_base(p, face, col)
     _nostrils(p, face, col)
     _brows(p, face, col)
     _eyes(p, face, gaze, col, spec)
@@ -199,7 +200,7 @@ def _creases(p: _Pixels, face: np.ndarray) -> np.ndarray:
         act = np.clip(p.au(12, idx) + 0.8 * p.au(10, idx) + 0.5 * p.au(9, idx) + 0.3 * p.au(6, idx), 0, 1.2)
         # sin(pi) is -9e-8 in float32: clamp, or the square root paints a NaN pixel where t rounds to 1
         along = np.maximum(np.sin(np.clip(t, 0, 1) * np.pi), 0.0) ** 0.5
-        depth = (0.05 + 0.15 * ident.wrinkle + 0.2 * age + 0.3 * act) * along
+        depth = (0.05 + 0.15 * ident.wrinkle + 0.2 * age + ident.resting_fold + 0.3 * act) * along
         dark[sub] += depth * (0.7 * p.line(xs - fold_x, 0.07) + 0.3 * gauss(xs - fold_x + 0.2, 0.25))
     # marionette lines (AU 15), chin dimpling (AU 17), the groove under the lower lip
     sub, idx, xs, ys = region((y < my) & (y > ident.chin_y - 0.5) & (ax < mw + 1.0))
@@ -245,8 +246,9 @@ def _nostrils(p: _Pixels, face, col) -> None:
     idx = face[(p.ax[face] < ident.nose_w) & (p.y[face] < ny) & (p.y[face] > ny - 1.0)]
     if not len(idx):
         return
-    nx = 0.52 * ident.nose_w / 1.75
-    r = np.hypot((p.ax[idx] - nx) / 0.33, (p.y[idx] - (ny - 0.47)) / 0.15)
+    size = ident.nostril_size  # 1 for the base face; larger openings sit a little further out
+    nx = 0.52 * ident.nose_w / 1.75 * (1.0 + 0.6 * (size - 1.0))
+    r = np.hypot((p.ax[idx] - nx) / (0.33 * size), (p.y[idx] - (ny - 0.47)) / (0.15 * size))
     col[idx] *= (1.0 - 0.8 * p.edge((r - 1.0) * 0.2, 0.04))[:, None]
 
 
