@@ -87,6 +87,14 @@ def test_a_phanet_with_instance_norm_exports_its_per_image_normalisation(tmp_pat
     assert np.abs(session.run(None, {"image": images.numpy()})[0] - reference).max() <= 1e-4
 
 
+def test_a_phanet_with_input_lowpass_exports_its_block_average(tmp_path):
+    torch.manual_seed(0)
+    model = phanet.create_model("phanet_r18", label_space=LabelSpace(SEVEN_EXPRESSIONS, POSES), input_size=64,
+                                input_lowpass=2)
+    phanet.save_checkpoint(tmp_path / "lowpass", model)
+    assert export_onnx(tmp_path / "lowpass", tmp_path / "lowpass.onnx")["max_abs_diff"] <= 1e-4
+
+
 def test_export_onnx_command_runs_the_parity_check_and_prints_the_result(checkpoints, tmp_path, capsys):
     out = tmp_path / "cli.onnx"
     code = main(["export", "onnx", "--checkpoint", str(checkpoints["baseline"]), "--out", str(out)])

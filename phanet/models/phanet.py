@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from phanet.data.base import LabelSpace
 from phanet.losses import task_names_for
@@ -91,6 +92,11 @@ class PhaNetConfig:
     # stages, in training and at test time (0: off; IBN-Net's choice is 0.5).
     instance_norm: float = 0.0
     instance_norm_stages: int = 3
+    # A fixed low-pass in front of the backbone, in training and at test time: the input is averaged over
+    # `input_lowpass` x `input_lowpass` pixel blocks and scaled back up (1: off). It removes the fine detail
+    # (edges of rendered strokes, pores, nostril outlines) in which synthetic faces and photos differ most,
+    # so that a model trained on renders reads expressions from the coarser shapes both share.
+    input_lowpass: int = 1
 
     def __post_init__(self):
         choices = {
@@ -125,8 +131,21 @@ class PhaNetConfig:
             raise ValueError(f"mixstyle_alpha={self.mixstyle_alpha}; must be > 0")
         if not 0.0 <= self.instance_norm <= 1.0:
             raise ValueError(f"instance_norm={self.instance_norm}; the share of channels must lie in [0, 1]")
+        if not (isinstance(self.input_lowpass, int) and self.input_lowpass >= 1):
+            raise ValueError(f"input_lowpass={self.input_lowpass!r}; expected a whole block size >= 1 (1: off)")
         if not 1 <= self.top_k <= self.num_scales:
             raise ValueError(f"top_k={self.top_k} must lie in 1..num_scales={self.num_scales}")
+
+
+def low_pass(images: torch.Tensor, block: int) -> torch.Tensor:
+    """``images`` averaged over ``block`` x ``block`` pixel blocks, then scaled back to their size bilinearly.
+
+    Average pooling and bilinear resizing export to ONNX at every opset the project uses (an antialiased
+    resize does not), and commute with the per-channel normalisation, so the order does not matter.
+    """
+    size = images.shape[-2:]
+    coarse = F.avg_pool2d(images, block, stride=block, ceil_mode=True)
+    return F.interpolate(coarse, size=size, mode="bilinear", align_corners=False)
 
 
 class SpatialAttention(nn.Module):
@@ -256,6 +275,8 @@ class PhaNet(nn.Module):
 
     def forward(self, images: torch.Tensor, return_attention: bool = False) -> PhaNetOutput:
         """``images [B, 3, H, W]`` normalised with ``self.mean``/``self.std`` -> :class:`PhaNetOutput`."""
+        if self.config.input_lowpass > 1:
+            images = low_pass(images, self.config.input_lowpass)
         features = self.backbone(images)
         deepest_pooled = features[-1].mean(dim=(2, 3))  # [B, C_S]
         cfg = self.config
