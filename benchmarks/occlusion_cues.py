@@ -13,6 +13,11 @@ A class that keeps its accuracy with a band hidden is not read from that band; o
 read from it alone. For a model trained on synthetic faces this says which rendered feature carries each
 expression, the feature that has to look like a photo's for the model to transfer.
 
+``--nose-parts`` adds two regions that split the nose band by columns: its middle (the nose: tip, nostrils,
+wings, the columns within :data:`NOSE_HALF_WIDTH` interocular distances of the nose tip) and its sides (the
+nasolabial folds beside the wings, the cheeks), to tell which of them a class is read from. The blur of
+``--fill blur`` reaches about 2 sigma (6 px at 96) across the split, so the two overlap at their edges.
+
 ``--photos DIR`` (default: the check photos in ``../shared/data/london-sample`` when present, as
 ``benchmarks/real_faces.py`` lays them out: ``neutral/``, ``smiling/`` = happy, or a folder per
 expression) runs the same bands on the detected, aligned faces of real photos, as a check: those photos
@@ -45,6 +50,9 @@ BANDS: dict[str, tuple[str, float, float]] = {
     "nose": ("eyes", 0.35, 0.8),
     "mouth": ("mouth", -0.45, 0.45),
 }
+# half-width of the nose's middle for --nose-parts, in interocular distances: the nose wings span about 35 of
+# the 63 mm between the pupils (0.28 each side); the nasolabial folds start just outside them
+NOSE_HALF_WIDTH = 0.28
 FILL = 128  # mid-grey, the value the model's normalisation maps close to 0
 BLUR_SIGMA = 3.0  # pixels at the model's input size: removes creases, nostrils and teeth edges, keeps shading
 
@@ -64,29 +72,50 @@ def band_rows(size: int, padding: float) -> dict[str, tuple[int, int]]:
     return rows
 
 
-def masked(crops, rows: tuple[int, int] | None, fill: str = "grey"):
-    """``crops [N, S, S, 3]`` uint8 with rows ``[first, last)`` hidden (a copy): painted :data:`FILL`
-    (``grey``), or replaced by the same rows of the crop blurred by :data:`BLUR_SIGMA` (``blur``: the
-    band's fine detail goes, its light and colour stay, so no new edge is drawn where the band ends)."""
+def nose_parts(size: int, padding: float, rows: tuple[int, int], half_width: float = NOSE_HALF_WIDTH) -> dict:
+    """The nose band's ``rows`` split by columns (``--nose-parts``): ``{name: [S, S] bool mask}`` for its
+    middle, within ``half_width`` interocular distances of the template's nose tip, and its sides."""
+    import numpy as np
+
+    from phanet.crop import template_points
+
+    points = template_points(size, padding)
+    half = half_width * float(np.hypot(*(points[1] - points[0])))
+    columns = np.arange(size)
+    middle_columns = np.abs(columns + 0.5 - float(points[2, 0])) < half
+    band = np.zeros((size, size), bool)
+    band[rows[0]:rows[1]] = True
+    return {"nose middle": band & middle_columns[None, :], "nose sides": band & ~middle_columns[None, :]}
+
+
+def masked(crops, region, fill: str = "grey"):
+    """``crops [N, S, S, 3]`` uint8 with ``region`` hidden (a copy). ``region``: rows ``(first, last)``, an
+    ``[S, S]`` bool mask, or None (nothing hidden). Hidden pixels are painted :data:`FILL` (``grey``), or
+    replaced by the same pixels of the crop blurred by :data:`BLUR_SIGMA` (``blur``: the region's fine detail
+    goes, its light and colour stay, so no new edge is drawn where the region ends)."""
     import numpy as np
     from PIL import Image, ImageFilter
 
     out = crops.copy()
-    if rows is None:
+    if region is None:
         return out
+    if isinstance(region, tuple):
+        mask = np.zeros(crops.shape[1:3], bool)
+        mask[region[0]:region[1]] = True
+    else:
+        mask = np.asarray(region, bool)
     if fill == "grey":
-        out[:, rows[0]:rows[1]] = FILL
+        out[:, mask] = FILL
     elif fill == "blur":
         for i, crop in enumerate(crops):
             blurred = np.asarray(Image.fromarray(crop).filter(ImageFilter.GaussianBlur(BLUR_SIGMA)))
-            out[i, rows[0]:rows[1]] = blurred[rows[0]:rows[1]]
+            out[i, mask] = blurred[mask]
     else:
         raise ValueError(f"fill={fill!r}; expected 'grey' or 'blur'")
     return out
 
 
-def occlusion_table(predictor, crops, labels: Sequence[str], bands: dict[str, tuple[int, int]],
-                    fill: str = "grey") -> dict:
+def occlusion_table(predictor, crops, labels: Sequence[str], bands: dict, fill: str = "grey") -> dict:
     """Per band (``none`` first) and per true class: images, accuracy and mean probability of the true class."""
     import numpy as np
 
@@ -155,6 +184,18 @@ def photo_crops(predictor, photos_dir: Path):
     return (np.stack(crops) if crops else None), labels, missed
 
 
+def _column_runs(columns) -> list[str]:
+    """``"first-last"`` (end exclusive, as the band rows are printed) for each run of True in ``columns``."""
+    runs, start = [], None
+    for i, on in enumerate([*map(bool, columns), False]):
+        if on and start is None:
+            start = i
+        elif not on and start is not None:
+            runs.append(f"{start}-{i}")
+            start = None
+    return runs
+
+
 def report(title: str, table: dict) -> str:
     bands = list(table)
     classes = list(table["none"])
@@ -184,6 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fill", choices=("grey", "blur"), default="grey",
                         help=f"hide a band by painting it mid-grey (default), or by blurring it "
                              f"(sigma {BLUR_SIGMA:g} px)")
+    parser.add_argument("--nose-parts", action="store_true",
+                        help="also hide the nose band's middle (the nose) and its sides (cheeks, nasolabial folds) "
+                             "one at a time")
+    parser.add_argument("--nose-half-width", type=float, default=NOSE_HALF_WIDTH, metavar="F",
+                        help=f"with --nose-parts: the middle's half-width in interocular distances "
+                             f"(default {NOSE_HALF_WIDTH:g}, the nose wings)")
     parser.add_argument("--photos", type=Path, default=LONDON,
                         help="photos to check the same bands on (default: the London sample when present)")
     parser.add_argument("--no-photos", action="store_true", help="synthetic renders only")
@@ -194,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     from phanet.commands.common import refuse_checkpoint_meta_as_output
 
     refuse_checkpoint_meta_as_output(parser, args.json)
+    if not 0 < args.nose_half_width < 1:
+        parser.error(f"--nose-half-width {args.nose_half_width:g}: expected a share of the interocular "
+                     "distance between 0 and 1")
 
     import torch
 
@@ -207,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"checkpoint {args.checkpoint or 'bundled'}; input {predictor.input_size} px, bands (pixel rows): "
           + ", ".join(f"{name} {a}-{b}" for name, (a, b) in bands.items()) + f"; hidden by {hidden}\n")
     results: dict = {"checkpoint": str(args.checkpoint or "bundled"), "bands": bands, "fill": args.fill}
+    if args.nose_parts:
+        parts = nose_parts(predictor.input_size, predictor.align_padding, bands["nose"], args.nose_half_width)
+        print("nose parts (rows of the nose band): " + ", ".join(
+            f"{name} columns {', '.join(_column_runs(mask.any(0)))}" for name, mask in parts.items()) + "\n")
+        results["nose_parts"] = {name: _column_runs(mask.any(0)) for name, mask in parts.items()}
+        bands = {**bands, **parts}
 
     crops, labels, randomize = synthetic_crops(predictor, args.poses, args.subjects)
     results["synthetic"] = occlusion_table(predictor, crops, labels, bands, args.fill)

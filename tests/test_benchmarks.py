@@ -467,6 +467,28 @@ def test_occlusion_bands_sit_on_the_crop_templates_features_and_hide_only_their_
         occlusion_cues.masked(edge, (4, 12), "black")
 
 
+def test_nose_parts_split_the_nose_band_into_its_middle_and_sides_and_masks_hide_only_their_pixels():
+    from phanet.crop import template_points
+
+    bands = occlusion_cues.band_rows(96, 0.1)
+    parts = occlusion_cues.nose_parts(96, 0.1, bands["nose"])
+    middle, sides = parts["nose middle"], parts["nose sides"]
+    band = np.zeros((96, 96), bool)
+    band[bands["nose"][0]:bands["nose"][1]] = True
+    assert not (middle & sides).any() and np.array_equal(middle | sides, band)  # the band, split in two
+    points = template_points(96, 0.1)
+    nose_x, eyes_apart = points[2, 0], np.hypot(*(points[1] - points[0]))
+    columns = np.nonzero(middle.any(0))[0]
+    assert columns[0] < nose_x < columns[-1] and abs((columns[0] + columns[-1] + 1) / 2 - nose_x) <= 1
+    # the nose, not the cheeks: 2 x NOSE_HALF_WIDTH interocular distances wide, inside the eye centres
+    assert abs(len(columns) - 2 * occlusion_cues.NOSE_HALF_WIDTH * eyes_apart) <= 1.5
+    assert points[0, 0] < columns[0] and columns[-1] < points[1, 0]
+    assert occlusion_cues._column_runs(sides.any(0)) == [f"0-{columns[0]}", f"{columns[-1] + 1}-96"]
+    crops = np.full((2, 96, 96, 3), 7, np.uint8)
+    hidden = occlusion_cues.masked(crops, middle)
+    assert (hidden[:, middle] == occlusion_cues.FILL).all() and (hidden[:, ~middle] == 7).all()
+
+
 def test_occlusion_table_counts_each_class_under_each_band():
     class Fixed:  # calls a face happy unless its top rows are hidden (then anger)
         class label_space:
