@@ -93,9 +93,10 @@ class PhaNetConfig:
     instance_norm: float = 0.0
     instance_norm_stages: int = 3
     # A fixed low-pass in front of the backbone, in training and at test time: the input is averaged over
-    # `input_lowpass` x `input_lowpass` pixel blocks and scaled back up (1: off). It removes the fine detail
-    # (edges of rendered strokes, pores, nostril outlines) in which synthetic faces and photos differ most,
-    # so that a model trained on renders reads expressions from the coarser shapes both share.
+    # `input_lowpass` x `input_lowpass` pixel blocks and scaled back up (1: off). Meant to remove the fine
+    # detail (edges of rendered strokes, pores, nostril outlines) in which renders and photos differ; on the
+    # bundled recipe it cost 4 points on the renders and did not stop real smiles reading as disgust
+    # (README, "An input low-pass (candidates 28, 29)").
     input_lowpass: int = 1
 
     def __post_init__(self):
@@ -140,8 +141,8 @@ class PhaNetConfig:
 def low_pass(images: torch.Tensor, block: int) -> torch.Tensor:
     """``images`` averaged over ``block`` x ``block`` pixel blocks, then scaled back to their size bilinearly.
 
-    Average pooling and bilinear resizing export to ONNX at every opset the project uses (an antialiased
-    resize does not), and commute with the per-channel normalisation, so the order does not matter.
+    Both steps are plain ONNX operators (``tests/test_export.py`` checks the exported model's parity) and
+    commute with the per-channel normalisation, so applying it to normalised images changes nothing.
     """
     size = images.shape[-2:]
     coarse = F.avg_pool2d(images, block, stride=block, ceil_mode=True)
