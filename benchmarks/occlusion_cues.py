@@ -259,9 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"checkpoint": str(args.checkpoint or "bundled"), "bands": bands, "fill": args.fill}
     if args.nose_parts:
         parts = nose_parts(predictor.input_size, predictor.align_padding, bands["nose"], args.nose_half_width)
-        print("nose parts (rows of the nose band): " + ", ".join(
-            f"{name} columns {', '.join(_column_runs(mask.any(0)))}" for name, mask in parts.items()) + "\n")
         results["nose_parts"] = {name: _column_runs(mask.any(0)) for name, mask in parts.items()}
+        print("nose parts (rows of the nose band): " + ", ".join(
+            f"{name} columns {', '.join(runs)}" for name, runs in results["nose_parts"].items()) + "\n")
         bands = {**bands, **parts}
 
     crops, labels, randomize = synthetic_crops(predictor, args.poses, args.subjects)
