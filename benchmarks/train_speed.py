@@ -5,6 +5,8 @@ Run by hand (never in CI; tests run the core functions on a tiny setting):
     python benchmarks/train_speed.py                        # CPU, 112x112, batch 32, r18 family
     python benchmarks/train_speed.py --models all --device cuda --batch 128 --steps 20
     python benchmarks/train_speed.py --skip-data            # model part only
+    python benchmarks/train_speed.py --skip-data --models phanet_effl0 --size 96 --option frozen_stages=3
+                                                            # an option's cost: the variant with it vs without
 
 Model part: for each variant it times full training steps - the engine's own ``train_one_epoch`` over
 pre-collated batches of random images (forward, the PhaNet loss with learned task weights, backward,
@@ -42,7 +44,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
-from phanet.config import Config  # noqa: E402
+from phanet.config import Config, parse_key_values  # noqa: E402
 from phanet.data.base import SEVEN_EXPRESSIONS, LabelSpace, PoseBin  # noqa: E402
 from phanet.engine import (  # noqa: E402
     StepContext,
@@ -253,16 +255,23 @@ def _probe_memory(name: str, size: int, batch: int, device: str, steps: int, opt
 
 
 def compare_models(names: list[str], size: int, batch: int, device: str, steps: int, rounds: int,
-                   memory: bool = True, channels_last: bool = False) -> list[dict]:
-    """Per variant: img/s and peak memory next to its plain counterpart, timed in the same interleaved loop."""
+                   memory: bool = True, channels_last: bool = False, options: dict | None = None) -> list[dict]:
+    """Per variant: img/s and peak memory next to its plain counterpart, timed in the same interleaved loop.
+
+    With ``options`` (model.options) each variant is built with them and its counterpart is the same
+    variant without them, so the ratio is the options' cost.
+    """
     rows = []
     for name in names:
-        plain_name, plain_opts = plain_options(name)
-        variant = StepTimer(name, size, batch, device, channels_last=channels_last)
+        plain_name, plain_opts = (name, {}) if options else plain_options(name)
+        variant = StepTimer(name, size, batch, device, channels_last=channels_last, options=options)
         plain = StepTimer(plain_name, size, batch, device, channels_last=channels_last, options=plain_opts)
         variant_t, plain_t = interleaved_step_times([variant, plain], steps, rounds)
+        plain_label = plain_name if not plain_opts else f"{variant.model.config.backbone}+gap"
+        if options:
+            plain_label = "no options"
         row = {
-            "model": name, "plain": plain_name if not plain_opts else f"{variant.model.config.backbone}+gap",
+            "model": name + (f" {options}" if options else ""), "plain": plain_label,
             "params_m": sum(p.numel() for p in variant.model.parameters()) / 1e6,
             "step_ms": variant_t["wall"] * 1e3, "plain_step_ms": plain_t["wall"] * 1e3,
             "images_per_s": batch / variant_t["wall"], "plain_images_per_s": batch / plain_t["wall"],
@@ -277,7 +286,7 @@ def compare_models(names: list[str], size: int, batch: int, device: str, steps: 
             row["plain_gflops"] = row["plain_gflop_per_step"] / plain_t["wall"]
         del variant, plain
         if memory:
-            row["peak_mb"] = peak_memory_mb(name, size, batch, device, channels_last=channels_last)
+            row["peak_mb"] = peak_memory_mb(name, size, batch, device, options=options, channels_last=channels_last)
             row["plain_peak_mb"] = peak_memory_mb(plain_name, size, batch, device, options=plain_opts,
                                                   channels_last=channels_last)
             row["memory_ratio"] = row["peak_mb"] / row["plain_peak_mb"]
@@ -441,6 +450,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                         help="NHWC model and batches, the engine default (train.channels_last; default: on)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="build each variant with this model option and compare it with the variant without")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     parser.add_argument("--skip-models", action="store_true")
     parser.add_argument("--skip-data", action="store_true")
@@ -467,8 +478,9 @@ def main(argv: list[str] | None = None) -> None:
               f"{', channels-last' if args.channels_last else ''}: fastest of {args.rounds} interleaved rounds of "
               f"{args.steps} steps (engine train_one_epoch: forward, loss, backward, AdamW); peak memory in a fresh "
               f"process per model ({'max_memory_allocated' if args.device.startswith('cuda') else 'RSS growth'})\n")
+        options = parse_key_values(args.option, "--option", "KEY=VALUE, e.g. frozen_stages=3")
         results["models"] = compare_models(names, args.size, args.batch, args.device, args.steps, args.rounds,
-                                           memory=not args.no_memory, channels_last=args.channels_last)
+                                           memory=not args.no_memory, channels_last=args.channels_last, options=options)
         print(model_table(results["models"], cuda=args.device.startswith("cuda")))
         if not args.device.startswith("cuda"):
             results["sgemm_gflops"] = sgemm_gflops()

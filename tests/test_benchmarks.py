@@ -154,6 +154,14 @@ def test_train_speed_times_a_variant_against_its_plain_backbone_and_measures_mem
     assert "GFLOP/s" in train_speed.model_table(rows)
 
 
+def test_train_speed_with_an_option_times_the_variant_against_itself_without_it():
+    rows = train_speed.compare_models(["phanet_r18"], size=32, batch=4, device="cpu", steps=1, rounds=1,
+                                      memory=False, options={"frozen_stages": 2})
+    row = rows[0]
+    assert row["plain"] == "no options" and row["model"] == "phanet_r18 {'frozen_stages': 2}"
+    assert row["step_ratio"] > 0 and "no options" in train_speed.model_table(rows)
+
+
 def test_flop_count_of_a_training_step_scales_with_the_batch_and_sgemm_rate_is_positive():
     model = train_speed.build_model(train_speed.train_config("baseline_r18", 32, 2, "cpu"), train_speed.LABEL_SPACE)
     two, eight = (train_speed.training_step_gflop(model, 32, batch) for batch in (2, 8))

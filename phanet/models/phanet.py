@@ -35,6 +35,7 @@ from phanet.data.base import LabelSpace
 from phanet.losses import task_names_for
 from phanet.models.backbones import backbone_mean_std, create_backbone
 from phanet.models.contract import DEFAULT_INPUT_SIZE, ModelDataConfig
+from phanet.models.frozen_stages import freeze_early_stages
 from phanet.models.instance_norm import attach_instance_norm
 from phanet.models.mixstyle import attach_mixstyle
 from phanet.models.registry import RESERVED_OPTIONS, register_model
@@ -98,6 +99,9 @@ class PhaNetConfig:
     # bundled recipe it cost 4 points on the renders and did not stop real smiles reading as disgust
     # (README, "An input low-pass (candidates 28, 29)").
     input_lowpass: int = 1
+    # The backbone's first `frozen_stages` feature stages (and its stem) kept as pretrained: weights frozen,
+    # batch norm on its pretrained statistics in training too (0: off; phanet/models/frozen_stages.py).
+    frozen_stages: int = 0
 
     def __post_init__(self):
         choices = {
@@ -134,6 +138,8 @@ class PhaNetConfig:
             raise ValueError(f"instance_norm={self.instance_norm}; the share of channels must lie in [0, 1]")
         if not (isinstance(self.input_lowpass, int) and self.input_lowpass >= 1):
             raise ValueError(f"input_lowpass={self.input_lowpass!r}; expected a whole block size >= 1 (1: off)")
+        if not (isinstance(self.frozen_stages, int) and self.frozen_stages >= 0):
+            raise ValueError(f"frozen_stages={self.frozen_stages!r}; expected a whole number of stages >= 0 (0: off)")
         if not 1 <= self.top_k <= self.num_scales:
             raise ValueError(f"top_k={self.top_k} must lie in 1..num_scales={self.num_scales}")
 
@@ -243,6 +249,8 @@ class PhaNet(nn.Module):
         if config.mixstyle > 0:
             self.mixstyle = attach_mixstyle(self.backbone, config.mixstyle_stages, config.mixstyle,
                                             config.mixstyle_alpha)
+        # a plain list, not a ModuleList: these layers are the backbone's, registered there once
+        self._frozen_norms = freeze_early_stages(self.backbone, config.frozen_stages) if config.frozen_stages else []
         self.model_name = model_name
         self.label_space = _checked_label_space(label_space, config)
         self.data_config = ModelDataConfig(input_size, *backbone_mean_std(self.backbone), crop)
@@ -273,6 +281,13 @@ class PhaNet(nn.Module):
         # parameters without gradient, which DistributedDataParallel rejects).
         if not self.fuses_logits:
             self.classifier = nn.Linear(head_dim, config.num_expressions)
+
+    def train(self, mode: bool = True) -> PhaNet:
+        """``nn.Module.train``, except that the frozen early stages' batch norm stays in eval mode."""
+        super().train(mode)
+        for norm in self._frozen_norms:
+            norm.eval()
+        return self
 
     def forward(self, images: torch.Tensor, return_attention: bool = False) -> PhaNetOutput:
         """``images [B, 3, H, W]`` normalised with ``self.mean``/``self.std`` -> :class:`PhaNetOutput`."""
