@@ -124,7 +124,14 @@ def reestimate_batch_norm(model: nn.Module, config: Config, batches: int = 100, 
     loader = make_loader(dataset, batch_size, sampler, train.workers, torch.device("cpu"), drop_last=True)
     batches = min(batches, len(loader))
     images = (batch["image"] for batch in islice(loader, batches))
+    # update_bn resets every batch norm, but frozen early stages (model.options.frozen_stages) stay in eval
+    # mode and would keep the reset statistics: they keep their pretrained ones instead
+    frozen = getattr(model, "frozen_norms", [])
+    kept = [{name: buffer.clone() for name, buffer in norm.named_buffers(recurse=False)} for norm in frozen]
     update_bn(tqdm(images, total=batches, desc="batch-norm statistics", disable=not progress), model)
+    for norm, buffers in zip(frozen, kept):
+        for name, buffer in buffers.items():
+            getattr(norm, name).copy_(buffer)
     model.eval()
     return {"dataset": config.data.dataset, "split": "train", "augment": train.augment, "batches": batches,
             "batch_size": batch_size, "seed": train.seed}

@@ -130,6 +130,31 @@ def test_init_seed_in_configs_and_overrides():
         apply_overrides(Config(), ["train.init_seed=-1"])
 
 
+def test_batch_norm_reestimation_keeps_the_pretrained_statistics_of_frozen_early_stages():
+    from phanet.averaging import reestimate_batch_norm
+    from phanet.config import Config
+    from phanet.data.datasets.synthetic import synthetic_label_space
+
+    config = Config()
+    config.data.dataset = "synthetic"
+    config.data.protocol = "official"
+    config.data.options = {"subjects": 3, "splits": {"train": 1, "val": 1, "test": 1}, "poses": "kdef5", "size": 32}
+    config.train.batch_size, config.train.workers, config.train.augment = 4, 0, "standard"
+    model = create_model(MODEL, label_space=synthetic_label_space("kdef5"), input_size=32, pretrained=False,
+                         frozen_stages=2)
+    frozen = {id(norm) for norm in model.frozen_norms}
+    assert frozen
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for norm in norms:
+        norm.running_mean.fill_(100.0)
+    reestimate_batch_norm(model, config, batches=2, progress=False)
+    for norm in norms:
+        if id(norm) in frozen:
+            assert torch.all(norm.running_mean == 100.0)  # kept, not reset and left at zero
+        else:
+            assert norm.running_mean.abs().max() < 50  # measured afresh
+
+
 def test_batch_norm_statistics_are_measured_afresh_on_the_training_images(tmp_path):
     from phanet.averaging import reestimate_batch_norm
     from phanet.config import Config

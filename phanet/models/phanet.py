@@ -250,7 +250,7 @@ class PhaNet(nn.Module):
             self.mixstyle = attach_mixstyle(self.backbone, config.mixstyle_stages, config.mixstyle,
                                             config.mixstyle_alpha)
         # a plain list, not a ModuleList: these layers are the backbone's, registered there once
-        self._frozen_norms = freeze_early_stages(self.backbone, config.frozen_stages) if config.frozen_stages else []
+        self.frozen_norms = freeze_early_stages(self.backbone, config.frozen_stages) if config.frozen_stages else []
         self.model_name = model_name
         self.label_space = _checked_label_space(label_space, config)
         self.data_config = ModelDataConfig(input_size, *backbone_mean_std(self.backbone), crop)
@@ -285,7 +285,7 @@ class PhaNet(nn.Module):
     def train(self, mode: bool = True) -> PhaNet:
         """``nn.Module.train``, except that the frozen early stages' batch norm stays in eval mode."""
         super().train(mode)
-        for norm in self._frozen_norms:
+        for norm in self.frozen_norms:
             norm.eval()
         return self
 
