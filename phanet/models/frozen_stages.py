@@ -2,7 +2,7 @@
 
 Trained on synthetic faces only, a pretrained backbone re-fits its early layers to the renders. In the
 bundled model the early weights moved little (0.03-0.11 of their ImageNet norm in the stem and the first
-three stages) but the batch-norm running means much more (0.45 in the stem, 0.12-0.23 in those stages;
+three stages) but the batch-norm running means much more (0.45 in the stem, 0.11-0.23 in those stages;
 ``python benchmarks/backbone_drift.py``), so a photo is normalised with statistics of renders. Freezing the
 feature extractor a network reads synthetic images with is the sim-to-real remedy of Hinterstoisser
 et al. (*On Pre-Trained Image Features and Synthetic Images for Deep Learning*, ECCV-W 2018); here only
