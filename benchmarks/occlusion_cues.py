@@ -42,14 +42,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from detail_robustness import RECIPE, test_index  # noqa: E402
 from real_faces import LONDON, list_photos  # noqa: E402
 
-# bands as (first, last) offsets in units of the template's eye-to-mouth distance, from the eye line
-# (eyes, brows) or the mouth line (mouth): about the same rows as a person would call by these names
-BANDS: dict[str, tuple[str, float, float]] = {
-    "brows+forehead": ("eyes", -10.0, -0.35),  # from the top of the crop down to just above the eyes
-    "eyes": ("eyes", -0.35, 0.35),
-    "nose": ("eyes", 0.35, 0.8),
-    "mouth": ("mouth", -0.45, 0.45),
-}
 # half-width of the nose's middle for --nose-parts, in interocular distances: the nose wings span about 35 of
 # the 63 mm between the pupils (0.28 each side); the nasolabial folds start just outside them
 NOSE_HALF_WIDTH = 0.28
@@ -58,18 +50,11 @@ BLUR_SIGMA = 3.0  # pixels at the model's input size: removes creases, nostrils 
 
 
 def band_rows(size: int, padding: float) -> dict[str, tuple[int, int]]:
-    """Pixel rows ``[first, last)`` of each band in a ``size`` crop of the contract with ``padding``."""
-    from phanet.crop import template_points
+    """Pixel rows ``[first, last)`` of each band (:data:`phanet.crop.FACE_BANDS`) in a ``size`` crop of the
+    contract with ``padding``."""
+    from phanet.crop import face_band_rows
 
-    points = template_points(size, padding)
-    eye_y = float(points[:2, 1].mean())
-    mouth_y = float(points[3:, 1].mean())
-    span = mouth_y - eye_y
-    rows = {}
-    for name, (anchor, start, stop) in BANDS.items():
-        origin = eye_y if anchor == "eyes" else mouth_y
-        rows[name] = (max(0, round(origin + start * span)), min(size, round(origin + stop * span)))
-    return rows
+    return face_band_rows(size, padding)
 
 
 def nose_parts(size: int, padding: float, rows: tuple[int, int], half_width: float = NOSE_HALF_WIDTH) -> dict:

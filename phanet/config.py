@@ -235,7 +235,7 @@ LIMITS: dict[tuple[str, str], tuple] = {
 }
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("data", "protocol"): ("subject_kfold", "official"),
-    ("train", "augment"): ("none", "light", "standard", "strong", "photo", "photo_randconv"),
+    ("train", "augment"): ("none", "light", "standard", "strong", "photo", "photo_randconv", "photo_parts"),
     ("train", "loss_weighting"): ("learned", "fixed"),
 }
 

@@ -48,6 +48,30 @@ def template_points(size: float, padding: float = DEFAULT_PADDING) -> np.ndarray
     return (CANONICAL_LANDMARKS + padding) / (1.0 + 2.0 * padding) * size
 
 
+# Horizontal bands of an aligned crop named as a person would: (anchor line, first, last) in units of the
+# template's eye-to-mouth distance from the eye line or the mouth line. benchmarks/occlusion_cues.py hides
+# them one at a time; the ``photo_parts`` augmentation blurs one in training.
+FACE_BANDS: dict[str, tuple[str, float, float]] = {
+    "brows+forehead": ("eyes", -10.0, -0.35),  # from the top of the crop down to just above the eyes
+    "eyes": ("eyes", -0.35, 0.35),
+    "nose": ("eyes", 0.35, 0.8),
+    "mouth": ("mouth", -0.45, 0.45),
+}
+
+
+def face_band_rows(size: int, padding: float = DEFAULT_PADDING) -> dict[str, tuple[int, int]]:
+    """Pixel rows ``[first, last)`` of each of :data:`FACE_BANDS` in a ``size`` crop with ``padding``."""
+    points = template_points(size, padding)
+    eye_y = float(points[:2, 1].mean())
+    mouth_y = float(points[3:, 1].mean())
+    span = mouth_y - eye_y
+    rows = {}
+    for name, (anchor, start, stop) in FACE_BANDS.items():
+        origin = eye_y if anchor == "eyes" else mouth_y
+        rows[name] = (max(0, round(origin + start * span)), min(size, round(origin + stop * span)))
+    return rows
+
+
 def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Least-squares similarity ``[2, 3]`` matrix M with ``dst ~ M @ [src, 1]`` (Umeyama's method).
 

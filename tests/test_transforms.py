@@ -189,3 +189,31 @@ def test_every_preset_is_a_config_choice_and_unknown_names_are_errors():
     assert set(CHOICES["train", "augment"]) == set(AUGMENT_PRESETS)
     with pytest.raises(ValueError, match="augment='phot'; expected one of .*'photo'"):
         FaceTransform(32, (0.5,) * 3, (0.25,) * 3, "phot")
+
+
+def test_the_parts_preset_is_photo_plus_one_face_band_blurred_and_needs_the_crop_contract():
+    from phanet.crop import face_band_rows
+
+    assert AUGMENT_PRESETS["photo_parts"] == dataclasses.replace(PHOTO, part_blur_p=0.5)
+    assert all(AUGMENT_PRESETS[name].part_blur_p == 0.0 for name in AUGMENT_PRESETS if name != "photo_parts")
+    bands = face_band_rows(48, 0.1)
+    # a picture with a sharp vertical stripe per row, so that any blurred row differs from the plain one
+    picture = np.zeros((48, 48, 3), dtype=np.uint8)
+    picture[:, ::3] = 255
+    chosen = set()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(AUGMENT_PRESETS, "nothing", AugmentPreset())
+        patch.setitem(AUGMENT_PRESETS, "part_only", AugmentPreset(part_blur_p=1.0))
+        for seed in range(12):
+            generator = torch.Generator().manual_seed(seed)
+            plain, _ = FaceTransform(48, (0.5,) * 3, (0.25,) * 3, "nothing", 0.1)(picture, None, generator)
+            generator = torch.Generator().manual_seed(seed)
+            blurred, _ = FaceTransform(48, (0.5,) * 3, (0.25,) * 3, "part_only", 0.1)(picture, None, generator)
+            changed_rows = torch.nonzero((blurred - plain).abs().amax(dim=(0, 2)) > 0.01).flatten().tolist()
+            band = [name for name, (first, last) in bands.items() if changed_rows == list(range(first, last))]
+            assert len(band) == 1, (seed, changed_rows)  # exactly one band's rows, every one of them
+            chosen.add(band[0])
+        with pytest.raises(ValueError, match="no crop contract"):
+            FaceTransform(48, (0.5,) * 3, (0.25,) * 3, "part_only")
+    assert chosen == set(bands)  # each part gets its turn
+    assert "photo_parts" in CHOICES[("train", "augment")]

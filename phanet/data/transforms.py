@@ -16,6 +16,13 @@ weights (kernel 1, 3, 5 or 7) blended with the original, which scrambles local t
 keeps shapes, so that the network leans on the shape of the face (where the mouth corners and brows
 are) rather than on how the renderer shades skin, the cue that does not carry over to photos. (On our
 check photos it did not help, as a fine-tune or trained from the start: README, candidates 21-23.)
+
+The ``photo_parts`` preset adds face-part blurring to ``photo``: on half of the images one band of the
+aligned crop (brows and forehead, eyes, nose or mouth: :data:`phanet.crop.FACE_BANDS`, at the rows the
+model's crop contract puts them) is blurred before the geometric steps, so the label must also be read
+from the other parts. A model trained on renders alone reads happiness, fear and disgust from the
+mouth only (with it blurred, the bundled model's synthetic smiles are called neutral), while on real
+photos the mouth and the nose are what misleads it (``benchmarks/occlusion_cues.py``).
 """
 
 from __future__ import annotations
@@ -62,6 +69,9 @@ class AugmentPreset:
     randconv_kernels: tuple[int, ...] = (1, 3, 5, 7)  # odd sizes, one drawn per image
     # occluder
     erase_p: float = 0.0  # a grey square of 15-35 % of the side, after normalisation
+    # face parts: one band of the aligned crop blurred (needs the model's crop contract), before the geometry
+    part_blur_p: float = 0.0
+    part_blur_sigma: float = 3.0  # Gaussian sigma, pixels at 96 px (scaled with the size)
 
     def __iter__(self):
         """The 7-tuple a preset used to be: ``flip_p, rotation, translate, scale, jitter, gray_p, erase_p``."""
@@ -85,6 +95,8 @@ AUGMENT_PRESETS: dict[str, AugmentPreset] = {
 }
 # photo + random convolutions on half of the images (RandConv's mixing variant, as its paper trains it)
 AUGMENT_PRESETS["photo_randconv"] = dataclasses.replace(AUGMENT_PRESETS["photo"], randconv_p=0.5)
+# photo + one face part (brows, eyes, nose or mouth) blurred on half of the images
+AUGMENT_PRESETS["photo_parts"] = dataclasses.replace(AUGMENT_PRESETS["photo"], part_blur_p=0.5)
 
 
 def _uniform(generator: torch.Generator, low: float, high: float) -> float:
@@ -192,16 +204,27 @@ class FaceTransform:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     augment: str = "none"
+    crop_padding: float | None = None  # the crop contract's padding: where the face parts are (None: not aligned)
 
     def __post_init__(self):
         if self.augment not in AUGMENT_PRESETS:
             raise ValueError(f"augment={self.augment!r}; expected one of {sorted(AUGMENT_PRESETS)}")
         self.mean, self.std = tuple(self.mean), tuple(self.std)
+        self.part_rows = None
+        if AUGMENT_PRESETS[self.augment].part_blur_p:
+            if self.crop_padding is None:
+                raise ValueError(f"augment={self.augment!r} blurs face parts at the rows of the face-crop contract, "
+                                 "but the model records no crop contract (its images are not aligned crops); "
+                                 "use 'photo'")
+            from phanet.crop import face_band_rows
+
+            self.part_rows = list(face_band_rows(self.size, self.crop_padding).values())
 
     @classmethod
     def for_model(cls, data_config, augment: str = "none") -> FaceTransform:
         """The transform of a model's :class:`~phanet.models.contract.ModelDataConfig` (``model.data_config``)."""
-        return cls(data_config.input_size, data_config.mean, data_config.std, augment)
+        padding = data_config.crop.get("padding") if data_config.crop else None
+        return cls(data_config.input_size, data_config.mean, data_config.std, augment, padding)
 
     def __call__(self, image: np.ndarray, sample=None, generator: torch.Generator | None = None):
         image = np.ascontiguousarray(image)
@@ -219,6 +242,8 @@ class FaceTransform:
             # The geometric and colour steps run on [0, 1] floats: 1.5-3x cheaper per op than on uint8
             # (where each colour op converts to float and back), and no rounding between steps.
             tensor = tensor.float().div_(255.0)
+            if _happens(generator, preset.part_blur_p):  # before the geometry: the rows are the contract's
+                tensor = self._blur_part(tensor, preset, generator)
             translate = preset.translate
             shift = [round(_uniform(generator, -translate, translate) * self.size) for _ in range(2)]
             tensor = TF.affine(
@@ -242,6 +267,13 @@ class FaceTransform:
             top, left = (int(_uniform(generator, 0, self.size - side)) for _ in range(2))
             tensor[:, top:top + side, left:left + side] = 0.0
         return tensor, flipped
+
+    def _blur_part(self, tensor: torch.Tensor, preset: AugmentPreset, generator: torch.Generator) -> torch.Tensor:
+        """One of the face bands, drawn uniformly, blurred across the crop's width."""
+        first, last = self.part_rows[min(int(_uniform(generator, 0, len(self.part_rows))), len(self.part_rows) - 1)]
+        blurred = gaussian_blur(tensor, preset.part_blur_sigma * self.size / 96.0)
+        tensor[:, first:last] = blurred[:, first:last]
+        return tensor
 
     @staticmethod
     def _colour(tensor: torch.Tensor, preset: AugmentPreset, generator: torch.Generator) -> torch.Tensor:
