@@ -70,6 +70,17 @@ def backbone_drift(checkpoint) -> dict:
                               for stage, names in mean_stages.items()}}
 
 
+def print_table(results: list[dict], key: str, overall: bool = False) -> None:
+    """One markdown row per checkpoint of the per-stage distances ``result[key]`` (and the whole backbone's)."""
+    stages = list(results[0][key])
+    print("| checkpoint | " + ("backbone | " if overall else "") + " | ".join(stages) + " |")
+    print("|---|" + ("---|" if overall else "") + "---|" * len(stages))
+    for result in results:
+        cells = [f"{result['overall']:.3f}"] if overall else []
+        cells += [f"{result[key].get(stage, float('nan')):.3f}" for stage in stages]
+        print(f"| {result['checkpoint']} | " + " | ".join(cells) + " |")
+
+
 def main(argv: list[str] | None = None) -> int:
     from phanet.commands.common import refuse_checkpoint_meta_as_output
 
@@ -90,20 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     results = [backbone_drift(path) for path in (args.checkpoint or [bundled_checkpoint()])]
-    stages = list(results[0]["stages"])
     print("relative L2 distance of the backbone from its pretrained start (0 = unchanged)")
-    print("| checkpoint | backbone | " + " | ".join(stages) + " |")
-    print("|---|---|" + "---|" * len(stages))
-    for result in results:
-        cells = " | ".join(f"{result['stages'].get(stage, float('nan')):.3f}" for stage in stages)
-        print(f"| {result['checkpoint']} | {result['overall']:.3f} | {cells} |")
-    stages = list(results[0]["running_means"])
+    print_table(results, "stages", overall=True)
     print("\nthe same for the batch-norm running means (the statistics inputs are normalised with)")
-    print("| checkpoint | " + " | ".join(stages) + " |")
-    print("|---|" + "---|" * len(stages))
-    for result in results:
-        cells = " | ".join(f"{result['running_means'].get(stage, float('nan')):.3f}" for stage in stages)
-        print(f"| {result['checkpoint']} | {cells} |")
+    print_table(results, "running_means")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
