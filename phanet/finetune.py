@@ -86,7 +86,10 @@ def init_from_checkpoint(model: nn.Module, source: str | Path) -> dict:
                          f"shape with {model.model_name!r}; fine-tune from a checkpoint of the same backbone")
     model.load_state_dict(merged, strict=False)
     _log_outcome(path, source_space, target_space, rows, same_poses, fresh)
-    return {"checkpoint": str(path), "weights_sha256": meta.get("weights_sha256"), "model": meta["model"]["name"],
+    # the packaged model is named as the config names it: its install path says nothing on another machine,
+    # and the sha256 pins which weights they were
+    named = BUNDLED if str(source) == BUNDLED else str(path)
+    return {"checkpoint": named, "weights_sha256": meta.get("weights_sha256"), "model": meta["model"]["name"],
             "copied": len(copied), "reordered": len(reordered), "fresh": fresh}
 
 

@@ -84,6 +84,7 @@ def test_the_bundled_model_fine_tunes_onto_a_dataset_with_fewer_classes_and_othe
     target = _model(expressions=("sad", "happy"), name="phanet_effl0")
     record = init_from_checkpoint(target, "bundled")
     assert record["model"] == "phanet_effl0" and record["copied"] > 100
+    assert record["checkpoint"] == "bundled" and record["weights_sha256"] == meta["weights_sha256"]
     sad_row = bundled.state_dict()["classifier.weight"][order.index("sad")]
     assert torch.equal(target.state_dict()["classifier.weight"][0], sad_row)
     assert {"pose_classifier.weight", "pose_classifier.bias", "gate.mlp.0.weight"} <= set(record["fresh"])
