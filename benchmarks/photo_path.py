@@ -1,0 +1,216 @@
+"""Does the face-crop contract hold on the photo path? Renders run through the detector, against exact landmarks.
+
+A model trained on synthetic faces sees, in training, crops the renderer aligned with the exact projected
+landmarks of each face; ``phanet predict`` cuts its crops from photos with MTCNN's five landmarks. If MTCNN put
+its eye centres or mouth corners elsewhere than the renderer's landmarks are (a systematic offset), every real
+face would reach the model shifted or scaled against its training crops. This measures it on the recipe's
+unseen test subjects (``configs/synthetic_general.yaml``, rendered as the recipe says): each face is rendered
+again on a wider canvas (the camera pulled back: same face, expression, pose, light and background), then
+
+- **exact**: cut from the wide render with the renderer's own landmarks (the same similarity warp as photos
+  get, so this row shows what resampling alone costs);
+- **detector**: cut with the landmarks MTCNN finds on the wide render (the photo path, as ``Predictor`` runs it);
+
+and classified, beside the native renders (the training crops). Per yaw (pitched poses with their yaw):
+faces found, MTCNN's landmark error (mean distance from the exact landmarks, in eye-to-mouth distances: that
+distance barely changes with yaw, unlike the distance between the eyes), and accuracy on the three crops. For the
+frontal faces also each landmark's mean signed offset (x right, y down), the systematic part.
+
+No real photo is involved.
+
+    python benchmarks/photo_path.py                                   # the bundled model
+    python benchmarks/photo_path.py --checkpoint runs/x/best --subjects 2 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads; see benchmarks/README.md
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from detail_robustness import RECIPE, test_index  # noqa: E402
+
+CANVAS = 288  # pixels of the wide render: a face of ~130 px, well above MTCNN's smallest
+CANVAS_PADDING = 0.6  # the crop template's padding on the wide canvas: the face spans 1 / 2.2 of it
+CROPS = ("native", "exact", "detector")
+from phanet.crop import LANDMARK_NAMES as LANDMARKS  # noqa: E402  (numpy only)
+
+
+def wide_render(image, canvas: int = CANVAS, padding: float = CANVAS_PADDING):
+    """``(image [canvas, canvas, 3], landmarks [5, 2])``: the face rendered with the camera pulled back."""
+    import dataclasses
+
+    from phanet.synth.render import render_capture
+
+    settings = dataclasses.replace(image.render, size=canvas, align_padding=padding)
+    return render_capture(image.seed, image.subject, image.expression, image.yaw, image.pitch, settings,
+                          variant=image.variant, return_landmarks=True)
+
+
+def eye_mouth_distance(landmarks):
+    """Distance from the eyes' midpoint to the mouth corners' midpoint."""
+    import numpy as np
+
+    return float(np.linalg.norm(landmarks[3:].mean(0) - landmarks[:2].mean(0)))
+
+
+def measure(predictor, samples, canvas: int = CANVAS, padding: float = CANVAS_PADDING, chunk: int = 32,
+            progress: bool = True) -> dict:
+    """Per sample: label, yaw, pitch, found, landmark offsets (``[5, 2]`` in eye-to-mouth distances, or None)
+    and the predicted class on each of :data:`CROPS` (None for ``detector`` when no face was found)."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from phanet.inference.align import align_face
+
+    size = predictor.input_size
+    rows = []
+    for start in tqdm(range(0, len(samples), chunk), desc="render, detect, classify", disable=not progress):
+        part = samples[start : start + chunk]
+        natives = [sample.image() for sample in part]
+        wide = [wide_render(sample.image, canvas, padding) for sample in part]
+        found = predictor.detector.detect_batch([image for image, _ in wide])
+        exact = [align_face(image, size, landmarks, None, predictor.align_padding, predictor.align_fit)[0]
+                 for image, landmarks in wide]
+        detected = [align_face(image, size, faces[0].landmarks, None, predictor.align_padding,
+                               predictor.align_fit)[0]
+                    for (image, _), faces in zip(wide, found) if faces]
+        answers = {name: predictor.classify(np.stack(crops))["expression"].argmax(1) if crops else []
+                   for name, crops in (("native", natives), ("exact", exact), ("detector", detected))}
+        k = 0
+        for i, (sample, (_, landmarks), faces) in enumerate(zip(part, wide, found)):
+            row = {"expression": sample.expression, "yaw": float(sample.yaw), "pitch": float(sample.pitch),
+                   "found": bool(faces), "native": int(answers["native"][i]), "exact": int(answers["exact"][i]),
+                   "detector": None, "offsets": None}
+            if faces:
+                # the most confident face; a render holds one
+                row["offsets"] = ((faces[0].landmarks - landmarks) / eye_mouth_distance(landmarks)).tolist()
+                row["detector"] = int(answers["detector"][k])
+                k += 1
+            rows.append(row)
+    return {"rows": rows}
+
+
+def summarise(rows: list[dict], names) -> dict:
+    """Per |yaw| (pitched poses with their yaw) and overall: found, landmark error and accuracy per crop."""
+    import numpy as np
+
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(f"{abs(row['yaw']):g}", []).append(row)
+    ordered = sorted(groups.items(), key=lambda item: float(item[0]))
+    table = {}
+    for name, members in [*ordered, ("all", rows)]:
+        found = [row for row in members if row["found"]]
+        errors = [np.linalg.norm(np.array(row["offsets"]), axis=1).mean() for row in found]
+        entry = {"images": len(members), "found": len(found),
+                 "landmark_error": float(np.mean(errors)) if errors else None}
+        for crop in CROPS:
+            # accuracy over every image; a face the detector misses counts as wrong, as in real_faces.py
+            entry[crop] = float(np.mean([row[crop] == row["expression"] for row in members]))
+        # the same three crops on the detected faces only, so the detector's misses do not hide its crops' cost
+        for crop in CROPS:
+            entry[f"{crop}_on_found"] = (float(np.mean([row[crop] == row["expression"] for row in found]))
+                                         if found else None)
+        table[name] = entry
+    frontal = [row for row in rows if row["found"] and row["yaw"] == 0 and row["pitch"] == 0]
+    bias = None
+    if frontal:
+        offsets = np.array([row["offsets"] for row in frontal])
+        bias = {"images": len(frontal),
+                "mean": dict(zip(LANDMARKS, offsets.mean(0).round(4).tolist())),
+                "sd": dict(zip(LANDMARKS, offsets.std(0).round(4).tolist()))}
+    confusion = {}
+    for row in rows:  # where the detector's crops move answers the native crops got right
+        if row["native"] == row["expression"] and row["detector"] not in (None, row["expression"]):
+            key = f"{names[row['expression']]} -> {names[row['detector']]}"
+            confusion[key] = confusion.get(key, 0) + 1
+    return {"by_yaw": table, "frontal_bias": bias,
+            "right_on_native_wrong_on_detector": dict(sorted(confusion.items(), key=lambda kv: -kv[1]))}
+
+
+
+def report(summary: dict) -> str:
+    def pct(value):
+        return "" if value is None else f"{100 * value:.1f}"
+
+    lines = ["| abs(yaw) | images | faces found | landmark error (eye-to-mouth) | native | exact | detector "
+             "| on found faces: native / exact / detector |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, entry in summary["by_yaw"].items():
+        error = "" if entry["landmark_error"] is None else f"{entry['landmark_error']:.3f}"
+        lines.append(f"| {name} | {entry['images']} | {entry['found']} | {error} | {pct(entry['native'])} | "
+                     f"{pct(entry['exact'])} | {pct(entry['detector'])} | {pct(entry['native_on_found'])} / "
+                     f"{pct(entry['exact_on_found'])} / {pct(entry['detector_on_found'])} |")
+    bias = summary["frontal_bias"]
+    if bias:
+        lines.append(f"\nfrontal faces ({bias['images']}): MTCNN minus exact landmark, mean (sd), in eye-to-mouth "
+                     "distances, x right, y down:")
+        for name in LANDMARKS:
+            (mx, my), (sx, sy) = bias["mean"][name], bias["sd"][name]
+            lines.append(f"  {name:12s} x {mx:+.3f} ({sx:.3f})  y {my:+.3f} ({sy:.3f})")
+    moved = summary["right_on_native_wrong_on_detector"]
+    lines.append("\nright on the native render, wrong on the detector's crop: "
+                 + (", ".join(f"{key} {count}" for key, count in moved.items()) or "none"))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    parser.add_argument("--checkpoint", type=Path, help="NAME (.safetensors + .json); default: the bundled model")
+    parser.add_argument("--subjects", type=int, default=None, help="only the first N test identities")
+    parser.add_argument("--poses", choices=("frontal", "all"), default="all",
+                        help="all 23 poses of the recipe (default), or yaw 0 and pitch 0 only")
+    parser.add_argument("--canvas", type=int, default=CANVAS, help=f"pixels of the wide render (default {CANVAS})")
+    parser.add_argument("--canvas-padding", type=float, default=CANVAS_PADDING,
+                        help=f"the crop template's padding on the wide canvas (default {CANVAS_PADDING:g}: the "
+                             "face spans 1 / (1 + 2 x padding) of it)")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--json", type=Path, help="write every number here")
+    args = parser.parse_args(argv)
+
+    from phanet.commands.common import refuse_checkpoint_meta_as_output
+
+    refuse_checkpoint_meta_as_output(parser, args.json)
+    if args.canvas_padding < 0.2:
+        parser.error(f"--canvas-padding {args.canvas_padding:g}: expected at least 0.2, so that the detector sees "
+                     "the whole head and some background")
+
+    import torch
+
+    from phanet.config import load_config
+    from phanet.inference import Predictor
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    predictor = Predictor.from_checkpoint(args.checkpoint, device="cpu")
+    randomize = list(load_config(RECIPE).data.options["randomize"])
+    index, test = test_index(randomize, subjects=args.subjects)
+    samples = [index.samples[i] for i in test]
+    if args.poses == "frontal":
+        samples = [sample for sample in samples if sample.yaw == 0 and sample.pitch == 0]
+    print(f"checkpoint {args.checkpoint or 'bundled'} (crop fit {predictor.align_fit}, padding "
+          f"{predictor.align_padding:g}); {len(samples)} test renders of {RECIPE.name} ({','.join(randomize)}), "
+          f"{args.poses} poses; wide canvas {args.canvas} px, padding {args.canvas_padding:g}; detector MTCNN\n")
+    measured = measure(predictor, samples, args.canvas, args.canvas_padding, progress=not args.no_progress)
+    summary = summarise(measured["rows"], index.label_space.expressions)
+    print(report(summary))
+    print("\n(accuracy in %: native = the training crop; exact = cut from the wide render with the renderer's "
+          "landmarks; detector = cut with MTCNN's, a missed face counting as wrong)")
+    if args.json:
+        args.json.write_text(json.dumps({"checkpoint": str(args.checkpoint or "bundled"), "canvas": args.canvas,
+                                         "canvas_padding": args.canvas_padding, **summary, **measured}, indent=1))
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
