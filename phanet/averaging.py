@@ -5,8 +5,8 @@ what the training seed draws (sample order, augmentation, dropout) tend to end i
 average of their weights is a model of the size and speed of one that smooths the run-to-run luck a
 single seed carries. Runs started from different initial weights (here: heads drawn from different
 seeds on one pretrained backbone) do not have their hidden units aligned, and their average is worse
-than either member (measured: README, "Three seeds from one starting point"), so the members' recorded
-initial seeds are compared and a mismatch is refused unless asked for.
+than either member (measured: docs/bundled_model_study.md, "Three seeds from one starting point"), so the
+members' recorded initial seeds are compared and a mismatch is refused unless asked for.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ arXiv:2007.13003) to ``photo``: half of the images pass through a 3x3-channel co
 weights (kernel 1, 3, 5 or 7) blended with the original, which scrambles local texture and colour but
 keeps shapes, so that the network leans on the shape of the face (where the mouth corners and brows
 are) rather than on how the renderer shades skin, the cue that does not carry over to photos. (On our
-check photos it did not help, as a fine-tune or trained from the start: README, candidates 21-23.)
+check photos it did not help, as a fine-tune or trained from the start: docs/bundled_model_study.md, candidates 21-23.)
 
 The ``photo_parts`` preset adds face-part blurring to ``photo``: on half of the images one band of the
 aligned crop (brows and forehead, eyes, nose or mouth: :data:`phanet.crop.FACE_BANDS`, at the rows the
@@ -23,7 +23,8 @@ model's crop contract puts them) is blurred before the geometric steps, so the l
 from the other parts. A model trained on renders alone reads happiness, fear and disgust from the
 mouth only (with it blurred, the bundled model's synthetic smiles are called neutral), while on real
 photos the mouth and the nose are what misleads it (``benchmarks/occlusion_cues.py``). (On the bundled
-recipe it cost 1-2 points on the renders with the detail switches; README, candidates 31-32.)
+recipe it cost 1-2 points on the renders with the detail switches, trained 5 or 7 epochs:
+docs/bundled_model_study.md, candidates 31-32 and 34-35.)
 """
 
 from __future__ import annotations

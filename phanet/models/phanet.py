@@ -97,12 +97,12 @@ class PhaNetConfig:
     # `input_lowpass` x `input_lowpass` pixel blocks and scaled back up (1: off). Meant to remove the fine
     # detail (edges of rendered strokes, pores, nostril outlines) in which renders and photos differ; on the
     # bundled recipe it cost 4 points on the renders and did not stop real smiles reading as disgust
-    # (README, "An input low-pass (candidates 28, 29)").
+    # (docs/bundled_model_study.md, "An input low-pass (candidates 28, 29)").
     input_lowpass: int = 1
     # The backbone's first `frozen_stages` feature stages (and its stem) kept as pretrained: weights frozen,
     # batch norm on its pretrained statistics in training too (0: off; phanet/models/frozen_stages.py). Training
     # steps get cheaper; on the bundled recipe K=3 cost 5 points on the renders and did not change the real
-    # photos' answers (README, "Frozen early stages (candidate 30)").
+    # photos' answers (docs/bundled_model_study.md, "Frozen early stages (candidate 30)").
     frozen_stages: int = 0
 
     def __post_init__(self):
