@@ -235,7 +235,8 @@ LIMITS: dict[tuple[str, str], tuple] = {
 }
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("data", "protocol"): ("subject_kfold", "official"),
-    ("train", "augment"): ("none", "light", "standard", "strong", "photo", "photo_randconv", "photo_parts"),
+    ("train", "augment"): ("none", "light", "standard", "strong", "photo", "photo_randconv", "photo_parts",
+                            "photo_parts_light"),
     ("train", "loss_weighting"): ("learned", "fixed"),
 }
 

@@ -195,7 +195,9 @@ def test_the_parts_preset_is_photo_plus_one_face_band_blurred_and_needs_the_crop
     from phanet.crop import face_band_rows
 
     assert AUGMENT_PRESETS["photo_parts"] == dataclasses.replace(PHOTO, part_blur_p=0.5)
-    assert all(AUGMENT_PRESETS[name].part_blur_p == 0.0 for name in AUGMENT_PRESETS if name != "photo_parts")
+    assert AUGMENT_PRESETS["photo_parts_light"] == dataclasses.replace(PHOTO, part_blur_p=0.25)
+    blurring = ("photo_parts", "photo_parts_light")
+    assert all(AUGMENT_PRESETS[name].part_blur_p == 0.0 for name in AUGMENT_PRESETS if name not in blurring)
     bands = face_band_rows(48, 0.1)
     # a picture with a sharp vertical stripe per row, so that any blurred row differs from the plain one
     picture = np.zeros((48, 48, 3), dtype=np.uint8)
@@ -216,4 +218,4 @@ def test_the_parts_preset_is_photo_plus_one_face_band_blurred_and_needs_the_crop
         with pytest.raises(ValueError, match="no crop contract"):
             FaceTransform(48, (0.5,) * 3, (0.25,) * 3, "part_only")
     assert chosen == set(bands)  # each part gets its turn
-    assert "photo_parts" in CHOICES[("train", "augment")]
+    assert {"photo_parts", "photo_parts_light"} <= set(CHOICES[("train", "augment")])
