@@ -55,13 +55,14 @@ def test_index(randomize: list[str], recipe: Path = RECIPE, subjects: int | None
 
 def probe(checkpoint, randomize: list[str], subjects: int | None = None, batch_size: int = 64,
           tta: str | None = None, adapt_bn: float | None = None, adapt_images: int | None = None,
-          adapt_depth: float = 1.0) -> dict:
+          adapt_depth: float = 1.0, class_prior: str | None = None) -> dict:
     """Accuracy, per-expression accuracy and the neutral faces' predictions for one rendering."""
     from phanet.engine import evaluate_checkpoint
 
     index, test = test_index(randomize, subjects=subjects)
     results = evaluate_checkpoint(checkpoint, index, test, None, "cpu", batch_size, 0, tta=tta,
-                                  adapt_bn=adapt_bn, adapt_images=adapt_images, adapt_depth=adapt_depth)
+                                  adapt_bn=adapt_bn, adapt_images=adapt_images, adapt_depth=adapt_depth,
+                                  class_prior=class_prior)
     names = results["class_names"]
     neutral_row = results["confusion_matrix"][names.index("neutral")]
     return {"randomize": list(randomize), "images": results["num_samples"], "accuracy": results["accuracy"],
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     from phanet.checkpoint import bundled_checkpoint
     from phanet.commands.common import (
         add_adapt_bn_flags,
+        add_class_prior_flag,
         add_tta_flag,
         check_adapt_bn_flags,
         refuse_checkpoint_meta_as_output,
@@ -110,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="one more row: the test subjects rendered with this comma list of switches "
                              "(e.g. another recipe's); repeatable")
     add_tta_flag(parser, "image")
+    add_class_prior_flag(parser)
     add_adapt_bn_flags(parser, "row's test images")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", type=Path, help="write every number here")
@@ -125,12 +128,14 @@ def main(argv: list[str] | None = None) -> int:
     adaptation = "off" if args.adapt_bn is None else (
         f"prior {args.adapt_bn:g}, depth {args.adapt_depth:g}, at most {args.adapt_images} images")
     print(f"checkpoint {checkpoint}; test subjects of {RECIPE.name}, rendered as each row says; "
-          f"test-time augmentation: {args.tta}; batch-norm adaptation: {adaptation}\n")
+          f"test-time augmentation: {args.tta}; class prior: {args.class_prior or 'none'}; "
+          f"batch-norm adaptation: {adaptation}\n")
     results = {}
     chosen = [(name, randomize) for name, randomize in rows() if args.rows is None or name in args.rows]
     for name, randomize in chosen + [(",".join(given), given) for given in args.render]:
         results[name] = probe(checkpoint, randomize, tta=args.tta, adapt_bn=args.adapt_bn,
-                              adapt_images=args.adapt_images, adapt_depth=args.adapt_depth)
+                              adapt_images=args.adapt_images, adapt_depth=args.adapt_depth,
+                              class_prior=args.class_prior)
         print(f"{name}: {100 * results[name]['accuracy']:.1f}% over {results[name]['images']} images", flush=True)
     print()
     print(report(results))

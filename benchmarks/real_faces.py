@@ -322,12 +322,14 @@ def report(result: dict) -> str:
 # --- command line -------------------------------------------------------------------------------------
 
 
-def load_predictor(checkpoint: str | None, detector, device: str | None, tta: str | None = None):
+def load_predictor(checkpoint: str | None, detector, device: str | None, tta: str | None = None,
+                   class_prior: str | None = None):
     """A Predictor, or ``(None, one-line error)`` when the checkpoint (or the bundled model) cannot load."""
     from phanet.inference import Predictor
 
     try:
-        return Predictor.from_checkpoint(checkpoint, device=device, detector=detector, tta=tta), None
+        return Predictor.from_checkpoint(checkpoint, device=device, detector=detector, tta=tta,
+                                         class_prior=class_prior), None
     except Exception as err:  # any failure to load is reported in one line, not a traceback
         if checkpoint is None:
             return None, f"no bundled model in this install; pass --checkpoint ({type(err).__name__}: {err})"
@@ -337,6 +339,7 @@ def load_predictor(checkpoint: str | None, detector, device: str | None, tta: st
 def main(argv: Sequence[str] | None = None) -> int:
     from phanet.commands.common import (
         add_adapt_bn_flags,
+        add_class_prior_flag,
         add_tta_flag,
         check_adapt_bn_flags,
         refuse_checkpoint_meta_as_output,
@@ -353,6 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="write all numbers to this JSON file")
     parser.add_argument("--peer", action="store_true", help="also run the fer package's FER(mtcnn=True), if installed")
     add_tta_flag(parser)
+    add_class_prior_flag(parser)
     add_adapt_bn_flags(parser, "photos measured")
     args = parser.parse_args(argv)
     refuse_checkpoint_meta_as_output(parser, args.json)
@@ -377,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     checkpoints = args.checkpoint or [None]
     predictors = []
     for checkpoint in checkpoints:
-        predictor, error = load_predictor(checkpoint, detector, device, args.tta)
+        predictor, error = load_predictor(checkpoint, detector, device, args.tta, args.class_prior)
         if error:
             print(error, file=sys.stderr)
             return 2
@@ -396,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ignored:
         print(f"ignored subfolders (not a label): {', '.join(ignored)}")
     print(f"device {device}, torch threads {torch.get_num_threads()}, detector MTCNN (most confident face per photo), "
-          f"test-time augmentation {args.tta}, batch-norm adaptation "
+          f"test-time augmentation {args.tta}, class prior {args.class_prior or 'none'}, batch-norm adaptation "
           + ("off" if args.adapt_bn is None else f"to the photos measured (prior {args.adapt_bn:g} images, depth "
                                              f"{args.adapt_depth:g})"))
 
@@ -409,6 +413,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             predictor.adapt_batch_norm(items, args.adapt_bn, args.adapt_images, args.adapt_depth)
         result = evaluate_checkpoint(predictor, photos, name=name)
         result["batch_norm_adaptation"] = predictor.adaptation
+        result["class_prior"] = (None if predictor.class_prior is None
+                                 else dict(zip(predictor.label_space.expressions, predictor.class_prior)))
         results.append(result)
         print()
         print(report(result))

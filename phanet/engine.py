@@ -912,6 +912,7 @@ def evaluate_checkpoint(
     adapt_bn: float | None = None,
     adapt_images: int | None = None,
     adapt_depth: float = 1.0,
+    class_prior: str | None = None,
 ) -> dict:
     """Evaluate a saved model on (part of) a dataset, mapping classes by name across datasets.
 
@@ -923,14 +924,17 @@ def evaluate_checkpoint(
     ``adapt_bn``: when given, the prior of test-time batch-norm adaptation on the evaluated images
     (unlabelled; up to ``adapt_images`` of them, evenly spaced; the first ``adapt_depth`` of the layers;
     :mod:`phanet.inference.adapt_bn`).
+    ``class_prior``: a deployment class prior the expression answers are reweighted by
+    (:mod:`phanet.inference.prior`); None: the model's own answers.
     """
     from phanet.checkpoint import load_checkpoint
     from phanet.data.protocols import cross_dataset_index
+    from phanet.inference.prior import with_class_prior
     from phanet.inference.tta import with_tta
 
     device = resolve_device(device)
     model, meta = load_checkpoint(checkpoint, device)
-    model = with_tta(model, tta)
+    model = with_class_prior(with_tta(model, tta), class_prior)
     if indices is not None:
         index = DatasetIndex([index.samples[i] for i in indices], index.label_space, index.problems,
                              index.default_protocol, index.name, index.crop)

@@ -79,6 +79,14 @@ def add_tta_flag(parser: argparse.ArgumentParser, unit: str = "face") -> None:
                         "image's; twice the model compute; default: none)")
 
 
+def add_class_prior_flag(parser: argparse.ArgumentParser) -> None:
+    """``--class-prior SPEC``: a deployment class prior for the expression answers (phanet.inference.prior)."""
+    parser.add_argument("--class-prior", default=None, metavar="SPEC",
+                        help="reweight the expression answers by how often each class occurs where the model is "
+                        "used: a preset (fer2013: FER2013's training classes) or NAME=SHARE,... (classes not named "
+                        "share the rest); off by default, since it trades rare classes' recall for common ones'")
+
+
 ADAPT_BN_PRIOR = 16.0  # = phanet.inference.adapt_bn.DEFAULT_PRIOR (that module imports torch)
 ADAPT_BN_IMAGES = 256  # = phanet.inference.adapt_bn.DEFAULT_MAX_IMAGES
 

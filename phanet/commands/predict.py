@@ -13,6 +13,7 @@ from collections import Counter
 
 from phanet.commands.common import (
     add_adapt_bn_flags,
+    add_class_prior_flag,
     add_threads_flag,
     add_tta_flag,
     apply_threads,
@@ -75,6 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="in videos, use every N-th frame (default: 1)")
     parser.add_argument("--batch-size", type=int, default=32, help="faces per model call (default: 32)")
     add_tta_flag(parser)
+    add_class_prior_flag(parser)
     add_adapt_bn_flags(parser, "inputs (photos or frames)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 if any input failed")
@@ -124,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             align_padding=args.align_padding,
             tta=args.tta,
+            class_prior=args.class_prior,
             **({} if args.no_detect else detector_options(args)),
         )
     except ImportError as err:
@@ -136,6 +139,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.adapt_bn is not None:
         adapt_to_inputs(predictor, files, total, args)
+    if predictor.class_prior is not None:
+        shares = ", ".join(f"{name} {share:.3f}" for name, share in zip(predictor.label_space.expressions,
+                                                                           predictor.class_prior))
+        print(f"phanet predict: expression answers reweighted by the class prior {args.class_prior} ({shares})",
+              file=sys.stderr)
 
     stream = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
     annotated = AnnotatedWriter(args.save_annotated, every=args.every) if args.save_annotated else None

@@ -115,6 +115,8 @@ class Predictor:
         default: the checkpoint's (``crop.padding``), else 0.1.
     tta: test-time augmentation, ``"none"`` or ``"flip"`` (the answer averaged over each face and its
         mirror image, twice the compute; :mod:`phanet.inference.tta`).
+    class_prior: None (default), or a deployment class prior that reweights the expression answers
+        (:mod:`phanet.inference.prior`: a preset name, ``NAME=SHARE,...`` or shares in the model's class order).
     """
 
     def __init__(
@@ -126,11 +128,15 @@ class Predictor:
         batch_size: int = 32,
         align_padding: float | None = None,
         tta: str | None = None,
+        class_prior: str | np.ndarray | None = None,
     ):
+        from phanet.inference.prior import with_class_prior
         from phanet.inference.tta import with_tta
 
         self.tta = tta or "none"
-        self.model = with_tta(model, self.tta).to(device).eval()
+        self.model = with_class_prior(with_tta(model, self.tta), class_prior).to(device).eval()
+        # the shares in use, in the model's class order (None: the model's own answer)
+        self.class_prior = None if class_prior is None else self.model.log_prior.exp().tolist()
         self.meta = meta
         self.detector = detector
         self.device = torch.device(device)
@@ -154,6 +160,7 @@ class Predictor:
         batch_size: int = 32,
         align_padding: float | None = None,
         tta: str | None = None,
+        class_prior: str | np.ndarray | None = None,
         **detector_kwargs,
     ) -> Predictor:
         """A predictor from a checkpoint; ``detector`` is a registered name, an instance, or None.
@@ -169,7 +176,8 @@ class Predictor:
         model, meta = load_checkpoint(path, device=device)
         if isinstance(detector, str):
             detector = create_detector(detector, device=device, **detector_kwargs)
-        return cls(model, meta, detector, device, batch_size=batch_size, align_padding=align_padding, tta=tta)
+        return cls(model, meta, detector, device, batch_size=batch_size, align_padding=align_padding, tta=tta,
+                   class_prior=class_prior)
 
     # --- public API -------------------------------------------------------------------------------
 

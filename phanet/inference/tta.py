@@ -15,12 +15,13 @@ import math
 import torch
 from torch import nn
 
+from phanet.inference.wrapped import WrappedModel
 from phanet.models.phanet import PhaNetOutput
 
 TTA_MODES = ("none", "flip")
 
 
-class FlipAveraged(nn.Module):
+class FlipAveraged(WrappedModel):
     """Wraps a registry model: the same forward, answered on ``x`` and ``x`` flipped, averaged.
 
     Returned logits are the logarithms of the averaged probabilities, so their softmax is the average
@@ -31,24 +32,10 @@ class FlipAveraged(nn.Module):
     """
 
     def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
+        super().__init__(model)
         mirror = model.label_space.mirror_pose_index() if model.label_space.poses else []
         self.pose_mirrorable = bool(mirror) and all(j >= 0 for j in mirror)
         self.register_buffer("pose_mirror", torch.tensor(mirror, dtype=torch.long), persistent=False)
-
-    # the attributes callers read from a registry model
-    @property
-    def label_space(self):
-        return self.model.label_space
-
-    @property
-    def data_config(self):
-        return self.model.data_config
-
-    @property
-    def num_scales(self) -> int:
-        return self.model.num_scales
 
     def forward(self, x: torch.Tensor, return_attention: bool = False) -> PhaNetOutput:
         n = x.shape[0]
