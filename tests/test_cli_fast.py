@@ -92,6 +92,15 @@ def test_threads_flag_is_parsed_on_the_commands_that_compute(argv):
 
 
 @pytest.mark.parametrize("argv", [
+    ["evaluate", "--checkpoint", "x", "--dataset", "kdef"], ["predict", "photo.jpg", "--checkpoint", "x"],
+])
+def test_class_prior_flag_is_taken_by_the_commands_that_answer_expressions_and_is_off_by_default(argv):
+    parser = build_parser()
+    assert parser.parse_args(argv).class_prior is None
+    assert parser.parse_args([*argv, "--class-prior", "fer2013"]).class_prior == "fer2013"
+
+
+@pytest.mark.parametrize("argv", [
     ["train", "--dataset", "no_such_dataset", "--root", "{tmp}"],
     ["cv", "--dataset", "no_such_dataset", "--root", "{tmp}"],
     ["evaluate", "--checkpoint", "{tmp}/missing", "--dataset", "no_such_dataset", "--root", "{tmp}"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from phanet.commands.common import (
     add_adapt_bn_flags,
+    add_class_prior_flag,
     add_threads_flag,
     add_tta_flag,
     apply_threads,
@@ -33,6 +34,7 @@ def register(subparsers) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=128)
     add_tta_flag(parser, "image")
+    add_class_prior_flag(parser)
     add_adapt_bn_flags(parser, "images evaluated")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", metavar="DIR", help="write metrics.json and plots here")
@@ -56,7 +58,8 @@ def run(args) -> int:
         indices = split[args.split]
     results = evaluate_checkpoint(args.checkpoint, index, indices, args.out, args.device, args.batch_size,
                                   args.workers, root=args.root, tta=args.tta, adapt_bn=args.adapt_bn,
-                                  adapt_images=args.adapt_images, adapt_depth=args.adapt_depth)
+                                  adapt_images=args.adapt_images, adapt_depth=args.adapt_depth,
+                                  class_prior=args.class_prior)
     if results.get("seen_in_training"):
         import sys
 
