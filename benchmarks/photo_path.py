@@ -35,10 +35,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads; see b
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from detail_robustness import RECIPE, test_index  # noqa: E402
 
+from phanet.crop import LANDMARK_NAMES as LANDMARKS  # noqa: E402  (numpy only, no torch)
+
 CANVAS = 288  # pixels of the wide render: a face of ~130 px, well above MTCNN's smallest
 CANVAS_PADDING = 0.6  # the crop template's padding on the wide canvas: the face spans 1 / 2.2 of it
 CROPS = ("native", "exact", "detector")
-from phanet.crop import LANDMARK_NAMES as LANDMARKS  # noqa: E402  (numpy only)
 
 
 def wide_render(image, canvas: int = CANVAS, padding: float = CANVAS_PADDING):
