@@ -24,7 +24,7 @@ from the other parts. A model trained on renders alone reads happiness, fear and
 mouth only (with it blurred, the bundled model's synthetic smiles are called neutral), while on real
 photos the mouth and the nose are what misleads it (``benchmarks/occlusion_cues.py``). (On the bundled
 recipe it cost 1-2 points on the renders with the detail switches, trained 5 or 7 epochs:
-docs/bundled_model_study.md, candidates 31-32 and 34-35.)
+docs/bundled_model_study.md, candidates 31-32 and 34-36.)
 """
 
 from __future__ import annotations
