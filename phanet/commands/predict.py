@@ -106,11 +106,33 @@ def adapt_to_inputs(predictor, files: list, total: int, args: argparse.Namespace
           f"inputs (prior {info['prior']:g} images, {info['layers']} of {info['of_layers']} layers)", file=sys.stderr)
 
 
+def load_predictor(args: argparse.Namespace):
+    """The checkpoint's (or the bundled model's) Predictor, configured by the command line."""
+    from phanet.inference.predictor import Predictor
+
+    return Predictor.from_checkpoint(
+        args.checkpoint,
+        device=args.device,
+        detector=None if args.no_detect else args.detector,
+        batch_size=args.batch_size,
+        align_padding=args.align_padding,
+        tta=args.tta,
+        class_prior=args.class_prior,
+        **({} if args.no_detect else detector_options(args)),
+    )
+
+
+def report_class_prior(predictor, spec: str) -> None:
+    """Say on stderr that the answers are reweighted, and by which shares (``--class-prior``)."""
+    shares = ", ".join(f"{name} {share:.3f}" for name, share in zip(predictor.label_space.expressions,
+                                                                       predictor.class_prior))
+    print(f"phanet predict: expression answers reweighted by the class prior {spec} ({shares})", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from phanet.inference.annotated import AnnotatedWriter
-    from phanet.inference.predictor import Predictor
     from phanet.inference.records import RecordWriter, result_record
     from phanet.inference.sources import count_inputs, expand_paths, iter_files
 
@@ -119,16 +141,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--every and --batch-size must be at least 1")
     check_adapt_bn_flags(args)
     try:
-        predictor = Predictor.from_checkpoint(
-            args.checkpoint,
-            device=args.device,
-            detector=None if args.no_detect else args.detector,
-            batch_size=args.batch_size,
-            align_padding=args.align_padding,
-            tta=args.tta,
-            class_prior=args.class_prior,
-            **({} if args.no_detect else detector_options(args)),
-        )
+        predictor = load_predictor(args)
     except ImportError as err:
         print(f"phanet predict: error: {err}", file=sys.stderr)
         return 1
@@ -140,10 +153,7 @@ def run(args: argparse.Namespace) -> int:
     if args.adapt_bn is not None:
         adapt_to_inputs(predictor, files, total, args)
     if predictor.class_prior is not None:
-        shares = ", ".join(f"{name} {share:.3f}" for name, share in zip(predictor.label_space.expressions,
-                                                                           predictor.class_prior))
-        print(f"phanet predict: expression answers reweighted by the class prior {args.class_prior} ({shares})",
-              file=sys.stderr)
+        report_class_prior(predictor, args.class_prior)
 
     stream = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
     annotated = AnnotatedWriter(args.save_annotated, every=args.every) if args.save_annotated else None
