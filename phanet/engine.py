@@ -962,7 +962,8 @@ def evaluate_checkpoint(
         results.pop("pose_accuracy", None)
     results.update({"model": meta["model"]["name"], "checkpoint": str(checkpoint), "dataset": index.name,
                     "dropped_classes": dropped, "evaluated_on": "evaluate", "seen_in_training": overlap,
-                    "crop_mismatch": mismatch, "tta": tta or "none", "batch_norm_adaptation": adaptation})
+                    "crop_mismatch": mismatch, "tta": tta or "none", "batch_norm_adaptation": adaptation,
+                    "class_prior": class_prior})
     if out_dir is not None:
         from phanet.report import write_run_report
 
