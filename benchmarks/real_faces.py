@@ -413,8 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             predictor.adapt_batch_norm(items, args.adapt_bn, args.adapt_images, args.adapt_depth)
         result = evaluate_checkpoint(predictor, photos, name=name)
         result["batch_norm_adaptation"] = predictor.adaptation
-        result["class_prior"] = (None if predictor.class_prior is None
-                                 else dict(zip(predictor.label_space.expressions, predictor.class_prior)))
+        result["class_prior"] = predictor.class_prior
         results.append(result)
         print()
         print(report(result))

@@ -83,9 +83,10 @@ def test_predictor_answers_with_the_prior_and_says_which(tiny_model, tmp_path):
     crops = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
     plain = Predictor.from_checkpoint(tmp_path / "m", device="cpu", detector=None)
     tilted = Predictor.from_checkpoint(tmp_path / "m", device="cpu", detector=None, class_prior="neutral=0.94")
-    assert plain.class_prior is None and tilted.class_prior[0] == pytest.approx(0.94)
+    assert plain.class_prior is None and tilted.class_prior["neutral"] == pytest.approx(0.94)
+    assert list(tilted.class_prior) == list(tilted.label_space.expressions)
     p, q = plain.classify(crops)["expression"], tilted.classify(crops)["expression"]
-    expected = p * np.array(tilted.class_prior)
+    expected = p * np.array(list(tilted.class_prior.values()))
     assert np.allclose(q, expected / expected.sum(1, keepdims=True), atol=1e-5)
     assert (q[:, 0] >= p[:, 0]).all()
 

@@ -124,8 +124,7 @@ def load_predictor(args: argparse.Namespace):
 
 def report_class_prior(predictor, spec: str) -> None:
     """Say on stderr that the answers are reweighted, and by which shares (``--class-prior``)."""
-    shares = ", ".join(f"{name} {share:.3f}" for name, share in zip(predictor.label_space.expressions,
-                                                                       predictor.class_prior))
+    shares = ", ".join(f"{name} {share:.3f}" for name, share in predictor.class_prior.items())
     print(f"phanet predict: expression answers reweighted by the class prior {spec} ({shares})", file=sys.stderr)
 
 

@@ -135,8 +135,6 @@ class Predictor:
 
         self.tta = tta or "none"
         self.model = with_class_prior(with_tta(model, self.tta), class_prior).to(device).eval()
-        # the shares in use, in the model's class order (None: the model's own answer)
-        self.class_prior = None if class_prior is None else self.model.log_prior.exp().tolist()
         self.meta = meta
         self.detector = detector
         self.device = torch.device(device)
@@ -178,6 +176,14 @@ class Predictor:
             detector = create_detector(detector, device=device, **detector_kwargs)
         return cls(model, meta, detector, device, batch_size=batch_size, align_padding=align_padding, tta=tta,
                    class_prior=class_prior)
+
+    @property
+    def class_prior(self) -> dict[str, float] | None:
+        """The class prior the expression answers are reweighted by, as ``{class: share}``; None when off."""
+        log_prior = getattr(self.model, "log_prior", None)
+        if log_prior is None:
+            return None
+        return dict(zip(self.label_space.expressions, log_prior.exp().tolist()))
 
     # --- public API -------------------------------------------------------------------------------
 
