@@ -10,6 +10,9 @@ again on a wider canvas (the camera pulled back: same face, expression, pose, li
 - **exact**: cut from the wide render with the renderer's own landmarks (the same similarity warp as photos
   get, so this row shows what resampling alone costs);
 - **detector**: cut with the landmarks MTCNN finds on the wide render (the photo path, as ``Predictor`` runs it);
+- **realigned**: the detector's crop, then for a face answered as turned 45 degrees or more cut again with the
+  checkpoint's profile correction (``phanet.inference.realign``; what ``phanet predict`` does by default; the same
+  as **detector** for a checkpoint without a table);
 
 and classified, beside the native renders (the training crops). Per yaw (pitched poses with their yaw):
 faces found, MTCNN's landmark error (mean distance from the exact landmarks, in eye-to-mouth distances: that
@@ -36,21 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from detail_robustness import RECIPE, test_index  # noqa: E402
 
 from phanet.crop import LANDMARK_NAMES as LANDMARKS  # noqa: E402  (numpy only, no torch)
+from phanet.inference.realign import CANVAS, CANVAS_PADDING  # noqa: E402  (numpy only)
 
-CANVAS = 288  # pixels of the wide render: a face of ~130 px, well above MTCNN's smallest
-CANVAS_PADDING = 0.6  # the crop template's padding on the wide canvas: the face spans 1 / 2.2 of it
-CROPS = ("native", "exact", "detector")
-
-
-def wide_render(image, canvas: int = CANVAS, padding: float = CANVAS_PADDING):
-    """``(image [canvas, canvas, 3], landmarks [5, 2])``: the face rendered with the camera pulled back."""
-    import dataclasses
-
-    from phanet.synth.render import render_capture
-
-    settings = dataclasses.replace(image.render, size=canvas, align_padding=padding)
-    return render_capture(image.seed, image.subject, image.expression, image.yaw, image.pitch, settings,
-                          variant=image.variant, return_landmarks=True)
+CROPS = ("native", "exact", "detector", "realigned")
 
 
 def eye_mouth_distance(landmarks):
@@ -63,35 +54,41 @@ def eye_mouth_distance(landmarks):
 def measure(predictor, samples, canvas: int = CANVAS, padding: float = CANVAS_PADDING, chunk: int = 32,
             progress: bool = True) -> dict:
     """Per sample: label, yaw, pitch, found, landmark offsets (``[5, 2]`` in eye-to-mouth distances, or None)
-    and the predicted class on each of :data:`CROPS` (None for ``detector`` when no face was found)."""
+    and the predicted class on each of :data:`CROPS` (None for ``detector`` and ``realigned`` when no face was
+    found)."""
     import numpy as np
     from tqdm import tqdm
 
     from phanet.inference.align import align_face
+    from phanet.inference.realign import wide_capture
 
     size = predictor.input_size
     rows = []
     for start in tqdm(range(0, len(samples), chunk), desc="render, detect, classify", disable=not progress):
         part = samples[start : start + chunk]
         natives = [sample.image() for sample in part]
-        wide = [wide_render(sample.image, canvas, padding) for sample in part]
-        found = predictor.detector.detect_batch([image for image, _ in wide])
+        wide = [wide_capture(sample.image, canvas, padding) for sample in part]
+        images = [image for image, _ in wide]
+        located = [faces[:1] for faces in predictor.locate_faces(images)]  # the most confident; a render holds one
         exact = [align_face(image, size, landmarks, None, predictor.align_padding, predictor.align_fit)[0]
                  for image, landmarks in wide]
-        detected = [align_face(image, size, faces[0].landmarks, None, predictor.align_padding,
-                               predictor.align_fit)[0]
-                    for (image, _), faces in zip(wide, found) if faces]
+        detected = [faces[0].crop for faces in located if faces]
         answers = {name: predictor.classify(np.stack(crops))["expression"].argmax(1) if crops else []
-                   for name, crops in (("native", natives), ("exact", exact), ("detector", detected))}
+                   for name, crops in (("native", natives), ("exact", exact))}
+        outputs = predictor.classify(np.stack(detected)) if detected else {}
+        answers["detector"] = outputs["expression"].argmax(1) if detected else []
+        if predictor.realignment is not None and "pose" in outputs:
+            outputs = {name: values.copy() for name, values in outputs.items()}
+            predictor.realign_faces(images, located, outputs)
+        answers["realigned"] = outputs["expression"].argmax(1) if detected else []
         k = 0
-        for i, (sample, (_, landmarks), faces) in enumerate(zip(part, wide, found)):
+        for i, (sample, (_, landmarks), faces) in enumerate(zip(part, wide, located)):
             row = {"expression": sample.expression, "yaw": float(sample.yaw), "pitch": float(sample.pitch),
                    "found": bool(faces), "native": int(answers["native"][i]), "exact": int(answers["exact"][i]),
-                   "detector": None, "offsets": None}
+                   "detector": None, "realigned": None, "offsets": None}
             if faces:
-                # the most confident face; a render holds one
                 row["offsets"] = ((faces[0].landmarks - landmarks) / eye_mouth_distance(landmarks)).tolist()
-                row["detector"] = int(answers["detector"][k])
+                row["detector"], row["realigned"] = int(answers["detector"][k]), int(answers["realigned"][k])
                 k += 1
             rows.append(row)
     return {"rows": rows}
@@ -141,13 +138,14 @@ def report(summary: dict) -> str:
         return "" if value is None else f"{100 * value:.1f}"
 
     lines = ["| abs(yaw) | images | faces found | landmark error (eye-to-mouth) | native | exact | detector "
-             "| on found faces: native / exact / detector |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| realigned | on found faces: native / exact / detector / realigned |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, entry in summary["by_yaw"].items():
         error = "" if entry["landmark_error"] is None else f"{entry['landmark_error']:.3f}"
         lines.append(f"| {name} | {entry['images']} | {entry['found']} | {error} | {pct(entry['native'])} | "
-                     f"{pct(entry['exact'])} | {pct(entry['detector'])} | {pct(entry['native_on_found'])} / "
-                     f"{pct(entry['exact_on_found'])} / {pct(entry['detector_on_found'])} |")
+                     f"{pct(entry['exact'])} | {pct(entry['detector'])} | {pct(entry['realigned'])} | "
+                     f"{pct(entry['native_on_found'])} / {pct(entry['exact_on_found'])} / "
+                     f"{pct(entry['detector_on_found'])} / {pct(entry['realigned_on_found'])} |")
     bias = summary["frontal_bias"]
     if bias:
         lines.append(f"\nfrontal faces ({bias['images']}): MTCNN minus exact landmark, mean (sd), in eye-to-mouth "
@@ -200,12 +198,14 @@ def main(argv: list[str] | None = None) -> int:
         samples = [sample for sample in samples if sample.yaw == 0 and sample.pitch == 0]
     print(f"checkpoint {args.checkpoint or 'bundled'} (crop fit {predictor.align_fit}, padding "
           f"{predictor.align_padding:g}); {len(samples)} test renders of {RECIPE.name} ({','.join(randomize)}), "
-          f"{args.poses} poses; wide canvas {args.canvas} px, padding {args.canvas_padding:g}; detector MTCNN\n")
+          f"{args.poses} poses; wide canvas {args.canvas} px, padding {args.canvas_padding:g}; detector MTCNN; "
+          f"profile re-alignment table: {'yes' if predictor.realignment else 'none'}\n")
     measured = measure(predictor, samples, args.canvas, args.canvas_padding, progress=not args.no_progress)
     summary = summarise(measured["rows"], index.label_space.expressions)
     print(report(summary))
     print("\n(accuracy in %: native = the training crop; exact = cut from the wide render with the renderer's "
-          "landmarks; detector = cut with MTCNN's, a missed face counting as wrong)")
+          "landmarks; detector = cut with MTCNN's, a missed face counting as wrong; realigned = the detector's crop, "
+          "turned faces cut again with the checkpoint's correction, as phanet predict does)")
     if args.json:
         args.json.write_text(json.dumps({"checkpoint": str(args.checkpoint or "bundled"), "canvas": args.canvas,
                                          "canvas_padding": args.canvas_padding, **summary, **measured}, indent=1))

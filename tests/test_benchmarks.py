@@ -600,8 +600,9 @@ def test_photo_path_summary_counts_missed_faces_as_wrong_and_reports_the_frontal
     def row(yaw, expression, native, exact, detector, offset=None):
         found = detector is not None
         offsets = [[offset, 0.0]] * 5 if found else None
+        realigned = expression if found and yaw else detector  # the turned faces' second crops are right
         return {"expression": expression, "yaw": yaw, "pitch": 0.0, "found": found, "native": native,
-                "exact": exact, "detector": detector, "offsets": offsets}
+                "exact": exact, "detector": detector, "realigned": realigned, "offsets": offsets}
 
     rows = [row(0.0, 0, 0, 0, 0, 0.1), row(0.0, 1, 1, 1, 2, -0.1), row(-90.0, 1, 1, 1, None),
             row(90.0, 2, 2, 0, 2, 0.3)]
@@ -618,7 +619,9 @@ def test_photo_path_summary_counts_missed_faces_as_wrong_and_reports_the_frontal
     assert summary["frontal_bias"]["images"] == 2
     assert summary["frontal_bias"]["mean"]["nose"] == [0.0, 0.0] and summary["frontal_bias"]["sd"]["nose"][0] == 0.1
     assert summary["right_on_native_wrong_on_detector"] == {"happy -> sad": 1}
-    assert "| 90 | 2 | 1 | 0.300 | 100.0 | 50.0 | 50.0 | 100.0 / 0.0 / 100.0 |" in photo_path.report(summary)
+    assert by_yaw["0"]["realigned"] == 0.5 and by_yaw["90"]["realigned"] == 0.5
+    row_90 = "| 90 | 2 | 1 | 0.300 | 100.0 | 50.0 | 50.0 | 50.0 | 100.0 / 0.0 / 100.0 / 100.0 |"
+    assert row_90 in photo_path.report(summary)
 
 
 def test_photo_path_finds_frontal_renders_with_the_renderers_landmarks(tmp_path, capsys, one_torch_thread):

@@ -72,6 +72,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--align-padding", type=float, default=None,
                         help="crop margin around the landmark template, as a fraction of the crop side "
                         "(default: the checkpoint's, else 0.1)")
+    parser.add_argument("--no-realign", action="store_true",
+                        help="keep the detector's crop of turned faces; by default a face answered as turned "
+                        "45 degrees or more is cut again with the checkpoint's correction for that pose, where "
+                        "its JSON has one (the bundled model's: measured on renders; python -m "
+                        "phanet.inference.realign --help)")
     parser.add_argument("--every", type=int, default=1, metavar="N",
                         help="in videos, use every N-th frame (default: 1)")
     parser.add_argument("--batch-size", type=int, default=32, help="faces per model call (default: 32)")
@@ -118,6 +123,7 @@ def load_predictor(args: argparse.Namespace):
         align_padding=args.align_padding,
         tta=args.tta,
         class_prior=args.class_prior,
+        realign=not args.no_realign,
         **({} if args.no_detect else detector_options(args)),
     )
 

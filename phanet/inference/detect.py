@@ -126,6 +126,7 @@ def register_detector(name: str) -> Callable[[Callable[..., FaceDetector]], Call
         if name in _DETECTORS:
             raise ValueError(f"detector {name!r} is already registered")
         _DETECTORS[name] = builder
+        builder.registered_name = name  # instances of a registered class know which detector they are
         return builder
 
     return add

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from phanet.crop import fit_from_meta, padding_from_meta
 from phanet.data.base import LabelSpace
-from phanet.inference.align import align_face
+from phanet.inference.align import align_face, warp_to_crop
 from phanet.inference.detect import DetectedFace, FaceDetector, create_detector
 from phanet.inference.sources import InputItem, evenly_spaced, to_rgb_array
 from phanet.models.contract import ModelDataConfig, normalise
@@ -47,6 +47,8 @@ class FacePrediction:
     matrix: ``[2, 3]`` similarity mapping image pixels to crop pixels.
     attention: ``[size, size]`` float in [0, 1], the scale-weighted attention over the crop, when asked.
     crop: the ``[size, size, 3]`` uint8 crop the model saw, when attention was asked.
+    realigned: whether the face was cut again with the checkpoint's profile correction
+        (:mod:`phanet.inference.realign`) and these answers are the second crop's.
     """
 
     box: tuple[float, float, float, float]
@@ -62,6 +64,7 @@ class FacePrediction:
     matrix: np.ndarray | None = field(default=None, repr=False)
     attention: np.ndarray | None = field(default=None, repr=False)
     crop: np.ndarray | None = field(default=None, repr=False)
+    realigned: bool = False
 
     def to_json(self) -> dict:
         """The face's entry in a ``phanet predict`` record."""
@@ -74,6 +77,7 @@ class FacePrediction:
             "yaw": self.yaw,
             "pose_probabilities": self.pose_probabilities,
             "scale_weights": self.scale_weights,
+            "realigned": self.realigned,
         }
 
 
@@ -86,6 +90,7 @@ class LocatedFace:
     landmarks: np.ndarray | None
     crop: np.ndarray
     matrix: np.ndarray
+    realigned: bool = False
 
 
 @dataclass
@@ -117,6 +122,8 @@ class Predictor:
         mirror image, twice the compute; :mod:`phanet.inference.tta`).
     class_prior: None (default), or a deployment class prior that reweights the expression answers
         (:mod:`phanet.inference.prior`: a preset name, ``NAME=SHARE,...`` or shares in the model's class order).
+    realign: cut turned faces again with the checkpoint's profile correction, where its JSON has one
+        (:mod:`phanet.inference.realign`; default True). ``realignment`` holds the table in use, or None.
     """
 
     def __init__(
@@ -129,6 +136,7 @@ class Predictor:
         align_padding: float | None = None,
         tta: str | None = None,
         class_prior: str | np.ndarray | None = None,
+        realign: bool = True,
     ):
         from phanet.inference.prior import with_class_prior
         from phanet.inference.tta import with_tta
@@ -148,6 +156,7 @@ class Predictor:
         self.align_fit = fit_from_meta(meta)  # the crops must be fitted as the training crops were
         self.num_scales = model.num_scales
         self.adaptation: dict | None = None  # set by adapt_batch_norm
+        self.realignment = self._realignment(meta, detector) if realign else None
 
     @classmethod
     def from_checkpoint(
@@ -159,6 +168,7 @@ class Predictor:
         align_padding: float | None = None,
         tta: str | None = None,
         class_prior: str | np.ndarray | None = None,
+        realign: bool = True,
         **detector_kwargs,
     ) -> Predictor:
         """A predictor from a checkpoint; ``detector`` is a registered name, an instance, or None.
@@ -175,7 +185,7 @@ class Predictor:
         if isinstance(detector, str):
             detector = create_detector(detector, device=device, **detector_kwargs)
         return cls(model, meta, detector, device, batch_size=batch_size, align_padding=align_padding, tta=tta,
-                   class_prior=class_prior)
+                   class_prior=class_prior, realign=realign)
 
     @property
     def class_prior(self) -> dict[str, float] | None:
@@ -197,6 +207,8 @@ class Predictor:
         located = self.locate_faces(arrays)
         crops = [face.crop for faces in located for face in faces]
         outputs = self.classify(np.stack(crops) if crops else None, return_attention)
+        if self.realignment is not None and "pose" in outputs:
+            self.realign_faces(arrays, located, outputs, return_attention)
         results, k = [], 0
         for faces in located:
             predictions = []
@@ -306,6 +318,47 @@ class Predictor:
         x = batch.to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
         return normalise(x, self.data_config.mean, self.data_config.std)
 
+    def realign_faces(self, images: Sequence[np.ndarray], located: list[list[LocatedFace]], outputs: dict,
+                      return_attention: bool = False) -> int:
+        """Cut again, with the checkpoint's correction for their answered pose bin, the faces whose first
+        answer is a turned pose (:mod:`phanet.inference.realign`), and replace their answers in ``outputs``
+        (:meth:`classify`'s, for the faces of ``located`` in order) by those on the new crops. Returns how
+        many faces were cut again."""
+        poses = self.label_space.poses
+        redo: list[tuple[int, LocatedFace]] = []
+        k = 0
+        for image, faces in zip(images, located):
+            for face in faces:
+                pose = poses[int(outputs["pose"][k].argmax())].name
+                correction = self.realignment.matrix(pose, self.input_size)
+                if correction is not None and face.landmarks is not None:  # never a --no-detect whole image
+                    face.matrix = (correction @ np.vstack([face.matrix, [0.0, 0.0, 1.0]]))[:2]
+                    face.crop = warp_to_crop(image, face.matrix, self.input_size)
+                    face.realigned = True
+                    redo.append((k, face))
+                k += 1
+        if redo:
+            again = self.classify(np.stack([face.crop for _, face in redo]), return_attention)
+            for j, (k, _) in enumerate(redo):
+                for name, values in again.items():
+                    outputs[name][k] = values[j]
+        return len(redo)
+
+    @staticmethod
+    def _realignment(meta: dict, detector: FaceDetector | None):
+        """The checkpoint's profile correction if it was measured for this detector, else None."""
+        from phanet.inference.realign import Realignment
+
+        table = Realignment.from_meta(meta)
+        if table is None or detector is None:
+            return None
+        name = getattr(detector, "registered_name", type(detector).__name__)
+        if table.detector != name:
+            log.warning("profile re-alignment off: the checkpoint's table was measured for the %s detector, "
+                        "not for %s", table.detector, name)
+            return None
+        return table
+
     def _aligned(self, image: np.ndarray, face: DetectedFace) -> LocatedFace:
         crop, matrix = align_face(image, self.input_size, face.landmarks, face.box, self.align_padding, self.align_fit)
         return LocatedFace(tuple(float(v) for v in face.box), face.score, face.landmarks, crop, matrix)
@@ -330,6 +383,7 @@ class Predictor:
             probabilities={name: round(float(p), 6) for name, p in zip(names, probs)},
             landmarks=face.landmarks,
             matrix=face.matrix,
+            realigned=face.realigned,
         )
         if "pose" in outputs:
             pose_probs = outputs["pose"][k]
