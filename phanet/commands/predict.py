@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     stream = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
     annotated = AnnotatedWriter(args.save_annotated, every=args.every) if args.save_annotated else None
     counts: Counter[str] = Counter()
-    faces = 0
+    faces = realigned = 0
     failures: list[str] = []
     try:
         writer = RecordWriter(stream, args.format, predictor.label_space, predictor.num_scales)
@@ -179,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
                 writer.write(result_record(result))
                 counts[result.status] += 1
                 faces += len(result.faces)
+                realigned += sum(face.realigned for face in result.faces)
                 where = result.item.file if result.item.frame is None else f"{result.item.file}#{result.item.frame}"
                 if result.error is not None:
                     failures.append(f"{where}: {result.error}")
@@ -196,7 +197,8 @@ def run(args: argparse.Namespace) -> int:
 
     done = sum(counts.values())
     print(
-        f"phanet predict: {done} inputs: {counts['ok']} with faces ({faces} faces), "
+        f"phanet predict: {done} inputs: {counts['ok']} with faces ({faces} faces"
+        f"{f', {realigned} of them turned and cut again' if realigned else ''}), "
         f"{counts['no_face']} without a face, {counts['error']} failed",
         file=sys.stderr,
     )
