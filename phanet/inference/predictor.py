@@ -324,6 +324,8 @@ class Predictor:
         answer is a turned pose (:mod:`phanet.inference.realign`), and replace their answers in ``outputs``
         (:meth:`classify`'s, for the faces of ``located`` in order) by those on the new crops. Returns how
         many faces were cut again."""
+        from phanet.inference.realign import homogeneous
+
         poses = self.label_space.poses
         redo: list[tuple[int, LocatedFace]] = []
         k = 0
@@ -332,7 +334,7 @@ class Predictor:
                 pose = poses[int(outputs["pose"][k].argmax())].name
                 correction = self.realignment.matrix(pose, self.input_size)
                 if correction is not None and face.landmarks is not None:  # never a --no-detect whole image
-                    face.matrix = (correction @ np.vstack([face.matrix, [0.0, 0.0, 1.0]]))[:2]
+                    face.matrix = (correction @ homogeneous(face.matrix))[:2]
                     face.crop = warp_to_crop(image, face.matrix, self.input_size)
                     face.realigned = True
                     redo.append((k, face))

@@ -4,9 +4,9 @@ A model trained on synthetic faces learnt from crops aligned with the renderer's
 predict`` cuts its crops with a detector's. For frontal faces the two agree within ~2 px (MTCNN's landmarks
 are 0.06 eye-to-mouth distances from the exact ones, and accuracy is the same), but as a face turns MTCNN
 places its five points elsewhere, and always in the same direction: at yaw 60 degrees the crop it gives is
-turned 5-12 degrees and 4-10 % larger than the training crop, at 90 degrees 20 degrees (``python -m
-phanet.inference.realign CKPT`` prints the table). The bundled model, right on 93 % of exact crops at 60
-degrees, is right on 87 % of the detector's there (``benchmarks/photo_path.py``).
+turned 1-7 degrees and scaled by 0.95-1.11 against the training crop (by pitch), at 90 degrees turned 16 degrees and
+scaled by 0.83 (``python -m phanet.inference.realign CKPT`` prints the table). The bundled model, right on
+93 % of exact crops at 60 degrees, is right on 87 % of the detector's there (``benchmarks/photo_path.py``).
 
 The fix is measured, not guessed. On the *training* identities of the checkpoint's own synthetic recipe,
 each turned face is rendered on a wider canvas (as a photo shows it), the detector runs on it, and the
@@ -40,6 +40,11 @@ CANVAS = 288  # pixels of the wide render a detector runs on: a face of ~130 px
 CANVAS_PADDING = 0.6  # the crop template's padding on the wide canvas: the face spans 1 / 2.2 of it
 
 
+def homogeneous(matrix: np.ndarray) -> np.ndarray:
+    """A ``[2, 3]`` affine matrix as ``[3, 3]``, so that matrices compose by ``@``."""
+    return np.vstack([matrix, [0.0, 0.0, 1.0]])
+
+
 @dataclass(frozen=True)
 class Correction:
     """A similarity of the crop about its centre: ``scale``, ``angle`` (degrees, image axes: x right, y down,
@@ -66,9 +71,8 @@ class Correction:
     @classmethod
     def between(cls, detected: np.ndarray, exact: np.ndarray, size: int, padding: float, fit: str) -> Correction:
         """The correction that carries the crop of landmarks ``detected`` onto the crop of ``exact``."""
-        to_3x3 = lambda m: np.vstack([m, [0.0, 0.0, 1.0]])  # noqa: E731
-        relative = to_3x3(alignment_matrix(exact, size, padding, fit)) @ np.linalg.inv(
-            to_3x3(alignment_matrix(detected, size, padding, fit)))
+        relative = homogeneous(alignment_matrix(exact, size, padding, fit)) @ np.linalg.inv(
+            homogeneous(alignment_matrix(detected, size, padding, fit)))
         a, b = relative[0, 0], relative[1, 0]
         centre = size / 2.0
         moved = relative[:2, :2] @ np.array([centre, centre]) + relative[:2, 2] - centre
@@ -187,7 +191,8 @@ def measure_realignment(meta: dict, detector, detector_name: str = "mtcnn", subj
             for sample, pose, mirror in tqdm(samples, desc="render and detect", disable=not progress))
     size, padding, fit = int(meta["input_size"]), padding_from_meta(meta), fit_from_meta(meta)
     corrections, counts, missed = measure_corrections(wide, detector, size, padding, fit)
-    measured_on = {"training_identities": subjects, "faces": len(samples), "missed": missed,
+    identities = len({sample.subject for sample, _, _ in samples})  # fewer than asked if the recipe has fewer
+    measured_on = {"training_identities": identities, "faces": len(samples), "missed": missed,
                    "canvas": CANVAS, "canvas_padding": CANVAS_PADDING}
     return Realignment(detector_name, corrections, counts, measured_on)
 
