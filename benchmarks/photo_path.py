@@ -19,6 +19,10 @@ faces found, MTCNN's landmark error (mean distance from the exact landmarks, in 
 distance barely changes with yaw, unlike the distance between the eyes), and accuracy on the three crops. For the
 frontal faces also each landmark's mean signed offset (x right, y down), the systematic part.
 
+With ``--face-free N`` it also counts the faces MTCNN reports on N face-free images (the renderer's cluttered
+backdrops, no head), with its first pass alone and with the second, looser pass it runs where the first finds no
+face: the false alarms the second pass could add.
+
 No real photo is involved.
 
     python benchmarks/photo_path.py                                   # the bundled model
@@ -85,13 +89,43 @@ def measure(predictor, samples, canvas: int = CANVAS, padding: float = CANVAS_PA
         for i, (sample, (_, landmarks), faces) in enumerate(zip(part, wide, located)):
             row = {"expression": sample.expression, "yaw": float(sample.yaw), "pitch": float(sample.pitch),
                    "found": bool(faces), "native": int(answers["native"][i]), "exact": int(answers["exact"][i]),
-                   "detector": None, "realigned": None, "offsets": None}
+                   "detector": None, "realigned": None, "offsets": None, "retried": False}
             if faces:
+                row["retried"] = bool(faces[0].retried)
                 row["offsets"] = ((faces[0].landmarks - landmarks) / eye_mouth_distance(landmarks)).tolist()
                 row["detector"], row["realigned"] = int(answers["detector"][k]), int(answers["realigned"][k])
                 k += 1
             rows.append(row)
     return {"rows": rows}
+
+
+def face_free_alarms(count: int, canvas: int = CANVAS, progress: bool = True) -> dict:
+    """Images among ``count`` face-free cluttered backdrops in which MTCNN reports a face, by its first pass
+    alone and with its second pass, the scores of the faces the two passes report, and the seconds each spent
+    (on a face-free image the second pass always runs: its cost, measured side by side)."""
+    import time
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from phanet.inference.detect import create_detector
+    from phanet.synth.render import background, sample_scene
+
+    first, both = (create_detector("mtcnn", device="cpu", **options) for options in ({"retry_thresholds": None}, {}))
+    alarms = {"images": count, "first_pass": 0, "both_passes": 0, "scores": [], "seconds_first": 0.0,
+              "seconds_both": 0.0}
+    for i in tqdm(range(count), desc="face-free backdrops", disable=not progress):
+        scene = sample_scene(0, 100_000 + i, i % 7, 0, clutter=True)  # identities far beyond any recipe's
+        image = (np.clip(background(scene, canvas), 0, 1) * 255).round().astype(np.uint8)
+        start = time.perf_counter()
+        alarms["first_pass"] += bool(first.detect(image))
+        middle = time.perf_counter()
+        faces = both.detect(image)
+        alarms["seconds_first"] += middle - start
+        alarms["seconds_both"] += time.perf_counter() - middle
+        alarms["both_passes"] += bool(faces)
+        alarms["scores"] += [round(face.score, 3) for face in faces]
+    return alarms
 
 
 def summarise(rows: list[dict], names) -> dict:
@@ -106,7 +140,7 @@ def summarise(rows: list[dict], names) -> dict:
     for name, members in [*ordered, ("all", rows)]:
         found = [row for row in members if row["found"]]
         errors = [np.linalg.norm(np.array(row["offsets"]), axis=1).mean() for row in found]
-        entry = {"images": len(members), "found": len(found),
+        entry = {"images": len(members), "found": len(found), "retried": sum(row["retried"] for row in found),
                  "landmark_error": float(np.mean(errors)) if errors else None}
         for crop in CROPS:
             # accuracy over every image; a face the detector misses counts as wrong, as in real_faces.py
@@ -137,13 +171,14 @@ def report(summary: dict) -> str:
     def pct(value):
         return "" if value is None else f"{100 * value:.1f}"
 
-    lines = ["| abs(yaw) | images | faces found | landmark error (eye-to-mouth) | native | exact | detector "
+    lines = ["| abs(yaw) | images | faces found (retried) | landmark error (eye-to-mouth) | native | exact | detector "
              "| realigned | on found faces: native / exact / detector / realigned |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name, entry in summary["by_yaw"].items():
         error = "" if entry["landmark_error"] is None else f"{entry['landmark_error']:.3f}"
-        lines.append(f"| {name} | {entry['images']} | {entry['found']} | {error} | {pct(entry['native'])} | "
-                     f"{pct(entry['exact'])} | {pct(entry['detector'])} | {pct(entry['realigned'])} | "
+        lines.append(f"| {name} | {entry['images']} | {entry['found']} ({entry['retried']}) | {error} | "
+                     f"{pct(entry['native'])} | {pct(entry['exact'])} | {pct(entry['detector'])} | "
+                     f"{pct(entry['realigned'])} | "
                      f"{pct(entry['native_on_found'])} / {pct(entry['exact_on_found'])} / "
                      f"{pct(entry['detector_on_found'])} / {pct(entry['realigned_on_found'])} |")
     bias = summary["frontal_bias"]
@@ -171,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--canvas-padding", type=float, default=CANVAS_PADDING,
                         help=f"the crop template's padding on the wide canvas (default {CANVAS_PADDING:g}: the "
                              "face spans 1 / (1 + 2 x padding) of it)")
+    parser.add_argument("--no-retry", action="store_true",
+                        help="MTCNN's first pass only, without the second, looser one on images where it found no face")
+    parser.add_argument("--face-free", type=int, default=0, metavar="N",
+                        help="also count MTCNN's false alarms on N face-free cluttered backdrops (first pass, both)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--json", type=Path, help="write every number here")
@@ -190,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    predictor = Predictor.from_checkpoint(args.checkpoint, device="cpu")
+    predictor = Predictor.from_checkpoint(args.checkpoint, device="cpu",
+                                          **({"retry_thresholds": None} if args.no_retry else {}))
     randomize = list(load_config(RECIPE).data.options["randomize"])
     index, test = test_index(randomize, subjects=args.subjects)
     samples = [index.samples[i] for i in test]
@@ -198,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         samples = [sample for sample in samples if sample.yaw == 0 and sample.pitch == 0]
     print(f"checkpoint {args.checkpoint or 'bundled'} (crop fit {predictor.align_fit}, padding "
           f"{predictor.align_padding:g}); {len(samples)} test renders of {RECIPE.name} ({','.join(randomize)}), "
-          f"{args.poses} poses; wide canvas {args.canvas} px, padding {args.canvas_padding:g}; detector MTCNN; "
+          f"{args.poses} poses; wide canvas {args.canvas} px, padding {args.canvas_padding:g}; detector MTCNN "
+          f"({'first pass only' if args.no_retry else 'with the retry pass where the first finds no face'}); "
           f"profile re-alignment table: {'yes' if predictor.realignment else 'none'}\n")
     measured = measure(predictor, samples, args.canvas, args.canvas_padding, progress=not args.no_progress)
     summary = summarise(measured["rows"], index.label_space.expressions)
@@ -206,9 +247,18 @@ def main(argv: list[str] | None = None) -> int:
     print("\n(accuracy in %: native = the training crop; exact = cut from the wide render with the renderer's "
           "landmarks; detector = cut with MTCNN's, a missed face counting as wrong; realigned = the detector's crop, "
           "turned faces cut again with the checkpoint's correction, as phanet predict does)")
+    alarms = None
+    if args.face_free:
+        alarms = face_free_alarms(args.face_free, args.canvas, progress=not args.no_progress)
+        print(f"\nface-free cluttered backdrops ({alarms['images']}, {args.canvas} px): a face reported on "
+              f"{alarms['first_pass']} by MTCNN's first pass alone, on {alarms['both_passes']} with its second pass"
+              f"{'; scores ' + ', '.join(map(str, alarms['scores'])) if alarms['scores'] else ''}; detection time "
+              f"with the second pass {alarms['seconds_both'] / max(alarms['seconds_first'], 1e-9):.2f}x the first "
+              "pass's alone")
     if args.json:
         args.json.write_text(json.dumps({"checkpoint": str(args.checkpoint or "bundled"), "canvas": args.canvas,
-                                         "canvas_padding": args.canvas_padding, **summary, **measured}, indent=1))
+                                         "canvas_padding": args.canvas_padding, "face_free": alarms, **summary,
+                                         **measured}, indent=1))
         print(f"\nwrote {args.json}")
     return 0
 

@@ -602,7 +602,8 @@ def test_photo_path_summary_counts_missed_faces_as_wrong_and_reports_the_frontal
         offsets = [[offset, 0.0]] * 5 if found else None
         realigned = expression if found and yaw else detector  # the turned faces' second crops are right
         return {"expression": expression, "yaw": yaw, "pitch": 0.0, "found": found, "native": native,
-                "exact": exact, "detector": detector, "realigned": realigned, "offsets": offsets}
+                "exact": exact, "detector": detector, "realigned": realigned, "offsets": offsets,
+                "retried": found and abs(yaw) == 90}
 
     rows = [row(0.0, 0, 0, 0, 0, 0.1), row(0.0, 1, 1, 1, 2, -0.1), row(-90.0, 1, 1, 1, None),
             row(90.0, 2, 2, 0, 2, 0.3)]
@@ -620,8 +621,15 @@ def test_photo_path_summary_counts_missed_faces_as_wrong_and_reports_the_frontal
     assert summary["frontal_bias"]["mean"]["nose"] == [0.0, 0.0] and summary["frontal_bias"]["sd"]["nose"][0] == 0.1
     assert summary["right_on_native_wrong_on_detector"] == {"happy -> sad": 1}
     assert by_yaw["0"]["realigned"] == 0.5 and by_yaw["90"]["realigned"] == 0.5
-    row_90 = "| 90 | 2 | 1 | 0.300 | 100.0 | 50.0 | 50.0 | 50.0 | 100.0 / 0.0 / 100.0 / 100.0 |"
+    assert by_yaw["90"]["retried"] == 1 and by_yaw["0"]["retried"] == 0
+    row_90 = "| 90 | 2 | 1 (1) | 0.300 | 100.0 | 50.0 | 50.0 | 50.0 | 100.0 / 0.0 / 100.0 / 100.0 |"
     assert row_90 in photo_path.report(summary)
+
+
+def test_photo_path_counts_no_false_alarm_on_face_free_backdrops(one_torch_thread):
+    alarms = photo_path.face_free_alarms(3, canvas=160, progress=False)
+    assert alarms["images"] == 3 and alarms["first_pass"] == alarms["both_passes"] == 0 and alarms["scores"] == []
+    assert alarms["seconds_both"] > 0 and alarms["seconds_first"] > 0
 
 
 def test_photo_path_finds_frontal_renders_with_the_renderers_landmarks(tmp_path, capsys, one_torch_thread):

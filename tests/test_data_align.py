@@ -234,7 +234,7 @@ def test_prepare_align_prints_the_counts_and_training_records_the_crop(tmp_path,
     out = capsys.readouterr().out
     assert "aligned 108 by detection, 4 by the pose median, 28 by a centred square" in out
     assert "cache of 140 kdef aligned face crops (padding 0.1) (16x16)" in out
-    assert created == [("mtcnn", {"device": "cpu"})]
+    assert created == [("mtcnn", {"device": "cpu", "retry_thresholds": None})]  # the first pass only
     assert main(args + ["--padding", "0.2"]) == 1
     assert "--padding applies to aligned crops only" in capsys.readouterr().err
 

@@ -148,6 +148,60 @@ def test_huge_images_are_detected_on_a_downscaled_copy_and_mapped_back():
     np.testing.assert_allclose(faces[0].box, [500, 750, 1500, 2250], rtol=0.01)
 
 
+class RetryingDetector(FaceDetector):
+    """A fake backend whose first pass finds a confident face only in wide images, and whose second pass
+    finds one everywhere at score 0.8 (at a different place, so the two can be told apart)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.retried_shapes: list[tuple[int, ...]] = []
+
+    def detect_scaled(self, images):
+        return [[DetectedFace(np.array([0.0, 0.0, 10.0, 10.0]), 0.95 if image.shape[1] > image.shape[0] else 0.85)]
+                for image in images]
+
+    def detect_scaled_again(self, images):
+        self.retried_shapes.extend(image.shape for image in images)
+        return [[DetectedFace(np.array([20.0, 20.0, 40.0, 40.0]), 0.8, np.full((5, 2), 30.0)),
+                 DetectedFace(np.array([0.0, 0.0, 5.0, 5.0]), 0.6)] for _ in images]
+
+
+def test_the_second_pass_runs_only_on_images_without_a_face_and_its_faces_are_marked():
+    wide, tall, huge_tall = (np.zeros(shape, np.uint8) for shape in [(100, 200, 3), (200, 100, 3), (2000, 1000, 3)])
+    detector = RetryingDetector(max_side=1000, min_score=0.9, retry_min_score=0.7)
+    found = detector.detect_batch([wide, tall, huge_tall])
+    assert detector.retried_shapes == [(200, 100, 3), (1000, 500, 3)], "the second pass sees only the images missed"
+    assert [len(faces) for faces in found] == [1, 1, 1], "faces under retry_min_score are dropped"
+    assert not found[0][0].retried and found[0][0].score == 0.95
+    assert found[1][0].retried and found[1][0].score == 0.8
+    np.testing.assert_allclose(found[1][0].box, [20, 20, 40, 40])
+    np.testing.assert_allclose(found[2][0].box, [40, 40, 80, 80])  # mapped back from the downscaled copy
+    np.testing.assert_allclose(found[2][0].landmarks, np.full((5, 2), 60.0))
+
+    off = RetryingDetector(min_score=0.9)  # retry_min_score None: no second pass
+    assert off.detect_batch([wide, tall])[1] == [] and off.retried_shapes == []
+    with pytest.raises(ValueError, match="retry_min_score"):
+        RetryingDetector(retry_min_score=1.5)
+
+
+def test_mtcnn_retry_finds_a_turned_face_its_first_pass_misses():
+    """A synthetic face 75 degrees from the side (a training identity of the bundled recipe) on a 288-px canvas:
+    the first pass finds nothing, the looser second pass finds it where its landmarks are."""
+    from phanet.inference.realign import CANVAS, CANVAS_PADDING
+    from phanet.synth.render import RenderSettings, render_capture
+
+    randomize = ("age", "blends", "brows", "clutter", "glasses", "lips", "shading", "skin", "subtle", "teeth")
+    settings = RenderSettings(CANVAS, True, CANVAS_PADDING, "lsq5", randomize)
+    image, landmarks = render_capture(7, 0, 0, 75.0, 0.0, settings, return_landmarks=True)
+    assert create_detector("mtcnn", device="cpu", retry_thresholds=None).detect(image) == []
+    (face,) = create_detector("mtcnn", device="cpu").detect(image)
+    assert face.retried and face.score >= 0.7
+    x0, y0, x1, y1 = face.box
+    assert x0 < landmarks[:, 0].mean() < x1 and y0 < landmarks[:, 1].mean() < y1
+    with pytest.raises(ValueError, match="retry_thresholds"):
+        create_detector("mtcnn", device="cpu", retry_thresholds=(0.5, 0.5))
+
+
 def test_detectors_register_by_name_and_unknown_names_fail_clearly():
     assert "mtcnn" in list_detectors()
     register_detector("recording-test")(RecordingDetector)

@@ -192,3 +192,25 @@ def test_the_measuring_command_writes_a_table_for_the_turned_bins_of_a_synthetic
     assert table.measured_on["faces"] == 4 * 7  # four turned poses, seven expressions
     assert sum(table.counts.values()) == 2 * (28 - table.measured_on["missed"])  # each face also as its mirror
     assert "wrote the table" in capsys.readouterr().out
+
+
+class SecondPassDetector(ShiftedDetector):
+    """Misses every face in its first pass and finds it in its second (as MTCNN does many profiles)."""
+
+    def __init__(self):
+        super().__init__(FACE, similarity(0.0, 1.0, (0.0, 0.0)), missing=True)
+        self.retry_min_score = 0.5
+
+    def detect_scaled_again(self, images):
+        self.missing = False
+        try:
+            return self.detect_scaled(images)
+        finally:
+            self.missing = True
+
+
+def test_faces_of_the_detectors_second_pass_are_marked_and_realigned_like_any_other(checkpoint):
+    (face,) = predictor_for(checkpoint, SecondPassDetector()).predict(IMAGE)
+    (first,) = predictor_for(checkpoint, EXACT_DETECTOR).predict(IMAGE)
+    assert face.retried and face.to_json()["retried"] is True and not first.retried
+    assert face.realigned and face.probabilities == first.probabilities

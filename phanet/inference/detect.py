@@ -8,7 +8,8 @@ The base class owns what every backend needs: detection runs on a copy downscale
 ``max_side`` pixels (a 6000-pixel photo costs no more than a 1280-pixel one, and MTCNN's image
 pyramid on huge inputs is slow and memory hungry), results are mapped back to full-resolution
 coordinates, and faces under ``min_score`` are dropped. A backend implements only
-:meth:`FaceDetector.detect_scaled`.
+:meth:`FaceDetector.detect_scaled`, and :meth:`FaceDetector.detect_scaled_again` where it has a second, more
+permissive pass for the images in which the first found no face (MTCNN does: it misses many turned faces).
 
 Backends register by name (``register_detector``) and are built with :func:`create_detector`. The
 default, ``mtcnn``, is facenet-pytorch's MTCNN (Zhang et al., 2016) whose weights ship inside the
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -33,16 +34,19 @@ class DetectedFace:
     score: detector confidence in [0, 1].
     landmarks: ``[5, 2]`` float ``(x, y)`` of left eye, right eye, nose, left and right mouth corner
         (left/right as seen in the image), or None for backends without landmarks.
+    retried: found by the backend's second, more permissive pass (:meth:`FaceDetector.detect_scaled_again`),
+        on an image where the first pass found no face; its score was judged against ``retry_min_score``.
     """
 
     box: np.ndarray
     score: float
     landmarks: np.ndarray | None = None
+    retried: bool = False
 
     def scaled(self, factor: float) -> DetectedFace:
         """The same face with coordinates multiplied by ``factor``."""
         landmarks = None if self.landmarks is None else self.landmarks * factor
-        return DetectedFace(self.box * factor, self.score, landmarks)
+        return replace(self, box=self.box * factor, landmarks=landmarks)
 
 
 def check_rgb_uint8(image: np.ndarray) -> np.ndarray:
@@ -70,13 +74,19 @@ class FaceDetector(ABC):
 
     max_side: detection runs on a copy whose longest side is at most this many pixels.
     min_score: faces with a lower confidence are dropped.
+    retry_min_score: faces of the second pass (:meth:`detect_scaled_again`, run on the images in which the
+        first kept no face) with a lower confidence are dropped; None: no second pass.
     """
 
-    def __init__(self, max_side: int = 1280, min_score: float = 0.9):
+    def __init__(self, max_side: int = 1280, min_score: float = 0.9, retry_min_score: float | None = None):
         if max_side < 32:
             raise ValueError(f"max_side={max_side} is too small to find faces (use at least 32)")
+        for name, value in (("min_score", min_score), ("retry_min_score", retry_min_score)):
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name}={value}: expected a detector confidence in [0, 1]")
         self.max_side = int(max_side)
         self.min_score = float(min_score)
+        self.retry_min_score = None if retry_min_score is None else float(retry_min_score)
 
     def detection_factor(self, shape: tuple[int, ...]) -> float:
         """Scale (at most 1) of the copy of an image of ``shape`` that detection runs on."""
@@ -86,6 +96,11 @@ class FaceDetector(ABC):
     def detect_scaled(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:
         """Faces in each of ``images`` (``[H, W, 3]`` uint8, already downscaled), unfiltered."""
 
+    def detect_scaled_again(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]] | None:
+        """A second, more permissive pass over images in which the first kept no face, unfiltered;
+        None (the default) where the backend has none."""
+        return None
+
     def detect(self, image: np.ndarray) -> list[DetectedFace]:
         """Faces in one ``[H, W, 3]`` uint8 RGB image, most confident first."""
         return self.detect_batch([image])[0]
@@ -94,22 +109,32 @@ class FaceDetector(ABC):
         """Faces in each image; images may differ in size."""
         if not images:
             return []
-        small, factors = zip(*(resize_by(image, self.detection_factor(image.shape))
-                               for image in map(check_rgb_uint8, images)))
-        results = []
-        for image, faces, factor in zip(images, self.detect_scaled(list(small)), factors):
-            h, w = image.shape[:2]
-            kept = []
-            for face in faces:
-                if face.score < self.min_score:
-                    continue
-                face = face.scaled(1.0 / factor) if factor != 1.0 else face
-                box = np.clip(face.box, 0, [w, h, w, h]).astype(np.float64)
-                if box[2] - box[0] < 1 or box[3] - box[1] < 1:
-                    continue
-                kept.append(DetectedFace(box, face.score, face.landmarks))
-            results.append(sorted(kept, key=lambda f: -f.score))
+        images = [check_rgb_uint8(image) for image in images]
+        small, factors = zip(*(resize_by(image, self.detection_factor(image.shape)) for image in images))
+        results = [self._kept(image, faces, factor, self.min_score)
+                   for image, faces, factor in zip(images, self.detect_scaled(list(small)), factors)]
+        missed = [i for i, faces in enumerate(results) if not faces]
+        if missed and self.retry_min_score is not None:
+            again = self.detect_scaled_again([small[i] for i in missed])
+            for i, faces in zip(missed, again or ()):
+                kept = self._kept(images[i], faces, factors[i], self.retry_min_score)
+                results[i] = [replace(face, retried=True) for face in kept]
         return results
+
+    @staticmethod
+    def _kept(image: np.ndarray, faces: list[DetectedFace], factor: float, min_score: float) -> list[DetectedFace]:
+        """The faces from ``min_score`` up, mapped back to ``image``'s pixels, clipped to it, most confident first."""
+        h, w = image.shape[:2]
+        kept = []
+        for face in faces:
+            if face.score < min_score:
+                continue
+            face = face.scaled(1.0 / factor) if factor != 1.0 else face
+            box = np.clip(face.box, 0, [w, h, w, h]).astype(np.float64)
+            if box[2] - box[0] < 1 or box[3] - box[1] < 1:
+                continue
+            kept.append(replace(face, box=box))
+        return sorted(kept, key=lambda f: -f.score)
 
 
 _DETECTORS: dict[str, Callable[..., FaceDetector]] = {}
@@ -153,6 +178,14 @@ def list_detectors() -> list[str]:
 MIN_FACE_FRACTION = 1 / 12
 MIN_FACE_PX = 20
 
+# MTCNN misses many turned faces: of the bundled recipe's unseen test identities rendered 60 / 75 / 90 degrees
+# from the side it finds 81 / 62 / 32%. Where its first pass keeps no face, a second one with these P-, R- and
+# O-net thresholds, keeping faces from RETRY_MIN_SCORE, finds 90 / 76 / 50%, and none on 200 face-free backdrops;
+# images with a face found never pay for it, those without pay about twice the detection time. Chosen on training
+# identities, judged on the test ones: benchmarks/results/photo_path_retry.txt (benchmarks/photo_path.py).
+RETRY_THRESHOLDS = (0.4, 0.5, 0.5)
+RETRY_MIN_SCORE = 0.7
+
 
 @register_detector("mtcnn")
 class MTCNNDetector(FaceDetector):
@@ -163,6 +196,8 @@ class MTCNNDetector(FaceDetector):
         (default) derives it from each image: faces from :data:`MIN_FACE_FRACTION` of its shorter side
         up, searched on a copy in which that size is MTCNN's usual :data:`MIN_FACE_PX` pixels.
     thresholds: MTCNN's three stage thresholds (P-, R-, O-net).
+    retry_thresholds: the thresholds of the second pass on images in which the first kept no face; None: no
+        second pass. Its faces are kept from ``retry_min_score`` (:class:`FaceDetector`).
     """
 
     def __init__(
@@ -172,8 +207,11 @@ class MTCNNDetector(FaceDetector):
         min_score: float = 0.9,
         min_face_size: int | None = None,
         thresholds: Sequence[float] = (0.6, 0.7, 0.7),
+        retry_thresholds: Sequence[float] | None = RETRY_THRESHOLDS,
+        retry_min_score: float = RETRY_MIN_SCORE,
     ):
-        super().__init__(max_side=max_side, min_score=min_score)
+        super().__init__(max_side=max_side, min_score=min_score,
+                         retry_min_score=None if retry_thresholds is None else retry_min_score)
         try:
             from facenet_pytorch import MTCNN
         except ImportError as err:
@@ -184,8 +222,13 @@ class MTCNNDetector(FaceDetector):
         if min_face_size is not None and min_face_size < 12:
             raise ValueError(f"min_face_size={min_face_size}: MTCNN needs at least 12 pixels")
         self.min_face_size = None if min_face_size is None else int(min_face_size)
+        for name, values in (("thresholds", thresholds), ("retry_thresholds", retry_thresholds)):
+            if values is not None and (len(values) != 3 or not all(0.0 <= v <= 1.0 for v in values)):
+                raise ValueError(f"{name}={tuple(values)}: expected three stage thresholds in [0, 1] (P-, R-, O-net)")
+        self.thresholds = [float(v) for v in thresholds]
+        self.retry_thresholds = None if retry_thresholds is None else [float(v) for v in retry_thresholds]
         self.mtcnn = MTCNN(
-            keep_all=True, device=device, min_face_size=self.min_face_size or MIN_FACE_PX, thresholds=list(thresholds)
+            keep_all=True, device=device, min_face_size=self.min_face_size or MIN_FACE_PX, thresholds=self.thresholds
         )
         # NHWC weights: oneDNN's channels-last max-pooling and convolutions made MTCNN 1.3-1.5x faster on CPU
         # (max_pool2d led the NCHW profile), same faces and landmarks (benchmarks/predict_speed.py
@@ -206,6 +249,12 @@ class MTCNNDetector(FaceDetector):
         return max(MIN_FACE_PX, round(min(shape[:2]) * MIN_FACE_FRACTION))
 
     def detect_scaled(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:
+        return self._detect(images, self.thresholds)
+
+    def detect_scaled_again(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]] | None:
+        return None if self.retry_thresholds is None else self._detect(images, self.retry_thresholds)
+
+    def _detect(self, images: Sequence[np.ndarray], thresholds: list[float]) -> list[list[DetectedFace]]:
         # MTCNN batches images of equal size in one pass (video frames); others go one by one.
         # Images smaller than the smallest face have no pyramid level (MTCNN itself would raise).
         results: list[list[DetectedFace]] = [[] for _ in images]
@@ -213,6 +262,7 @@ class MTCNNDetector(FaceDetector):
         for i, image in enumerate(images):
             if min(image.shape[:2]) >= self.smallest_face(image.shape):
                 by_shape.setdefault(image.shape, []).append(i)
+        self.mtcnn.thresholds = thresholds  # facenet-pytorch reads them at each call
         for shape, indices in by_shape.items():
             batch = np.stack([images[i] for i in indices])
             # MTCNN's image pyramid starts at 12 / min_face_size: a larger smallest face means

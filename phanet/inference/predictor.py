@@ -49,6 +49,8 @@ class FacePrediction:
     crop: the ``[size, size, 3]`` uint8 crop the model saw, when attention was asked.
     realigned: whether the face was cut again with the checkpoint's profile correction
         (:mod:`phanet.inference.realign`) and these answers are the second crop's.
+    retried: whether the detector found the face in its second, more permissive pass, on an image where the
+        first found none (:attr:`~phanet.inference.detect.DetectedFace.retried`; a less certain face).
     """
 
     box: tuple[float, float, float, float]
@@ -65,6 +67,7 @@ class FacePrediction:
     attention: np.ndarray | None = field(default=None, repr=False)
     crop: np.ndarray | None = field(default=None, repr=False)
     realigned: bool = False
+    retried: bool = False
 
     def to_json(self) -> dict:
         """The face's entry in a ``phanet predict`` record."""
@@ -78,6 +81,7 @@ class FacePrediction:
             "pose_probabilities": self.pose_probabilities,
             "scale_weights": self.scale_weights,
             "realigned": self.realigned,
+            "retried": self.retried,
         }
 
 
@@ -91,6 +95,7 @@ class LocatedFace:
     crop: np.ndarray
     matrix: np.ndarray
     realigned: bool = False
+    retried: bool = False
 
 
 @dataclass
@@ -363,7 +368,8 @@ class Predictor:
 
     def _aligned(self, image: np.ndarray, face: DetectedFace) -> LocatedFace:
         crop, matrix = align_face(image, self.input_size, face.landmarks, face.box, self.align_padding, self.align_fit)
-        return LocatedFace(tuple(float(v) for v in face.box), face.score, face.landmarks, crop, matrix)
+        return LocatedFace(tuple(float(v) for v in face.box), face.score, face.landmarks, crop, matrix,
+                           retried=face.retried)
 
     def _whole_image(self, image: np.ndarray) -> LocatedFace:
         """``--no-detect``: the whole image is the face, resized (not cropped) to the model's input."""
@@ -386,6 +392,7 @@ class Predictor:
             landmarks=face.landmarks,
             matrix=face.matrix,
             realigned=face.realigned,
+            retried=face.retried,
         )
         if "pose" in outputs:
             pose_probs = outputs["pose"][k]

@@ -218,6 +218,11 @@ def main(argv: list[str] | None = None) -> int:
                                            "synthetic faces ('bundled': the model shipped with phanet)")
     parser.add_argument("--subjects", type=int, default=8, help="training identities rendered (default 8)")
     parser.add_argument("--detector", default="mtcnn", help="face detector backend (default: mtcnn)")
+    parser.add_argument("--no-retry", action="store_true",
+                        help="mtcnn: measure on the faces of the detector's first pass only, without its second, "
+                        "looser one on images where the first finds none (phanet predict runs both by default; "
+                        "the bundled model's table was measured before the second pass existed, with this flag's "
+                        "detector)")
     parser.add_argument("--write", action="store_true", help="store the table in the checkpoint's JSON")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--no-progress", action="store_true")
@@ -235,12 +240,13 @@ def main(argv: list[str] | None = None) -> int:
     path = bundled_checkpoint() if args.checkpoint == "bundled" else args.checkpoint
     meta = read_meta(path)
     try:
-        table = measure_realignment(meta, create_detector(args.detector, device="cpu"), args.detector,
+        options = {"retry_thresholds": None} if args.no_retry and args.detector == "mtcnn" else {}
+        table = measure_realignment(meta, create_detector(args.detector, device="cpu", **options), args.detector,
                                     args.subjects, progress=not args.no_progress)
     except ValueError as err:
         parser.error(str(err))
     table.measured_on["command"] = (f"python -m phanet.inference.realign {args.checkpoint} --subjects {args.subjects} "
-                                    f"--detector {args.detector} --write")
+                                    f"--detector {args.detector}{' --no-retry' if args.no_retry else ''} --write")
     print(report(table))
     if args.write:
         meta_path = checkpoint_paths(path)[1]

@@ -33,7 +33,7 @@ def csv_columns(label_space: LabelSpace, num_scales: int) -> list[str]:
     """Header of the CSV output: file/face fields, then one column per class, pose bin and scale."""
     return (
         ["file", "frame", "status", "error", "face", "x0", "y0", "x1", "y1", "score", "expression",
-         "expression_probability", "pose", "yaw", "pose_probability", "realigned"]
+         "expression_probability", "pose", "yaw", "pose_probability", "realigned", "retried"]
         + [f"p_{name}" for name in label_space.expressions]
         + [f"pose_p_{pose.name}" for pose in label_space.poses]
         + [f"scale_weight_{i}" for i in range(num_scales)]
@@ -48,7 +48,7 @@ def csv_rows(record: dict) -> list[dict]:
     rows = []
     for index, face in enumerate(record["faces"]):
         row = dict(base, face=index, score=face["score"], expression=face["expression"], pose=face["pose"],
-                   yaw=face["yaw"], realigned=face["realigned"])
+                   yaw=face["yaw"], realigned=face["realigned"], retried=face["retried"])
         row.update(zip(("x0", "y0", "x1", "y1"), face["box"]))
         row["expression_probability"] = face["probabilities"][face["expression"]]
         row.update({f"p_{name}": p for name, p in face["probabilities"].items()})
