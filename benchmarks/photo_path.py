@@ -20,8 +20,8 @@ distance barely changes with yaw, unlike the distance between the eyes), and acc
 frontal faces also each landmark's mean signed offset (x right, y down), the systematic part.
 
 With ``--face-free N`` it also counts the faces MTCNN reports on N face-free images (the renderer's cluttered
-backdrops, no head), with its first pass alone and with the second, looser pass it runs where the first finds no
-face: the false alarms the second pass could add.
+backdrops, no head), with its first pass alone and with the later, looser passes it runs where the first finds no
+face (``phanet.inference.detect``): the false alarms those could add.
 
 No real photo is involved.
 
@@ -101,8 +101,8 @@ def measure(predictor, samples, canvas: int = CANVAS, padding: float = CANVAS_PA
 
 def face_free_alarms(count: int, canvas: int = CANVAS, progress: bool = True) -> dict:
     """Images among ``count`` face-free cluttered backdrops in which MTCNN reports a face, by its first pass
-    alone and with its second pass, the scores of the faces the two passes report, and the seconds each spent
-    (on a face-free image the second pass always runs: its cost, measured side by side)."""
+    alone and with its later passes, the scores of the faces they report, and the seconds each detector spent
+    (on a face-free image every later pass runs: their cost, measured side by side)."""
     import time
 
     import numpy as np
@@ -208,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
                              "face spans 1 / (1 + 2 x padding) of it)")
     parser.add_argument("--no-retry", action="store_true",
                         help="MTCNN's first pass only, without the second, looser one on images where it found no face")
+    parser.add_argument("--no-stretch", action="store_true",
+                        help="the second pass on the image as it is only, not again on a copy stretched horizontally "
+                        "where it finds no face either")
     parser.add_argument("--face-free", type=int, default=0, metavar="N",
                         help="also count MTCNN's false alarms on N face-free cluttered backdrops (first pass, both)")
     parser.add_argument("--threads", type=int, default=None)
@@ -229,8 +232,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    predictor = Predictor.from_checkpoint(args.checkpoint, device="cpu",
-                                          **({"retry_thresholds": None} if args.no_retry else {}))
+    options = {"retry_thresholds": None} if args.no_retry else {"retry_stretch": None} if args.no_stretch else {}
+    predictor = Predictor.from_checkpoint(args.checkpoint, device="cpu", **options)
     randomize = list(load_config(RECIPE).data.options["randomize"])
     index, test = test_index(randomize, subjects=args.subjects)
     samples = [index.samples[i] for i in test]
@@ -239,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"checkpoint {args.checkpoint or 'bundled'} (crop fit {predictor.align_fit}, padding "
           f"{predictor.align_padding:g}); {len(samples)} test renders of {RECIPE.name} ({','.join(randomize)}), "
           f"{args.poses} poses; wide canvas {args.canvas} px, padding {args.canvas_padding:g}; detector MTCNN "
-          f"({'first pass only' if args.no_retry else 'with the retry pass where the first finds no face'}); "
+          f"({'first pass only' if args.no_retry else 'with the looser second pass where the first finds no face'}"
+          f"{'' if args.no_retry or args.no_stretch else ', and it on a 1.3x wider copy where it finds none'}); "
           f"profile re-alignment table: {'yes' if predictor.realignment else 'none'}\n")
     measured = measure(predictor, samples, args.canvas, args.canvas_padding, progress=not args.no_progress)
     summary = summarise(measured["rows"], index.label_space.expressions)
@@ -251,9 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.face_free:
         alarms = face_free_alarms(args.face_free, args.canvas, progress=not args.no_progress)
         print(f"\nface-free cluttered backdrops ({alarms['images']}, {args.canvas} px): a face reported on "
-              f"{alarms['first_pass']} by MTCNN's first pass alone, on {alarms['both_passes']} with its second pass"
+              f"{alarms['first_pass']} by MTCNN's first pass alone, on {alarms['both_passes']} with its later passes"
               f"{'; scores ' + ', '.join(map(str, alarms['scores'])) if alarms['scores'] else ''}; detection time "
-              f"with the second pass {alarms['seconds_both'] / max(alarms['seconds_first'], 1e-9):.2f}x the first "
+              f"with the later passes {alarms['seconds_both'] / max(alarms['seconds_first'], 1e-9):.2f}x the first "
               "pass's alone")
     if args.json:
         args.json.write_text(json.dumps({"checkpoint": str(args.checkpoint or "bundled"), "canvas": args.canvas,

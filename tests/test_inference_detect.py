@@ -184,22 +184,49 @@ def test_the_second_pass_runs_only_on_images_without_a_face_and_its_faces_are_ma
         RetryingDetector(retry_min_score=1.5)
 
 
-def test_mtcnn_retry_finds_a_turned_face_its_first_pass_misses():
-    """A synthetic face 75 degrees from the side (a training identity of the bundled recipe) on a 288-px canvas:
-    the first pass finds nothing, the looser second pass finds it where its landmarks are."""
+def turned_render(subject: int, yaw: float):
+    """A synthetic face of a training identity of the bundled recipe, turned ``yaw`` degrees, on a 288-px canvas
+    (as benchmarks/photo_path.py draws them), and its five exact landmarks."""
     from phanet.inference.realign import CANVAS, CANVAS_PADDING
     from phanet.synth.render import RenderSettings, render_capture
 
     randomize = ("age", "blends", "brows", "clutter", "glasses", "lips", "shading", "skin", "subtle", "teeth")
     settings = RenderSettings(CANVAS, True, CANVAS_PADDING, "lsq5", randomize)
-    image, landmarks = render_capture(7, 0, 0, 75.0, 0.0, settings, return_landmarks=True)
-    assert create_detector("mtcnn", device="cpu", retry_thresholds=None).detect(image) == []
-    (face,) = create_detector("mtcnn", device="cpu").detect(image)
+    return render_capture(7, subject, 0, yaw, 0.0, settings, return_landmarks=True)
+
+
+def assert_found_where_its_landmarks_are(face, landmarks):
     assert face.retried and face.score >= 0.7
     x0, y0, x1, y1 = face.box
     assert x0 < landmarks[:, 0].mean() < x1 and y0 < landmarks[:, 1].mean() < y1
+
+
+def test_mtcnn_retry_finds_a_turned_face_its_first_pass_misses():
+    """At 75 degrees: the first pass finds nothing, the looser second pass finds the face."""
+    image, landmarks = turned_render(0, 75.0)
+    assert create_detector("mtcnn", device="cpu", retry_thresholds=None).detect(image) == []
+    (face,) = create_detector("mtcnn", device="cpu", retry_stretch=None).detect(image)
+    assert_found_where_its_landmarks_are(face, landmarks)
     with pytest.raises(ValueError, match="retry_thresholds"):
         create_detector("mtcnn", device="cpu", retry_thresholds=(0.5, 0.5))
+
+
+def test_mtcnn_finds_a_profile_on_a_stretched_copy_where_both_passes_miss_it():
+    """At 90 degrees (another identity): neither pass finds the face; on a copy 1.3x wider the second does."""
+    image, landmarks = turned_render(1, 90.0)
+    assert create_detector("mtcnn", device="cpu", retry_stretch=None).detect(image) == []
+    (face,) = create_detector("mtcnn", device="cpu").detect(image)
+    assert_found_where_its_landmarks_are(face, landmarks)
+    with pytest.raises(ValueError, match="retry_stretch"):
+        create_detector("mtcnn", device="cpu", retry_stretch=0.8)
+
+
+def test_a_face_found_on_a_stretched_copy_maps_back_to_the_original():
+    face = DetectedFace(np.array([13.0, 4.0, 26.0, 10.0]), 0.9, np.array([[13.0, 5.0]] * 5), retried=True)
+    back = face.narrowed(1.3)
+    np.testing.assert_allclose(back.box, [10, 4, 20, 10])
+    np.testing.assert_allclose(back.landmarks, [[10, 5]] * 5)
+    assert back.retried and back.score == 0.9
 
 
 def test_detectors_register_by_name_and_unknown_names_fail_clearly():

@@ -237,8 +237,8 @@ def _default_detector():
     from phanet.inference.detect import create_detector
 
     # MTCNN's first pass only: where it finds no face, the pose-median fallback places studio profiles from the
-    # landmarks of the same pose's detected faces, which the looser second pass of `phanet predict` (judged on
-    # the photo path only, benchmarks/results/photo_path_retry.txt) was not measured against.
+    # landmarks of the same pose's detected faces, which the looser later passes of `phanet predict` (judged on
+    # the photo path only, benchmarks/results/photo_path_retry.txt) were not measured against.
     return create_detector("mtcnn", device="cpu", retry_thresholds=None)
 
 

@@ -219,10 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subjects", type=int, default=8, help="training identities rendered (default 8)")
     parser.add_argument("--detector", default="mtcnn", help="face detector backend (default: mtcnn)")
     parser.add_argument("--no-retry", action="store_true",
-                        help="mtcnn: measure on the faces of the detector's first pass only, without its second, "
-                        "looser one on images where the first finds none (phanet predict runs both by default; "
-                        "the bundled model's table was measured before the second pass existed, with this flag's "
-                        "detector)")
+                        help="mtcnn: measure on the faces of the detector's first pass only, without its later, "
+                        "looser ones on images where the first finds none (phanet predict runs them by default; "
+                        "the bundled model's table was measured before they existed, with this flag's detector)")
     parser.add_argument("--write", action="store_true", help="store the table in the checkpoint's JSON")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--no-progress", action="store_true")
