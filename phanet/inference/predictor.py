@@ -337,7 +337,7 @@ class Predictor:
         for image, faces in zip(images, located):
             for face in faces:
                 pose = poses[int(outputs["pose"][k].argmax())].name
-                correction = self.realignment.matrix(pose, self.input_size, face.retried)
+                correction = self.realignment.matrix(pose, self.input_size)
                 if correction is not None and face.landmarks is not None:  # never a --no-detect whole image
                     face.matrix = (correction @ homogeneous(face.matrix))[:2]
                     face.crop = warp_to_crop(image, face.matrix, self.input_size)

@@ -14,12 +14,9 @@ similarity that carries the detector's crop onto the exact one is recorded, per 
 pooled with its mirror image (a horizontal flip maps yaw to -yaw). Stored in the checkpoint's JSON
 (``"realign"``), it is used by :class:`~phanet.inference.Predictor`: a face that the model's first answer
 puts in a bin of the table (``|yaw|`` of at least :data:`MIN_YAW` degrees) is cut again with that bin's
-correction and classified again; every other face is classified once, as before.
-
-The detector's later, looser passes (:mod:`phanet.inference.detect`: faces marked ``retried``, found where its
-first pass found none) place their points otherwise again, so their faces get corrections of their own, measured
-the same way on the retried faces of the training renders, in the bins with at least :data:`MIN_RETRIED_FACES` of
-them; in the other bins a retried face takes the first table's correction.
+correction and classified again; every other face is classified once, as before. The table is measured on the
+faces of MTCNN's first pass; those its later, looser passes find (``retried``) take the same corrections, which
+suit them less (a table of their own suited them no better: ``benchmarks/results/realign_retried_table.txt``).
 
 What it is not: a correction for models whose training crops were cut with a detector's landmarks
 themselves (real datasets prepared with ``phanet data prepare``): those need none, and the measuring
@@ -41,7 +38,6 @@ import numpy as np
 from phanet.crop import alignment_matrix
 
 MIN_YAW = 45.0  # bins turned less than this keep the detector's crop: below it the two crops agree
-MIN_RETRIED_FACES = 10  # a bin's correction for retried faces needs this many (mirror images included)
 CANVAS = 288  # pixels of the wide render a detector runs on: a face of ~130 px
 CANVAS_PADDING = 0.6  # the crop template's padding on the wide canvas: the face spans 1 / 2.2 of it
 
@@ -92,47 +88,35 @@ class Correction:
 
 @dataclass(frozen=True)
 class Realignment:
-    """Per pose bin (name), the :class:`Correction` of a detector's crops, and how it was measured.
-
-    ``corrections`` are for the faces of the detector's first pass, ``retried`` for those of its later passes
-    (:attr:`~phanet.inference.detect.DetectedFace.retried`), in the bins measured with enough of them.
-    """
+    """Per pose bin (name), the :class:`Correction` of a detector's crops, and how it was measured."""
 
     detector: str
     corrections: dict[str, Correction]
     counts: dict[str, int] = field(default_factory=dict)  # faces measured per bin, mirror images included
     measured_on: dict = field(default_factory=dict)
-    retried: dict[str, Correction] = field(default_factory=dict)
-    retried_counts: dict[str, int] = field(default_factory=dict)
 
-    def matrix(self, pose: str, size: int, retried: bool = False) -> np.ndarray | None:
-        """``[3, 3]`` correction for faces answered as ``pose`` (found by a later pass, if ``retried``), or None
-        for bins that keep their crop."""
-        correction = (self.retried.get(pose) if retried else None) or self.corrections.get(pose)
+    def matrix(self, pose: str, size: int) -> np.ndarray | None:
+        """``[3, 3]`` correction for faces answered as ``pose``, or None for bins that keep their crop."""
+        correction = self.corrections.get(pose)
         return None if correction is None else correction.matrix(size)
 
     def to_json(self) -> dict:
-        data = {
+        return {
             "detector": self.detector,
             "min_yaw": MIN_YAW,
-            "corrections": _corrections_json(self.corrections),
+            "corrections": {name: [round(v, 5) for v in (c.scale, c.angle, c.dx, c.dy)]
+                            for name, c in self.corrections.items()},
             "counts": dict(self.counts),
             "measured_on": dict(self.measured_on),
         }
-        if self.retried:
-            data.update(retried=_corrections_json(self.retried), retried_counts=dict(self.retried_counts))
-        return data
 
     @classmethod
     def from_json(cls, data: dict) -> Realignment:
         try:
-            corrections, retried = ({str(name): Correction(*(float(v) for v in values))
-                                     for name, values in data.get(key, {}).items()}
-                                    for key in ("corrections", "retried"))
-            if "corrections" not in data:
-                raise KeyError("corrections")
+            corrections = {str(name): Correction(*(float(v) for v in values))
+                           for name, values in data["corrections"].items()}
             return cls(str(data["detector"]), corrections, dict(data.get("counts", {})),
-                       dict(data.get("measured_on", {})), retried, dict(data.get("retried_counts", {})))
+                       dict(data.get("measured_on", {})))
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise ValueError(f"malformed 'realign' entry in checkpoint metadata: {err!r}") from None
 
@@ -143,50 +127,26 @@ class Realignment:
         return None if data is None else cls.from_json(data)
 
 
-def _corrections_json(corrections: dict[str, Correction]) -> dict[str, list[float]]:
-    return {name: [round(v, 5) for v in (c.scale, c.angle, c.dx, c.dy)] for name, c in corrections.items()}
-
-
-@dataclass
-class Measured:
-    """What :func:`measure_corrections` found: mean corrections per bin, for the detector's first-pass faces and
-    for its retried ones (bins with at least ``min_retried`` faces), the faces behind each, the faces missed and
-    the faces found by the later passes (in any bin)."""
-
-    corrections: dict[str, Correction]
-    counts: dict[str, int]
-    missed: int
-    retried_faces: int = 0
-    retried: dict[str, Correction] = field(default_factory=dict)
-    retried_counts: dict[str, int] = field(default_factory=dict)
-
-
 def measure_corrections(samples: Iterable[tuple[np.ndarray, np.ndarray, str, str | None]], detector,
-                        size: int, padding: float, fit: str, min_retried: int = MIN_RETRIED_FACES) -> Measured:
+                        size: int, padding: float, fit: str) -> tuple[dict[str, Correction], dict[str, int], int]:
     """Mean corrections per bin from ``(wide image, exact landmarks, bin, mirror bin or None)`` samples.
 
-    Each face found adds its correction to its bin and the mirrored one to the mirror bin, among the first
-    pass's faces or the retried ones; faces the detector missed add nothing.
+    Each face found adds its correction to its bin and the mirrored one to the mirror bin. Returns the
+    corrections, the faces behind each, and how many faces the detector missed (they add nothing).
     """
-    found: dict[bool, dict[str, list[Correction]]] = {False: {}, True: {}}
-    missed = retried = 0
+    found: dict[str, list[Correction]] = {}
+    missed = 0
     for image, exact, pose, mirror in samples:
         faces = detector.detect(image)
         if not faces:
             missed += 1
             continue
-        face = faces[0]  # the most confident
-        retried += face.retried
-        correction = Correction.between(face.landmarks, exact, size, padding, fit)
-        found[face.retried].setdefault(pose, []).append(correction)
+        correction = Correction.between(faces[0].landmarks, exact, size, padding, fit)  # the most confident face
+        found.setdefault(pose, []).append(correction)
         if mirror is not None:
-            found[face.retried].setdefault(mirror, []).append(correction.mirrored())
-    first, again = (sorted(found[key].items()) for key in (False, True))
-    again = [(pose, values) for pose, values in again if len(values) >= min_retried]
-    return Measured({pose: Correction.mean(values) for pose, values in first},
-                    {pose: len(values) for pose, values in first}, missed, retried,
-                    {pose: Correction.mean(values) for pose, values in again},
-                    {pose: len(values) for pose, values in again})
+            found.setdefault(mirror, []).append(correction.mirrored())
+    corrections = {pose: Correction.mean(values) for pose, values in sorted(found.items())}
+    return corrections, {pose: len(values) for pose, values in sorted(found.items())}, missed
 
 
 def wide_capture(image, canvas: int = CANVAS, padding: float = CANVAS_PADDING) -> tuple[np.ndarray, np.ndarray]:
@@ -232,30 +192,21 @@ def measure_realignment(meta: dict, detector, detector_name: str = "mtcnn", subj
     wide = ((*wide_capture(sample.image), pose, mirror)
             for sample, pose, mirror in tqdm(samples, desc="render and detect", disable=not progress))
     size, padding, fit = int(meta["input_size"]), padding_from_meta(meta), fit_from_meta(meta)
-    measured = measure_corrections(wide, detector, size, padding, fit)
+    corrections, counts, missed = measure_corrections(wide, detector, size, padding, fit)
     identities = len({sample.subject for sample, _, _ in samples})  # fewer than asked if the recipe has fewer
-    measured_on = {"training_identities": identities, "faces": len(samples), "missed": measured.missed,
-                   "retried": measured.retried_faces, "retried_bins_from": MIN_RETRIED_FACES,
+    measured_on = {"training_identities": identities, "faces": len(samples), "missed": missed,
                    "canvas": CANVAS, "canvas_padding": CANVAS_PADDING}
-    return Realignment(detector_name, measured.corrections, measured.counts, measured_on, measured.retried,
-                       measured.retried_counts)
+    return Realignment(detector_name, corrections, counts, measured_on)
 
 
 def report(table: Realignment) -> str:
     lines = [f"detector {table.detector}; {table.measured_on.get('faces')} turned faces of "
              f"{table.measured_on.get('training_identities')} training identities, "
-             f"{table.measured_on.get('missed')} not found, {table.measured_on.get('retried', 0)} found by the "
-             f"detector's later passes (a bin's correction for those from {MIN_RETRIED_FACES} faces)"]
-    for title, corrections, counts in (("first-pass faces", table.corrections, table.counts),
-                                       ("retried faces (the detector's later passes)", table.retried,
-                                        table.retried_counts)):
-        if not corrections:
-            continue
-        lines += ["", title, "", "| pose bin | faces | scale | angle (deg) | dx (crop sides) | dy |",
-                  "|---|---|---|---|---|---|"]
-        for name, c in corrections.items():
-            lines.append(f"| {name} | {counts.get(name, '')} | {c.scale:.3f} | {c.angle:+.1f} | {c.dx:+.3f} | "
-                         f"{c.dy:+.3f} |")
+             f"{table.measured_on.get('missed')} not found",
+             "", "| pose bin | faces | scale | angle (deg) | dx (crop sides) | dy |", "|---|---|---|---|---|---|"]
+    for name, c in table.corrections.items():
+        lines.append(f"| {name} | {table.counts.get(name, '')} | {c.scale:.3f} | {c.angle:+.1f} | {c.dx:+.3f} | "
+                     f"{c.dy:+.3f} |")
     return "\n".join(lines)
 
 
@@ -269,10 +220,6 @@ def main(argv: list[str] | None = None) -> int:
                                            "synthetic faces ('bundled': the model shipped with phanet)")
     parser.add_argument("--subjects", type=int, default=8, help="training identities rendered (default 8)")
     parser.add_argument("--detector", default="mtcnn", help="face detector backend (default: mtcnn)")
-    parser.add_argument("--no-retry", action="store_true",
-                        help="mtcnn: measure on the faces of the detector's first pass only, without its later, "
-                        "looser ones on images where the first finds none (phanet predict runs them by default; "
-                        "the bundled model's table was measured before they existed, with this flag's detector)")
     parser.add_argument("--write", action="store_true", help="store the table in the checkpoint's JSON")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--no-progress", action="store_true")
@@ -290,13 +237,15 @@ def main(argv: list[str] | None = None) -> int:
     path = bundled_checkpoint() if args.checkpoint == "bundled" else args.checkpoint
     meta = read_meta(path)
     try:
-        options = {"retry_thresholds": None} if args.no_retry and args.detector == "mtcnn" else {}
+        # first-pass faces only: the later, looser passes' landmarks on profiles stray too far and too variably for
+        # one mean correction per bin (a table of their own did worse: benchmarks/results/realign_retried_table.txt)
+        options = {"retry_thresholds": None} if args.detector == "mtcnn" else {}
         table = measure_realignment(meta, create_detector(args.detector, device="cpu", **options), args.detector,
                                     args.subjects, progress=not args.no_progress)
     except ValueError as err:
         parser.error(str(err))
     table.measured_on["command"] = (f"python -m phanet.inference.realign {args.checkpoint} --subjects {args.subjects} "
-                                    f"--detector {args.detector}{' --no-retry' if args.no_retry else ''} --write")
+                                    f"--detector {args.detector} --write")
     print(report(table))
     if args.write:
         meta_path = checkpoint_paths(path)[1]
