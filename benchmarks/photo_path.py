@@ -20,8 +20,9 @@ distance barely changes with yaw, unlike the distance between the eyes), and acc
 frontal faces also each landmark's mean signed offset (x right, y down), the systematic part.
 
 With ``--face-free N`` it also counts the faces MTCNN reports on N face-free images (the renderer's cluttered
-backdrops, no head), with its first pass alone and with the later, looser passes it runs where the first finds no
-face (``phanet.inference.detect``): the false alarms those could add.
+backdrops, no head), and with ``--face-free-photos`` on real photos without a face (scikit-image's sample photos and
+crops of them), with its first pass alone and with the later, looser passes it can run where the first finds no
+face (``phanet.inference.detect``): the false alarms those add, and their cost.
 
 No real photo is involved.
 
@@ -99,33 +100,81 @@ def measure(predictor, samples, canvas: int = CANVAS, padding: float = CANVAS_PA
     return {"rows": rows}
 
 
-def face_free_alarms(count: int, canvas: int = CANVAS, progress: bool = True) -> dict:
-    """Images among ``count`` face-free cluttered backdrops in which MTCNN reports a face, by its first pass
-    alone and with its later passes, the scores of the faces they report, and the seconds each detector spent
-    (on a face-free image every later pass runs: their cost, measured side by side)."""
+# MTCNN as phanet predict can run it: its first pass alone, with the looser second pass where the first finds no
+# face (the default), and with that pass also on a 1.3x wider copy where it finds none (--search-profiles).
+DETECTOR_PASSES = {"first pass": {"retry_thresholds": None}, "+ looser pass": {"retry_stretch": None},
+                   "+ wider copy": {"retry_stretch": 1.3}}
+# scikit-image's bundled sample photos without a face (the cat's is an animal's face, kept as a hard case)
+FACE_FREE_PHOTOS = ("chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina", "brick",
+                    "grass", "gravel", "horse", "coins", "moon", "cell", "clock", "colorwheel", "text", "page")
+
+
+def face_free_backdrops(count: int, canvas: int = CANVAS):
+    """``count`` of the renderer's cluttered backdrops without a head, ``[canvas, canvas, 3]`` uint8."""
+    import numpy as np
+
+    from phanet.synth.render import background, sample_scene
+
+    for i in range(count):
+        scene = sample_scene(0, 100_000 + i, i % 7, 0, clutter=True)  # identities far beyond any recipe's
+        yield (np.clip(background(scene, canvas), 0, 1) * 255).round().astype(np.uint8)
+
+
+def face_free_photos(views: int = 16, canvas: int = CANVAS):
+    """Real photos without a face: each of :data:`FACE_FREE_PHOTOS` whole and as ``views - 1`` random square crops
+    (a third of its shorter side to all of it, seed 0), resized to ``canvas``; grey ones as RGB."""
+    import numpy as np
+    from PIL import Image
+
+    try:
+        import skimage.data
+    except ImportError as err:
+        raise SystemExit("--face-free-photos needs scikit-image (pip install 'phanet[dev]')") from err
+    rng = np.random.default_rng(0)
+    for name in FACE_FREE_PHOTOS:
+        image = getattr(skimage.data, name)()
+        image = np.stack([image] * 3, axis=-1) if image.ndim == 2 else image[..., :3]
+        image = image if image.dtype == np.uint8 else (np.clip(image, 0, 1) * 255).astype(np.uint8)
+        h, w = image.shape[:2]
+        yield np.ascontiguousarray(image)
+        for _ in range(views - 1):
+            side = int(rng.integers(min(h, w) // 3, min(h, w) + 1))
+            y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+            yield np.asarray(Image.fromarray(image[y : y + side, x : x + side]).resize((canvas, canvas)))
+
+
+def face_free_alarms(images, total: int | None = None, progress: bool = True) -> dict:
+    """Per :data:`DETECTOR_PASSES` setting: how many of ``images`` (face-free) it reports a face in, the scores
+    of the faces it reports, and its detection seconds (on a face-free image every later pass runs: their cost,
+    measured side by side)."""
     import time
 
-    import numpy as np
     from tqdm import tqdm
 
     from phanet.inference.detect import create_detector
-    from phanet.synth.render import background, sample_scene
 
-    first, both = (create_detector("mtcnn", device="cpu", **options) for options in ({"retry_thresholds": None}, {}))
-    alarms = {"images": count, "first_pass": 0, "both_passes": 0, "scores": [], "seconds_first": 0.0,
-              "seconds_both": 0.0}
-    for i in tqdm(range(count), desc="face-free backdrops", disable=not progress):
-        scene = sample_scene(0, 100_000 + i, i % 7, 0, clutter=True)  # identities far beyond any recipe's
-        image = (np.clip(background(scene, canvas), 0, 1) * 255).round().astype(np.uint8)
-        start = time.perf_counter()
-        alarms["first_pass"] += bool(first.detect(image))
-        middle = time.perf_counter()
-        faces = both.detect(image)
-        alarms["seconds_first"] += middle - start
-        alarms["seconds_both"] += time.perf_counter() - middle
-        alarms["both_passes"] += bool(faces)
-        alarms["scores"] += [round(face.score, 3) for face in faces]
+    detectors = {name: create_detector("mtcnn", device="cpu", **options) for name, options in DETECTOR_PASSES.items()}
+    alarms = {name: {"images": 0, "with_a_face": 0, "scores": [], "seconds": 0.0} for name in detectors}
+    for image in tqdm(images, total=total, desc="face-free images", disable=not progress):
+        for name, detector in detectors.items():
+            start = time.perf_counter()
+            faces = detector.detect(image)
+            entry = alarms[name]
+            entry["seconds"] += time.perf_counter() - start
+            entry["images"] += 1
+            entry["with_a_face"] += bool(faces)
+            entry["scores"] += [round(face.score, 3) for face in faces]
     return alarms
+
+
+def alarms_report(title: str, alarms: dict) -> str:
+    first = max(alarms["first pass"]["seconds"], 1e-9)
+    lines = [f"\n{title}: images in which MTCNN reports a face (all are face-free), and detection time",
+             "| passes | images with a face | scores | time vs the first pass |", "|---|---|---|---|"]
+    for name, entry in alarms.items():
+        lines.append(f"| {name} | {entry['with_a_face']} / {entry['images']} | "
+                     f"{', '.join(map(str, entry['scores'])) or '-'} | {entry['seconds'] / first:.2f}x |")
+    return "\n".join(lines)
 
 
 def summarise(rows: list[dict], names) -> dict:
@@ -208,11 +257,14 @@ def main(argv: list[str] | None = None) -> int:
                              "face spans 1 / (1 + 2 x padding) of it)")
     parser.add_argument("--no-retry", action="store_true",
                         help="MTCNN's first pass only, without the second, looser one on images where it found no face")
-    parser.add_argument("--no-stretch", action="store_true",
-                        help="the second pass on the image as it is only, not again on a copy stretched horizontally "
-                        "where it finds no face either")
+    parser.add_argument("--search-profiles", action="store_true",
+                        help="also run the looser pass on a 1.3x wider copy where it finds no face (phanet predict "
+                        "--search-profiles)")
     parser.add_argument("--face-free", type=int, default=0, metavar="N",
-                        help="also count MTCNN's false alarms on N face-free cluttered backdrops (first pass, both)")
+                        help="also count MTCNN's false alarms on N face-free cluttered backdrops (each set of passes)")
+    parser.add_argument("--face-free-photos", action="store_true",
+                        help=f"also count them on {len(FACE_FREE_PHOTOS)} real photos without a face (scikit-image's "
+                        "samples), 16 views of each")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--json", type=Path, help="write every number here")
@@ -232,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    options = {"retry_thresholds": None} if args.no_retry else {"retry_stretch": None} if args.no_stretch else {}
+    options = ({"retry_thresholds": None} if args.no_retry
+               else {"retry_stretch": DETECTOR_PASSES["+ wider copy"]["retry_stretch"]} if args.search_profiles else {})
     predictor = Predictor.from_checkpoint(args.checkpoint, device="cpu", **options)
     randomize = list(load_config(RECIPE).data.options["randomize"])
     index, test = test_index(randomize, subjects=args.subjects)
@@ -242,8 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"checkpoint {args.checkpoint or 'bundled'} (crop fit {predictor.align_fit}, padding "
           f"{predictor.align_padding:g}); {len(samples)} test renders of {RECIPE.name} ({','.join(randomize)}), "
           f"{args.poses} poses; wide canvas {args.canvas} px, padding {args.canvas_padding:g}; detector MTCNN "
-          f"({'first pass only' if args.no_retry else 'with the looser second pass where the first finds no face'}"
-          f"{'' if args.no_retry or args.no_stretch else ', and it on a 1.3x wider copy where it finds none'}); "
+          f"({'first pass only' if args.no_retry else 'with the looser pass where the first finds no face'}"
+          f"{', and on a 1.3x wider copy' if args.search_profiles and not args.no_retry else ''}); "
           f"profile re-alignment table: {'yes' if predictor.realignment else 'none'}\n")
     measured = measure(predictor, samples, args.canvas, args.canvas_padding, progress=not args.no_progress)
     summary = summarise(measured["rows"], index.label_space.expressions)
@@ -251,14 +304,16 @@ def main(argv: list[str] | None = None) -> int:
     print("\n(accuracy in %: native = the training crop; exact = cut from the wide render with the renderer's "
           "landmarks; detector = cut with MTCNN's, a missed face counting as wrong; realigned = the detector's crop, "
           "turned faces cut again with the checkpoint's correction, as phanet predict does)")
-    alarms = None
+    alarms = {}
     if args.face_free:
-        alarms = face_free_alarms(args.face_free, args.canvas, progress=not args.no_progress)
-        print(f"\nface-free cluttered backdrops ({alarms['images']}, {args.canvas} px): a face reported on "
-              f"{alarms['first_pass']} by MTCNN's first pass alone, on {alarms['both_passes']} with its later passes"
-              f"{'; scores ' + ', '.join(map(str, alarms['scores'])) if alarms['scores'] else ''}; detection time "
-              f"with the later passes {alarms['seconds_both'] / max(alarms['seconds_first'], 1e-9):.2f}x the first "
-              "pass's alone")
+        alarms["backdrops"] = face_free_alarms(face_free_backdrops(args.face_free, args.canvas), args.face_free,
+                                               progress=not args.no_progress)
+        print(alarms_report(f"face-free cluttered backdrops ({args.canvas} px)", alarms["backdrops"]))
+    if args.face_free_photos:
+        alarms["photos"] = face_free_alarms(face_free_photos(16, args.canvas), 16 * len(FACE_FREE_PHOTOS),
+                                            progress=not args.no_progress)
+        print(alarms_report(f"real photos without a face (scikit-image's {', '.join(FACE_FREE_PHOTOS)}; each whole "
+                            f"and as 15 random crops at {args.canvas} px)", alarms["photos"]))
     if args.json:
         args.json.write_text(json.dumps({"checkpoint": str(args.checkpoint or "bundled"), "canvas": args.canvas,
                                          "canvas_padding": args.canvas_padding, "face_free": alarms, **summary,

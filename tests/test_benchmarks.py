@@ -626,10 +626,19 @@ def test_photo_path_summary_counts_missed_faces_as_wrong_and_reports_the_frontal
     assert row_90 in photo_path.report(summary)
 
 
-def test_photo_path_counts_no_false_alarm_on_face_free_backdrops(one_torch_thread):
-    alarms = photo_path.face_free_alarms(3, canvas=160, progress=False)
-    assert alarms["images"] == 3 and alarms["first_pass"] == alarms["both_passes"] == 0 and alarms["scores"] == []
-    assert alarms["seconds_both"] > 0 and alarms["seconds_first"] > 0
+def test_photo_path_counts_false_alarms_on_face_free_images_for_each_set_of_passes(one_torch_thread):
+    import numpy as np
+
+    alarms = photo_path.face_free_alarms(photo_path.face_free_backdrops(3, canvas=160), progress=False)
+    assert list(alarms) == list(photo_path.DETECTOR_PASSES)
+    for entry in alarms.values():
+        assert entry["images"] == 3 and entry["with_a_face"] == 0 and entry["scores"] == [] and entry["seconds"] > 0
+    assert "| first pass | 0 / 3 | - | 1.00x |" in photo_path.alarms_report("backdrops", alarms)
+    pytest.importorskip("skimage")
+    views = list(photo_path.face_free_photos(views=2, canvas=64))
+    assert len(views) == 2 * len(photo_path.FACE_FREE_PHOTOS)
+    assert all(view.dtype == np.uint8 and view.ndim == 3 and view.shape[2] == 3 for view in views)
+    assert views[1].shape == (64, 64, 3)
 
 
 def test_photo_path_finds_frontal_renders_with_the_renderers_landmarks(tmp_path, capsys, one_torch_thread):

@@ -142,3 +142,16 @@ def test_train_into_a_log_has_no_carriage_return_redraws(tmp_path, capsys, caplo
     err = capsys.readouterr().err
     assert "\r" not in err
     assert "epoch 1/1" in caplog.text  # the log line that stands in for the bars
+
+
+def test_predict_detection_passes_are_chosen_on_the_command_line():
+    from phanet.commands.predict import detector_options
+    from phanet.inference.detect import RETRY_STRETCH
+
+    def options(*flags):
+        return detector_options(build_parser().parse_args(["predict", "x.jpg", *flags]))
+
+    assert "retry_thresholds" not in options() and "retry_stretch" not in options()  # the looser pass: the default
+    assert options("--no-retry")["retry_thresholds"] is None
+    assert options("--search-profiles")["retry_stretch"] == RETRY_STRETCH
+    assert options("--search-profiles", "--no-retry") == options("--no-retry")  # no later pass at all

@@ -186,15 +186,17 @@ MIN_FACE_PX = 20
 
 # MTCNN misses many turned faces: of the bundled recipe's unseen test identities rendered 60 / 75 / 90 degrees
 # from the side it finds 81 / 62 / 32%. Where its first pass keeps no face, a second one with these P-, R- and
-# O-net thresholds, keeping faces from RETRY_MIN_SCORE, finds 90 / 76 / 50%, and none on 200 face-free backdrops;
-# images with a face found never pay for it. Chosen on training identities, judged on the test ones:
+# O-net thresholds, keeping faces from RETRY_MIN_SCORE, finds 90 / 76 / 50%; on 272 real photos without a face it
+# reports one more than the first pass (benchmarks/results/face_free_photos.txt). Images with a face found never
+# pay for it. Chosen on training identities, judged on the test ones:
 # benchmarks/results/photo_path_retry.txt (benchmarks/photo_path.py).
 RETRY_THRESHOLDS = (0.4, 0.5, 0.5)
 RETRY_MIN_SCORE = 0.7
 # A face seen from the side is narrower than the faces MTCNN learnt from: where the second pass finds none either,
-# it runs once more on a copy stretched this much horizontally, and the faces found are mapped back: 95 / 86 / 63%
-# found at 60 / 75 / 90 degrees, none on the face-free backdrops; an image without a face costs about 3x the
-# first pass's detection time (judged as the second pass was: benchmarks/results/photo_path_stretch.txt).
+# it can run once more on a copy stretched this much horizontally, its faces mapped back: 95 / 86 / 63% found at
+# 60 / 75 / 90 degrees (benchmarks/results/photo_path_stretch.txt). Off by default (retry_stretch=None; phanet
+# predict --search-profiles): on real photos without a face it reports faces in textures (grass, coins) about ten
+# times as often as the two passes do (benchmarks/results/face_free_photos.txt), and a face-free image costs ~3x.
 RETRY_STRETCH = 1.3
 
 
@@ -210,7 +212,8 @@ class MTCNNDetector(FaceDetector):
     retry_thresholds: the thresholds of the second pass on images in which the first kept no face; None: no
         second pass. Its faces are kept from ``retry_min_score`` (:class:`FaceDetector`).
     retry_stretch: where the second pass keeps no face either, it runs again on a copy of the image stretched
-        this much horizontally (profiles are narrow), its faces mapped back; None: not.
+        this much horizontally (profiles are narrow), its faces mapped back; None (default): not. Finds more
+        profiles, and more false faces in textures (:data:`RETRY_STRETCH`).
     """
 
     def __init__(
@@ -222,7 +225,7 @@ class MTCNNDetector(FaceDetector):
         thresholds: Sequence[float] = (0.6, 0.7, 0.7),
         retry_thresholds: Sequence[float] | None = RETRY_THRESHOLDS,
         retry_min_score: float = RETRY_MIN_SCORE,
-        retry_stretch: float | None = RETRY_STRETCH,
+        retry_stretch: float | None = None,
     ):
         super().__init__(max_side=max_side, min_score=min_score,
                          retry_min_score=None if retry_thresholds is None else retry_min_score)
