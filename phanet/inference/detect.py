@@ -275,8 +275,10 @@ class MTCNNDetector(FaceDetector):
         if self.retry_thresholds is None:
             return None
         found = self._detect(images, self.retry_thresholds)
+        if self.retry_stretch is None:
+            return found
         missed = [i for i, faces in enumerate(found) if not any(f.score >= self.retry_min_score for f in faces)]
-        if self.retry_stretch is not None and missed:
+        if missed:
             stretched = self._detect([stretch_width(images[i], self.retry_stretch) for i in missed],
                                      self.retry_thresholds)
             for i, faces in zip(missed, stretched):
