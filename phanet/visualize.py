@@ -100,12 +100,12 @@ def _field(face: Any, name: str, default=None):
 
 
 def face_label(face: Any) -> str:
-    """``"happy 0.87 | yaw-30"``: expression with its probability, then the pose bin if any."""
+    """``"happy 0.87 | yaw-30"``: expression with its probability, then the pose bin if any, then ``retried`` for a
+    face the detector found only in its looser passes (a less certain face)."""
     expression = _field(face, "expression")
     probability = (_field(face, "probabilities") or {}).get(expression)
-    text = expression if probability is None else f"{expression} {probability:.2f}"
-    pose = _field(face, "pose")
-    return f"{text} | {pose}" if pose else text
+    parts = [expression if probability is None else f"{expression} {probability:.2f}", _field(face, "pose")]
+    return " | ".join(part for part in [*parts, "retried" if _field(face, "retried") else None] if part)
 
 
 def draw_predictions(image: np.ndarray, faces: Sequence[Any]) -> np.ndarray:

@@ -56,6 +56,7 @@ def test_draw_predictions_draws_boxes_and_labels_from_records_or_objects():
     image = np.zeros((120, 160, 3), np.uint8)
     face = {"box": [40, 40, 100, 110], "expression": "happy", "probabilities": {"happy": 0.87}, "pose": "yaw+0"}
     assert face_label(face) == "happy 0.87 | yaw+0"
+    assert face_label(dict(face, retried=True, pose=None)) == "happy 0.87 | retried"
     out = draw_predictions(image, [face])
     assert out.shape == image.shape and image.max() == 0, "the input is not modified"
     assert out[40, 70].tolist() == [255, 214, 0], "box edge"
