@@ -24,7 +24,7 @@ backdrops, no head), and with ``--face-free-photos`` on real photos without a fa
 crops of them), with its first pass alone and with the later, looser passes it can run where the first finds no
 face (``phanet.inference.detect``): the false alarms those add, and their cost.
 
-No real photo is involved.
+No photo of a face is involved.
 
     python benchmarks/photo_path.py                                   # the bundled model
     python benchmarks/photo_path.py --checkpoint runs/x/best --subjects 2 --json out.json
@@ -100,10 +100,15 @@ def measure(predictor, samples, canvas: int = CANVAS, padding: float = CANVAS_PA
     return {"rows": rows}
 
 
-# MTCNN as phanet predict can run it: its first pass alone, with the looser second pass where the first finds no
-# face (the default), and with that pass also on a 1.3x wider copy where it finds none (--search-profiles).
-DETECTOR_PASSES = {"first pass": {"retry_thresholds": None}, "+ looser pass": {"retry_stretch": None},
-                   "+ wider copy": {"retry_stretch": 1.3}}
+def detector_passes() -> dict[str, dict]:
+    """MTCNN's options as phanet predict can run it: its first pass alone (--no-retry), with the looser second pass
+    where the first finds no face (the default), and with that pass also on a wider copy (--search-profiles)."""
+    from phanet.inference.detect import RETRY_STRETCH
+
+    return {"first pass": {"retry_thresholds": None}, "+ looser pass": {"retry_stretch": None},
+            "+ wider copy": {"retry_stretch": RETRY_STRETCH}}
+
+
 # scikit-image's bundled sample photos without a face (the cat's is an animal's face, kept as a hard case)
 FACE_FREE_PHOTOS = ("chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina", "brick",
                     "grass", "gravel", "horse", "coins", "moon", "cell", "clock", "colorwheel", "text", "page")
@@ -144,7 +149,7 @@ def face_free_photos(views: int = 16, canvas: int = CANVAS):
 
 
 def face_free_alarms(images, total: int | None = None, progress: bool = True) -> dict:
-    """Per :data:`DETECTOR_PASSES` setting: how many of ``images`` (face-free) it reports a face in, the scores
+    """Per :func:`detector_passes` setting: how many of ``images`` (face-free) it reports a face in, the scores
     of the faces it reports, and its detection seconds (on a face-free image every later pass runs: their cost,
     measured side by side)."""
     import time
@@ -153,7 +158,8 @@ def face_free_alarms(images, total: int | None = None, progress: bool = True) ->
 
     from phanet.inference.detect import create_detector
 
-    detectors = {name: create_detector("mtcnn", device="cpu", **options) for name, options in DETECTOR_PASSES.items()}
+    detectors = {name: create_detector("mtcnn", device="cpu", **options)
+                 for name, options in detector_passes().items()}
     alarms = {name: {"images": 0, "with_a_face": 0, "scores": [], "seconds": 0.0} for name in detectors}
     for image in tqdm(images, total=total, desc="face-free images", disable=not progress):
         for name, detector in detectors.items():
@@ -284,8 +290,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    options = ({"retry_thresholds": None} if args.no_retry
-               else {"retry_stretch": DETECTOR_PASSES["+ wider copy"]["retry_stretch"]} if args.search_profiles else {})
+    passes = detector_passes()
+    options = passes["first pass"] if args.no_retry else passes["+ wider copy"] if args.search_profiles else {}
     predictor = Predictor.from_checkpoint(args.checkpoint, device="cpu", **options)
     randomize = list(load_config(RECIPE).data.options["randomize"])
     index, test = test_index(randomize, subjects=args.subjects)

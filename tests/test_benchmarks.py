@@ -630,7 +630,7 @@ def test_photo_path_counts_false_alarms_on_face_free_images_for_each_set_of_pass
     import numpy as np
 
     alarms = photo_path.face_free_alarms(photo_path.face_free_backdrops(3, canvas=160), progress=False)
-    assert list(alarms) == list(photo_path.DETECTOR_PASSES)
+    assert list(alarms) == list(photo_path.detector_passes())
     for entry in alarms.values():
         assert entry["images"] == 3 and entry["with_a_face"] == 0 and entry["scores"] == [] and entry["seconds"] > 0
     assert "| first pass | 0 / 3 | - | 1.00x |" in photo_path.alarms_report("backdrops", alarms)
