@@ -24,6 +24,7 @@ import occlusion_cues  # noqa: E402
 import photo_path  # noqa: E402
 import profile_train_step  # noqa: E402
 import real_faces  # noqa: E402
+import render_geometry  # noqa: E402
 import train_speed  # noqa: E402
 import transfer_study  # noqa: E402
 
@@ -659,3 +660,126 @@ def test_photo_path_finds_frontal_renders_with_the_renderers_landmarks(tmp_path,
     assert len(result["rows"]) == 7 and result["by_yaw"]["0"]["found"] == 7  # one identity, 7 expressions
     assert result["by_yaw"]["0"]["landmark_error"] < 0.15  # measured 0.06 on the recipe's 56 frontal renders
     assert "frontal faces (7)" in capsys.readouterr().out
+
+
+def _face_points(seed: int = 0) -> np.ndarray:
+    """478 random 3D points standing in for a FaceMesh face (image axes)."""
+    return np.random.default_rng(seed).normal(0, 50, (render_geometry.MESH_POINTS + 10, 3))
+
+
+def test_render_geometry_alignment_removes_scale_rotation_and_shift_but_never_mirrors():
+    face = _face_points()
+    angle = np.radians(25)
+    rotation = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    moved = 1.7 * face @ rotation.T + np.array([100.0, -40.0, 7.0])
+    assert np.allclose(render_geometry.similarity_align(moved, face), face, atol=1e-6)
+    mirrored = face * np.array([-1.0, 1.0, 1.0])
+    assert not np.allclose(render_geometry.similarity_align(mirrored, face), face, atol=1.0)
+    reference = render_geometry.mean_shape(np.stack([face, moved, 0.5 * face]))
+    assert np.linalg.norm(reference) == pytest.approx(1.0) and np.allclose(reference.mean(0), 0, atol=1e-9)
+    assert np.allclose(render_geometry.similarity_align(face, reference), reference, atol=1e-6)
+    missed = np.stack([face, np.full_like(face, np.nan)])
+    features, found = render_geometry.shape_features(missed, reference)
+    assert found.tolist() == [True, False] and not features[1].any() and features.shape == (2, face.size)
+
+
+def test_render_geometry_part_measures_and_five_points_on_a_hand_made_face():
+    g = render_geometry
+    face = np.zeros((g.MESH_POINTS + 10, 3))
+    face[g.OUTER_EYE_CORNERS[0], :2], face[g.OUTER_EYE_CORNERS[1], :2] = (0, 0), (100, 0)  # unit: 100 px
+    for lid in g.UPPER_LIDS:
+        face[lid, 1] = -5.0
+    for low in g.LOWER_LIDS:
+        face[low, 1] = 5.0
+    for brow in g.BROWS:
+        face[list(brow), 1] = -35.0
+    face[g.MOUTH_CORNERS[0], :2], face[g.MOUTH_CORNERS[1], :2] = (20, 100), (80, 100)
+    face[list(g.LIP_MIDDLE), 1] = 103.0
+    face[g.FOREHEAD, 1], face[g.CHIN, 1] = -100.0, 150.0
+    assert np.allclose(g.part_measures(face), [0.30, 0.10, 0.60, 0.03, 2.50])
+    # five points: iris centres, nose tip and mouth corners, each pair put in image order
+    face[g.IRIS_CENTRES[0], :2], face[g.IRIS_CENTRES[1], :2] = (75, 0), (25, 0)
+    face[g.NOSE_TIP, :2] = (50, 50)
+    points = g.five_points(face[None])[0]
+    assert points.tolist() == [[25, 0], [75, 0], [50, 50], [20, 100], [80, 100]]
+    exact = points + np.array([0.0, 10.0])  # every exact point 10 px lower; eye-to-mouth distance 100 px
+    assert np.allclose(g.landmark_offsets(points[None], exact[None]), [[0.0, -0.1]] * 5)
+
+
+def test_render_geometry_reads_the_canonical_face_and_photo_folders(tmp_path):
+    g = render_geometry
+    obj = tmp_path / "face.obj"
+    obj.write_text("mtllib x.mtl\n" + "".join(f"v {i} {2 * i} {3 * i}\n" for i in range(g.MESH_POINTS))
+                   + "vt 0.1 0.2\nf 1 2 3\n")
+    face = g.canonical_in_image_axes(g.obj_vertices(obj))
+    assert face.shape == (g.MESH_POINTS, 3) and face[2].tolist() == [2.0, -4.0, -6.0]
+    (tmp_path / "empty.obj").write_text("vt 0 0\n")
+    with pytest.raises(ValueError, match="no vertex"):
+        g.obj_vertices(tmp_path / "empty.obj")
+    with pytest.raises(ValueError, match="468"):
+        g.canonical_in_image_axes(np.zeros((10, 3)))
+    for folder, name in (("neutral", "a.jpg"), ("smiling", "b.png"), ("other", "c.jpg"), ("smiling", "notes.txt")):
+        (tmp_path / "photos" / folder).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "photos" / folder / name).write_bytes(b"")
+    rows = g.photo_rows(tmp_path / "photos")
+    assert [(path.name, label) for path, label in rows] == [("a.jpg", 0), ("b.png", 1)]
+    with pytest.raises(SystemExit, match="no photos"):
+        g.photo_rows(tmp_path / "photos" / "other")
+
+
+def test_render_geometry_photo_report_counts_a_missed_face_as_wrong():
+    probabilities = np.zeros((4, 7))
+    probabilities[0, 0], probabilities[3, 6] = 1.0, 1.0  # a neutral face right; a smile called anger
+    probabilities[2, [0, 1]] = (0.3, 0.7)  # a smile called happy; the second neutral photo had no face
+    text = "\n".join(render_geometry.photo_report(["n1", "n2", "s1", "s2"], [0, 0, 1, 1], probabilities))
+    assert "faces found: 3 / 4" in text and "no face" in text
+    # the missed neutral face is wrong although its (zero) p(happy) is not above its p(neutral)
+    assert "happy-vs-neutral accuracy: 50.0% [neutral 50, happy 50]" in text
+    assert "7-way accuracy: 50.0% [neutral 50, happy 50]" in text
+
+
+def test_render_geometry_renders_the_probe_faces_with_their_exact_landmarks(tmp_path):
+    import csv
+    import json
+
+    from PIL import Image
+
+    samples = render_geometry.probe_samples(train_subjects=2, max_yaw=0.0)
+    splits = [sample.split for _, sample in samples]
+    # yaw 0 at pitch -20, 0, +20: 3 poses x 7 expressions per identity; 2 training, 4 validation, 8 test identities
+    assert (splits.count("train"), splits.count("val"), splits.count("test")) == (42, 84, 168)
+    assert "rest_shape" not in samples[0][1].image.render.randomize
+    shaped = render_geometry.probe_samples(train_subjects=2, max_yaw=0.0, add=("rest_shape",))
+    assert [i for i, _ in shaped] == [i for i, _ in samples] and "rest_shape" in shaped[0][1].image.render.randomize
+    listing = render_geometry.render(tmp_path, samples[:2], processes=2, progress=False)
+    rows = list(csv.DictReader(open(listing)))
+    assert len(rows) == 2 and (tmp_path / rows[0]["file"]).is_file()
+    assert np.array(json.loads(rows[0]["landmarks"])).shape == (5, 2)
+    assert 0.03 < float(rows[0]["drawn_eye_opening"]) < 0.15  # about 0.7 cm of lid gap over 9 cm between corners
+    neutral = [(i, sample) for i, sample in samples if sample.expression == 0 and sample.split == "train"][:1]
+    views = list(csv.DictReader(open(render_geometry.render_views(tmp_path, neutral, processes=1))))
+    assert [float(row["distance"]) for row in views] == list(render_geometry.VIEW_DISTANCES)
+    near, far = (np.asarray(Image.open(tmp_path / row["file"])) for row in views)
+    assert near.shape == far.shape and not np.array_equal(near, far)  # the same face, another perspective
+
+
+def test_render_geometry_classifier_learns_shapes_and_chooses_its_l2_on_validation():
+    pytest.importorskip("sklearn")
+    rng = np.random.default_rng(0)
+    base = _face_points(1)
+
+    def faces(count):
+        labels = np.arange(count) % 7
+        shapes = base + rng.normal(0, 1, (count,) + base.shape)
+        # each expression moves its own block of 68 points (standardising would make a single moved point one
+        # feature among 1,434 equally loud noisy ones)
+        shapes[:, :476, 1] += 5.0 * np.repeat(np.eye(7)[labels], 68, axis=1)
+        return shapes, labels
+
+    train, val, test = faces(70), faces(21), faces(21)
+    classifier = render_geometry.ShapeClassifier(*train, *val, strengths=(1e-3, 1.0))
+    assert set(classifier.validation) == {1e-3, 1.0} and classifier.strength in classifier.validation
+    assert render_geometry.accuracy(classifier.predict(test[0]), test[1]) > 0.9
+    missed = test[0].copy()
+    missed[0] = np.nan
+    assert classifier.predict(missed)[0] == -1 and not classifier.probabilities(missed)[0].any()

@@ -1,5 +1,5 @@
 """The generator's detail randomisations (brows, skin, age, shading, glasses, resting, eyes, teeth, smiles,
-broad_smiles, nose, clutter, camera):
+broad_smiles, nose, rest_shape, clutter, camera):
 each is a switch that changes what it should and leaves the rest of the face, and the default faces, as they were."""
 
 import dataclasses
@@ -25,6 +25,8 @@ from phanet.synth.identity import (
     NOSE_NOSTRIL_SIZE,
     NOSE_RESTING_FOLD,
     NOSE_SHADE,
+    REST_BROW_DROP,
+    REST_CORNER_AU15,
     RESTING_AUS,
     SMILE_ANGLE_DEGREES,
     Identity,
@@ -34,7 +36,7 @@ from phanet.synth.render import CAMERA_DISTANCE, Scene, View, background, render
 
 SIZE = 64
 NEW = ("brows", "skin", "age", "shading", "glasses", "resting", "eyes", "teeth", "smiles", "broad_smiles", "nose",
-       "clutter", "camera")
+       "rest_shape", "clutter", "camera")
 
 
 def test_the_default_renders_are_the_three_switches_of_version_0_2():
@@ -109,6 +111,26 @@ def test_resting_faces_are_weak_single_units_that_every_expression_carries():
                           render_scene(Identity(), moved, View(), Scene(), SIZE))
     assert not np.array_equal(render_scene(resting, happy, View(), Scene(), SIZE),
                               render_scene(Identity(), happy, View(), Scene(), SIZE))
+
+
+def test_the_rest_shape_lowers_the_brows_and_rests_the_mouth_corners_after_the_other_details():
+    for subject in range(20):
+        plain = sample_identity(0, subject)
+        shaped = sample_identity(0, subject, details=("rest_shape",))
+        assert shaped.brow_y == pytest.approx(plain.brow_y - REST_BROW_DROP)
+        assert shaped.resting == ((15, REST_CORNER_AU15),)
+        assert dataclasses.replace(shaped, brow_y=plain.brow_y, resting=()) == plain  # nothing else changes
+        # with the brows and resting details it shifts what they drew, and keeps their resting units
+        both = sample_identity(0, subject, details=("brows", "resting"))
+        all_three = sample_identity(0, subject, details=("brows", "resting", "rest_shape"))
+        assert all_three.brow_y == pytest.approx(both.brow_y - REST_BROW_DROP)
+        assert all_three.resting == both.resting + ((15, REST_CORNER_AU15),)
+    # one action unit named twice adds up: a resting AU 15 and the rest shape's
+    twice = dataclasses.replace(Identity(), resting=((15, 0.2), (15, REST_CORNER_AU15)))
+    moved = prototype_aus("neutral", 1.0)
+    moved[AU_INDEX[15]] += 0.2 + REST_CORNER_AU15
+    assert np.array_equal(render_scene(twice, prototype_aus("neutral", 1.0), View(), Scene(), SIZE),
+                          render_scene(Identity(), moved, View(), Scene(), SIZE))
 
 
 def test_eye_openings_span_adult_palpebral_fissures():

@@ -133,7 +133,7 @@ _LIP_TINTS = np.array([(0.72, 0.30, 0.32), (0.60, 0.22, 0.26), (0.82, 0.42, 0.45
 # A detail's random stream is numbered by its place here: add new details at the end, or every
 # later detail of every face changes.
 IDENTITY_DETAILS = ("age", "brows", "glasses", "shading", "skin", "resting", "eyes", "teeth", "smiles", "broad_smiles",
-                    "nose")
+                    "nose", "rest_shape")
 
 
 def sample_identity(seed: int, subject: int, lips: bool = True, details: Collection[str] = ()) -> Identity:
@@ -261,12 +261,21 @@ def _with_details(ident: Identity, seed: int, subject: int, details: Collection[
       and nasolabial folds deeper at rest. The base face's nose is a ridge with two small dark ovals, and
       its nose base darkens only when a face wrinkles the nose or raises the upper lip (AU 9, 10: disgust,
       the snarl of anger); every real face has these features at rest, so a model trained without them
-      can read any real nose base as an expression (``benchmarks/occlusion_cues.py`` on photos).
+      can read any real nose base as an expression (``benchmarks/occlusion_cues.py`` on photos);
+    - ``rest_shape``: the resting brow height and mouth line that a landmark model trained on real faces
+      (MediaPipe's FaceMesh) reads as it reads a real mean neutral face: the brows :data:`REST_BROW_DROP` lower
+      and a weak AU 15 (:data:`REST_CORNER_AU15`) under every expression, so the mouth corners rest level with the
+      lips' middle. Without it FaceMesh reads the renders' neutral brows where their anger brows are on a real
+      face, and their mouth corners above the lips' middle (``benchmarks/render_geometry.py``). It shifts what the
+      other details drew (after ``brows`` and ``resting``), so it draws nothing at random.
     """
     fields: dict = {}
     for stream, name in enumerate(IDENTITY_DETAILS, start=1):
         if name in details:
             fields.update(_detail_fields(name, ident, np.random.default_rng([int(seed), int(subject), 0xDE, stream])))
+    if "rest_shape" in details:
+        fields["brow_y"] = fields.get("brow_y", ident.brow_y) - REST_BROW_DROP
+        fields["resting"] = tuple(fields.get("resting", ident.resting)) + ((15, REST_CORNER_AU15),)
     return replace(ident, **fields)
 
 
@@ -327,6 +336,12 @@ NOSE_ALAR_CREASE = (0.2, 0.55)
 NOSE_NOSTRIL_SIZE = (1.0, 1.7)
 NOSE_SHADE = (0.1, 0.35)
 NOSE_RESTING_FOLD = (0.05, 0.3)
+
+# The ``rest_shape`` detail: how far the brows drop (cm) and the resting AU 15's intensity; chosen so that FaceMesh
+# reads the renders' frontal neutral faces, seen from far away, as it reads MediaPipe's canonical (mean, neutral) face
+# (``benchmarks/render_geometry.py``, results/render_geometry_rest_shape.txt). No photo chose them.
+REST_BROW_DROP = 0.38
+REST_CORNER_AU15 = 0.27
 
 # The ``eyes`` detail: palpebral fissure height / width, and the share of the height above the eye centre.
 EYE_FISSURE_RATIO = (0.26, 0.40)
