@@ -15,7 +15,7 @@ Two steps in two environments, because the FaceMesh solution whose model ships i
     python benchmarks/render_geometry.py render /tmp/geom                 # phanet's environment: the renders
     python -m venv /tmp/mp && /tmp/mp/bin/pip install --no-deps mediapipe==0.10.14 && /tmp/mp/bin/pip install \\
         absl-py attrs flatbuffers "protobuf>=4.25.3,<5" "numpy<2" "opencv-python-headless<4.11" "matplotlib<3.10" \\
-        "scikit-learn<1.6"
+        "scikit-learn<1.6" tqdm
     /tmp/mp/bin/python benchmarks/render_geometry.py measure /tmp/geom [--canonical canonical_face_model.obj] \\
         [--photos ../shared/data/london-sample]
 
@@ -96,6 +96,8 @@ def render(out: Path, samples: list, processes: int = 1, progress: bool = True) 
     from PIL import Image
     from tqdm import tqdm
 
+    for stale in out.glob("landmarks_*.npz"):  # the measure step's caches of earlier renders in this folder
+        stale.unlink()
     listing = out / "renders.csv"
     with open(listing, "w", newline="") as file, ProcessPoolExecutor(processes) as pool:
         writer = csv.writer(file)
@@ -106,8 +108,7 @@ def render(out: Path, samples: list, processes: int = 1, progress: bool = True) 
                                                            desc="render", disable=not progress):
             name = f"{sample.split}/{i}.png"
             (out / sample.split).mkdir(parents=True, exist_ok=True)
-            if not (out / name).exists():  # a rerun keeps the images it has
-                Image.fromarray(image).save(out / name)
+            Image.fromarray(image).save(out / name)
             writer.writerow([i, sample.split, sample.subject, sample.expression, sample.yaw, sample.pitch, name,
                              json.dumps(np.round(landmarks, 2).tolist()), round(float(drawn), 4)])
     return listing
@@ -120,21 +121,16 @@ VIEW_DISTANCES = (70.0, 2000.0)
 
 
 def _frontal_view(job: tuple) -> tuple:
-    """A probe sample's neutral face, frontal and without jitter, from ``distance`` cm: image, exact landmarks."""
+    """A probe sample's face, frontal and without jitter, from ``distance`` cm: image, exact landmarks."""
+    import dataclasses
+
     from phanet.inference.realign import CANVAS, CANVAS_PADDING
-    from phanet.synth.expressions import sample_aus
-    from phanet.synth.identity import IDENTITY_DETAILS, sample_identity
-    from phanet.synth.render import View, _rng, render_scene, sample_scene
+    from phanet.synth.render import View, render_capture
 
     image, distance = job
-    parts = image.render.randomize
-    ident = sample_identity(image.seed, image.subject, lips="lips" in parts,
-                            details=[part for part in parts if part in IDENTITY_DETAILS])
-    aus = sample_aus(_rng(image.seed, image.subject, 0, image.variant, 0xE), 0, subtle="subtle" in parts,
-                     blends="blends" in parts, posed_smiles="teeth" in parts)
-    scene = sample_scene(image.seed, image.subject, 0, image.variant, clutter="clutter" in parts)
-    return render_scene(ident, aus, View(distance=distance), scene, CANVAS, align_padding=CANVAS_PADDING,
-                        return_landmarks=True)
+    settings = dataclasses.replace(image.render, size=CANVAS, align_padding=CANVAS_PADDING)
+    return render_capture(image.seed, image.subject, image.expression, 0.0, 0.0, settings, variant=image.variant,
+                          return_landmarks=True, view=View(distance=distance))
 
 
 def render_views(out: Path, samples: list, processes: int = 1, distances=VIEW_DISTANCES) -> Path:

@@ -133,6 +133,19 @@ def test_the_rest_shape_lowers_the_brows_and_rests_the_mouth_corners_after_the_o
                           render_scene(Identity(), moved, View(), Scene(), SIZE))
 
 
+def test_a_capture_can_be_seen_through_another_camera_with_everything_else_kept():
+    from phanet.synth.render import RenderSettings, render_capture
+
+    settings = RenderSettings(SIZE, True, 0.1, randomize=("brows", "clutter"))
+    default = render_capture(2, 5, 1, 30.0, 0.0, settings)
+    jittered = sample_view(2, 5, 1, 0, 30.0, 0.0, jitter=True)
+    assert np.array_equal(render_capture(2, 5, 1, 30.0, 0.0, settings, view=jittered), default)
+    far = render_capture(2, 5, 1, 30.0, 0.0, settings, view=View(yaw=30.0, distance=2000.0))
+    assert not np.array_equal(far, default)
+    # the view decides the pose: the capture's own yaw and pitch are unused
+    assert np.array_equal(render_capture(2, 5, 1, -60.0, 20.0, settings, view=View(yaw=30.0, distance=2000.0)), far)
+
+
 def test_eye_openings_span_adult_palpebral_fissures():
     plain = [sample_identity(0, s) for s in range(300)]
     wide = [sample_identity(0, s, details=("eyes",)) for s in range(300)]

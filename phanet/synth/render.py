@@ -427,6 +427,7 @@ def render_capture(
     *,
     variant: int = 0,
     return_landmarks: bool = False,
+    view: View | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """One synthetic face rendered as ``settings`` say (:class:`RenderSettings`).
 
@@ -435,6 +436,8 @@ def render_capture(
     ``expression`` indexes :data:`.expressions.EXPRESSIONS`. ``return_landmarks`` also returns the
     five landmarks as in :func:`render_scene`. With an ``align_padding`` the image is the aligned
     crop, so roll, scale and shift jitter only move it as far as landmark noise does: not at all.
+    ``view`` replaces the capture's camera (``yaw``, ``pitch``, its jitter and distance are then unused): the same
+    face, expression, light and background seen as a study needs, e.g. without jitter or from far away.
     """
     for name, value in (("seed", seed), ("subject", subject), ("variant", variant)):
         if int(value) < 0:
@@ -445,7 +448,8 @@ def render_capture(
     aus = sample_aus(_rng(seed, subject, expression, variant, 0xE), expression,
                      subtle="subtle" in parts, blends="blends" in parts, posed_smiles="teeth" in parts)
     scene = sample_scene(seed, subject, expression, variant, clutter="clutter" in parts)
-    view = sample_view(seed, subject, expression, variant, yaw, pitch, settings.jitter, camera="camera" in parts)
+    if view is None:
+        view = sample_view(seed, subject, expression, variant, yaw, pitch, settings.jitter, camera="camera" in parts)
     return render_scene(ident, aus, view, scene, settings.size, align_padding=settings.align_padding,
                         return_landmarks=return_landmarks, align_fit=settings.align_fit)
 
