@@ -77,12 +77,10 @@ def _capture(sample) -> tuple:
     """One probe face on the wide canvas: image, exact landmarks, and its identity's resting eye opening as drawn
     (the painted lids' gap at the eye's middle over the outer eye corners' distance; ``paint._eyes``)."""
     from phanet.inference.realign import wide_capture
-    from phanet.synth.identity import IDENTITY_DETAILS, sample_identity
+    from phanet.synth.render import capture_identity
 
     image, landmarks = wide_capture(sample.image)
-    parts = sample.image.render.randomize
-    ident = sample_identity(sample.image.seed, sample.image.subject, lips="lips" in parts,
-                            details=[part for part in parts if part in IDENTITY_DETAILS])
+    ident = capture_identity(sample.image.seed, sample.image.subject, sample.image.render.randomize)
     drawn = (ident.eye_open + ident.eye_low - 0.02) / (2 * (ident.eye_x + ident.eye_w))
     return image, landmarks, drawn
 

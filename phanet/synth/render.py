@@ -417,6 +417,12 @@ def render_face(
                           return_landmarks=return_landmarks)
 
 
+def capture_identity(seed: int, subject: int, randomize: tuple[str, ...]) -> Identity:
+    """The identity :func:`render_capture` draws for ``subject`` under the switches ``randomize``."""
+    return sample_identity(seed, subject, lips="lips" in randomize,
+                           details=[part for part in randomize if part in IDENTITY_DETAILS])
+
+
 def render_capture(
     seed: int,
     subject: int,
@@ -443,8 +449,7 @@ def render_capture(
         if int(value) < 0:
             raise ValueError(f"{name} must be >= 0, got {value}")
     parts = settings.randomize
-    ident = sample_identity(seed, subject, lips="lips" in parts,
-                            details=[part for part in parts if part in IDENTITY_DETAILS])
+    ident = capture_identity(seed, subject, parts)
     aus = sample_aus(_rng(seed, subject, expression, variant, 0xE), expression,
                      subtle="subtle" in parts, blends="blends" in parts, posed_smiles="teeth" in parts)
     scene = sample_scene(seed, subject, expression, variant, clutter="clutter" in parts)
