@@ -304,23 +304,26 @@ def photo_rows(folder: Path) -> list[tuple[Path, int]]:
 
 
 def photo_report(names, labels, probabilities) -> list[str]:
-    """Per photo and balanced over the two classes there: happy-vs-neutral (p(happy) > p(neutral)), 7-way."""
-    labels = np.asarray(labels)
+    """Per photo, then the balanced accuracies of ``real_faces.py`` (happy-vs-neutral: p(happy) > p(neutral); 7-way;
+    a photo without a face is wrong in both), with the per-class accuracies."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from real_faces import balanced_accuracies  # no torch at import
+
     found = probabilities.sum(1) > 0
-    predicted = np.where(found, probabilities.argmax(1), -1)
+    rows = [{"label": EXPRESSIONS[label], "expression": EXPRESSIONS[row.argmax()] if ok else None,
+             "p_happy": float(row[1]), "p_neutral": float(row[0])}
+            for label, row, ok in zip(labels, probabilities, found)]
     lines = [f"{'photo':24s} {'true':8s} {'predicted':10s} p(happy) p(neutral)"]
-    for name, label, row, ok in zip(names, labels, probabilities, found):
-        answer = EXPRESSIONS[row.argmax()] if ok else "no face"
-        lines.append(f"{name:24s} {EXPRESSIONS[label]:8s} {answer:10s} {row[1]:8.3f} {row[0]:10.3f}")
-    classes = sorted(set(labels.tolist()))
-    called_happy = probabilities[:, 1] > probabilities[:, 0]
-    two_way = [np.mean(((called_happy == (labels == 1)) & found)[labels == c]) for c in classes]  # a miss is wrong
-    seven_way = [np.mean(predicted[labels == c] == c) for c in classes]
-    per = lambda values: ", ".join(f"{EXPRESSIONS[c]} {100 * v:.0f}" for c, v in zip(classes, values))  # noqa: E731
-    lines += [f"faces found: {found.sum()} / {len(found)}",
-              f"balanced happy-vs-neutral accuracy: {100 * np.mean(two_way):.1f}% [{per(two_way)}]",
-              f"balanced 7-way accuracy: {100 * np.mean(seven_way):.1f}% [{per(seven_way)}]"]
-    return lines
+    lines += [f"{name:24s} {row['label']:8s} {row['expression'] or 'no face':10s} {row['p_happy']:8.3f} "
+              f"{row['p_neutral']:10.3f}" for name, row in zip(names, rows)]
+    numbers = balanced_accuracies(rows)
+
+    def line(title, key):
+        per = ", ".join(f"{label} {100 * value:.0f}" for label, value in numbers[f"{key}_per_class"].items())
+        return f"balanced {title} accuracy: {100 * numbers[key]:.1f}% [{per}]"
+
+    return lines + [f"faces found: {found.sum()} / {len(found)}", line("happy-vs-neutral", "happy_vs_neutral"),
+                    line("7-way", "n_way")]
 
 
 def load_renders(out: Path, progress: bool = True) -> dict[str, dict]:
