@@ -6,7 +6,9 @@ average of their weights is a model of the size and speed of one that smooths th
 single seed carries. Runs started from different initial weights (here: heads drawn from different
 seeds on one pretrained backbone) do not have their hidden units aligned, and their average is worse
 than either member (measured: docs/bundled_model_study.md, "Three seeds from one starting point"), so the
-members' recorded initial seeds are compared and a mismatch is refused unless asked for.
+members' recorded starting points are compared and a mismatch is refused unless asked for. A run
+fine-tuned from a checkpoint (``train.init_from``) starts from that checkpoint's weights whatever its
+seeds, so fine-tunes of one checkpoint share a starting point (as in Wortsman et al.'s soups).
 """
 
 from __future__ import annotations
@@ -37,6 +39,18 @@ def initial_seed(meta: dict) -> int | None:
     return int(train["seed"]) if train.get("seed") is not None else None
 
 
+def starting_point(meta: dict) -> str | None:
+    """Where a checkpoint's training started: the weights it was fine-tuned from (their sha256, plus the
+    initial seed when some layers were drawn fresh) or, trained from its own initial weights, the seed they
+    were drawn from; None when its metadata records neither."""
+    seed = initial_seed(meta)
+    init = (meta.get("training") or {}).get("init_from")
+    if init and init.get("weights_sha256"):
+        start = f"weights {init['weights_sha256'][:12]}"
+        return f"{start} + fresh layers from seed {seed}" if init.get("fresh") else start
+    return None if seed is None else f"seed {seed}"
+
+
 def average_checkpoints(paths: list[str | Path], out: str | Path, weights: list[float] | None = None,
                         allow_different_init: bool = False, batch_norm_config: Config | None = None,
                         batch_norm_batches: int = 100) -> Path:
@@ -45,9 +59,10 @@ def average_checkpoints(paths: list[str | Path], out: str | Path, weights: list[
     Floating-point tensors (parameters and batch-norm running statistics) are averaged in float64;
     integer ones (batch-norm step counters) are taken from the first member. The members must have one
     architecture, label space and data config (an error names the first member that differs and the
-    field). Members whose recorded initial seeds differ are refused unless ``allow_different_init``.
+    field). Members whose recorded starting points differ (:func:`starting_point`) are refused unless
+    ``allow_different_init``.
     The result is a full-precision checkpoint whose metadata is the first member's config plus
-    ``averaged_from`` (each member's weights file, sha256, initial seed and weight). With
+    ``averaged_from`` (each member's weights file, sha256, initial seed, starting point and weight). With
     ``batch_norm_config`` the averaged batch-norm statistics are replaced by ones measured on that
     config's training images (:func:`reestimate_batch_norm`), recorded as ``batch_norm``.
     """
@@ -69,11 +84,11 @@ def average_checkpoints(paths: list[str | Path], out: str | Path, weights: list[
             if key in sums:
                 sums[key] += value.double() * weight
         members.append(_member(path, meta, weight / total))
-    seeds = {m["initial_seed"] for m in members}
-    if len(seeds) > 1:
-        message = (f"the checkpoints started from different initial weights (initial seeds "
-                   f"{', '.join(str(m['initial_seed']) for m in members)}); their average is usually worse "
-                   "than either. Train the members with one train.init_seed")
+    starts = {m["start"] for m in members}
+    if len(starts) > 1:
+        message = (f"the checkpoints started from different initial weights ("
+                   f"{', '.join(str(m['start']) for m in members)}); their average is usually worse "
+                   "than either. Train the members with one train.init_seed (or train.init_from)")
         if not allow_different_init:
             raise ValueError(message + " (or pass --allow-different-init to average them anyway)")
         log.warning(message)
@@ -89,7 +104,7 @@ def average_checkpoints(paths: list[str | Path], out: str | Path, weights: list[
 def _member(path: str | Path, meta: dict, weight: float) -> dict:
     weights_path = checkpoint_paths(path)[0]
     return {"checkpoint": str(weights_path), "weights_sha256": file_sha256(weights_path),
-            "initial_seed": initial_seed(meta), "weight": round(weight, 6)}
+            "initial_seed": initial_seed(meta), "start": starting_point(meta), "weight": round(weight, 6)}
 
 
 def _check_agree(first: str | Path, first_meta: dict, other: str | Path, meta: dict) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
 from engine_fixtures import EXPRESSIONS, POSES, tiny_config, tiny_index
 
-from phanet.averaging import average_checkpoints, initial_seed
+from phanet.averaging import average_checkpoints, initial_seed, starting_point
 from phanet.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
 from phanet.cli import main
 from phanet.data.base import LabelSpace
@@ -19,7 +20,7 @@ MODEL = "phanet_mbv2"  # the smallest PhaNet
 
 
 def _member(folder, name: str, seed: int, init_seed: int | None, fill: float | None = None,
-            label_space: LabelSpace | None = None):
+            label_space: LabelSpace | None = None, init_from: dict | None = None):
     """A checkpoint whose metadata records a training config with ``seed``/``init_seed``; with ``fill`` every
     floating-point tensor is that constant, so averages are easy to check."""
     torch.manual_seed(seed)
@@ -31,7 +32,8 @@ def _member(folder, name: str, seed: int, init_seed: int | None, fill: float | N
                 if tensor.is_floating_point():
                     tensor.fill_(fill)
     config = {"train": {"seed": seed, "init_seed": init_seed}}
-    return save_checkpoint(folder / name, model.eval(), config=config)
+    extra = {} if init_from is None else {"training": {"init_from": init_from}}
+    return save_checkpoint(folder / name, model.eval(), config=config, extra=extra)
 
 
 def test_init_seed_gives_runs_with_different_seeds_the_same_initial_weights():
@@ -90,7 +92,7 @@ def test_average_refuses_members_that_do_not_match(tmp_path):
     with pytest.raises(ValueError, match=r"c\.json.*'model'|c\.json.*label_space"):
         average_checkpoints([a, other_classes], tmp_path / "soup")
     other_init = _member(tmp_path, "d", seed=3, init_seed=None)
-    with pytest.raises(ValueError, match="different initial weights .*initial seeds 0, 3"):
+    with pytest.raises(ValueError, match="different initial weights .*seed 0, seed 3"):
         average_checkpoints([a, other_init], tmp_path / "soup")
     assert not checkpoint_paths(tmp_path / "soup")[0].exists()
     assert average_checkpoints([a, other_init], tmp_path / "soup", allow_different_init=True).exists()
@@ -100,10 +102,27 @@ def test_average_refuses_members_that_do_not_match(tmp_path):
         average_checkpoints([a, a], tmp_path / "soup", weights=[1, 1, 1])
 
 
+def test_fine_tunes_of_one_checkpoint_share_their_start_whatever_their_seeds(tmp_path):
+    bundled = {"checkpoint": "bundled", "weights_sha256": "ab" * 32, "fresh": []}
+    a = _member(tmp_path, "a", seed=2, init_seed=None, init_from=bundled)
+    b = _member(tmp_path, "b", seed=3, init_seed=None, init_from=bundled)
+    meta = load_checkpoint(average_checkpoints([a, b], tmp_path / "soup"))[1]
+    assert [m["start"] for m in meta["averaged_from"]] == ["weights abababababab"] * 2
+    # a fine-tune of other weights, one with fresh layers, and a run from its own seed all start elsewhere
+    other = _member(tmp_path, "c", seed=2, init_seed=None, init_from={**bundled, "weights_sha256": "cd" * 32})
+    fresh = _member(tmp_path, "d", seed=3, init_seed=None, init_from={**bundled, "fresh": ["head.weight"]})
+    own = _member(tmp_path, "e", seed=2, init_seed=None)
+    for stranger, start in ((other, "weights cdcdcdcdcdcd"), (fresh, "weights abababababab + fresh layers from seed 3"),
+                            (own, "seed 2")):
+        with pytest.raises(ValueError, match=re.escape(f"weights abababababab, {start}")):
+            average_checkpoints([a, stranger], tmp_path / "soup")
+
+
 def test_initial_seed_reads_the_recorded_config():
     assert initial_seed({"config": {"train": {"seed": 4}}}) == 4
     assert initial_seed({"config": {"train": {"seed": 4, "init_seed": 0}}}) == 0
     assert initial_seed({}) is None
+    assert starting_point({"config": {"train": {"seed": 4}}}) == "seed 4" and starting_point({}) is None
 
 
 def test_cli_average(tmp_path, capsys):

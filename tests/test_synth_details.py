@@ -1,5 +1,5 @@
 """The generator's detail randomisations (brows, skin, age, shading, glasses, resting, eyes, teeth, smiles,
-broad_smiles, nose, rest_shape, clutter, camera):
+broad_smiles, nose, rest_shape, rest_spread, clutter, camera):
 each is a switch that changes what it should and leaves the rest of the face, and the default faces, as they were."""
 
 import dataclasses
@@ -36,7 +36,7 @@ from phanet.synth.render import CAMERA_DISTANCE, Scene, View, background, render
 
 SIZE = 64
 NEW = ("brows", "skin", "age", "shading", "glasses", "resting", "eyes", "teeth", "smiles", "broad_smiles", "nose",
-       "rest_shape", "clutter", "camera")
+       "rest_shape", "rest_spread", "clutter", "camera")
 
 
 def test_the_default_renders_are_the_three_switches_of_version_0_2():
@@ -131,6 +131,27 @@ def test_the_rest_shape_lowers_the_brows_and_rests_the_mouth_corners_after_the_o
     moved[AU_INDEX[15]] += 0.2 + REST_CORNER_AU15
     assert np.array_equal(render_scene(twice, prototype_aus("neutral", 1.0), View(), Scene(), SIZE),
                           render_scene(Identity(), moved, View(), Scene(), SIZE))
+
+
+def test_the_rest_spread_draws_each_subjects_resting_shift_around_the_rest_shapes():
+    drops, corners = [], []
+    for subject in range(200):
+        plain = sample_identity(0, subject, details=("brows", "resting"))
+        spread = sample_identity(0, subject, details=("brows", "resting", "rest_spread"))
+        drop = plain.brow_y - spread.brow_y
+        assert spread.resting[:-1] == plain.resting and spread.resting[-1][0] == 15
+        assert dataclasses.replace(spread, brow_y=plain.brow_y, resting=plain.resting) == plain  # nothing else
+        drops.append(drop)
+        corners.append(spread.resting[-1][1])
+        # the same subject always gets the same shift; rest_spread replaces rest_shape where both are named
+        assert sample_identity(0, subject, details=("brows", "resting", "rest_spread", "rest_shape")) == spread
+    drops, corners = np.array(drops), np.array(corners)
+    assert drops.min() >= 0 and drops.max() <= 2 * REST_BROW_DROP and corners.max() <= 2 * REST_CORNER_AU15
+    # spread over the whole range, centred on the fixed shift, drawn independently
+    assert drops.mean() == pytest.approx(REST_BROW_DROP, abs=0.06) and drops.std() > 0.18
+    assert corners.mean() == pytest.approx(REST_CORNER_AU15, abs=0.04) and corners.std() > 0.12
+    assert abs(np.corrcoef(drops, corners)[0, 1]) < 0.2
+    assert len({sample_identity(s, 3, details=("rest_spread",)).brow_y for s in range(5)}) == 5
 
 
 def test_a_capture_can_be_seen_through_another_camera_with_everything_else_kept():

@@ -7,9 +7,10 @@ import argparse
 DESCRIPTION = """\
 Average the weights of several checkpoints of one model into one checkpoint of the same size and
 speed. Meant for runs of one recipe that share their initial weights (train.init_seed) and differ in
-train.seed: the average smooths the run-to-run luck of a single training seed. The members must have
-one architecture, label space and input contract; members trained from different initial weights are
-refused (their average is usually worse than either) unless --allow-different-init. Batch-norm
+train.seed: the average smooths the run-to-run luck of a single training seed; or for fine-tunes of one
+checkpoint (train.init_from), which share its weights as their start whatever their seeds. The members
+must have one architecture, label space and input contract; members trained from different initial
+weights are refused (their average is usually worse than either) unless --allow-different-init. Batch-norm
 statistics are averaged with the weights, or, with --bn-config, measured afresh on that training
 config's images (as SWA does after averaging). The JSON records each member's file, sha256 and weight.
 """
@@ -30,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--weights", metavar="W,W,...",
                         help="comma-separated weight per checkpoint, in order (default: equal)")
     parser.add_argument("--allow-different-init", action="store_true",
-                        help="average members whose recorded initial seeds differ (warns instead of refusing)")
+                        help="average members whose recorded starting points differ (warns instead of refusing)")
     parser.add_argument("--bn-config", metavar="YAML",
                         help="re-estimate the batch-norm statistics on this training config's images (its split, "
                              "train.augment, train.batch_size, train.seed), e.g. the members' recipe")

@@ -10,7 +10,8 @@ from phanet.commands.common import add_threads_flag, apply_threads, positive_int
 SETTING_FLAGS = ("poses", "epochs", "size", "train_subjects", "test_subjects", "models", "device", "workers", "seed",
                  "pretrained", "randomize", "align_padding")
 RANDOMIZE_HELP = ("the generator's domain randomisations: a comma list of lips, subtle, blends, brows, skin, age, "
-                  "shading, glasses, resting, eyes, teeth, smiles, broad_smiles, nose, rest_shape, clutter, camera; "
+                  "shading, glasses, resting, eyes, teeth, smiles, broad_smiles, nose, rest_shape, rest_spread, "
+                  "clutter, camera; "
                   "or default (lips, subtle, blends), all, or none (default: none for the demo)")
 
 

@@ -133,7 +133,7 @@ _LIP_TINTS = np.array([(0.72, 0.30, 0.32), (0.60, 0.22, 0.26), (0.82, 0.42, 0.45
 # A detail's random stream is numbered by its place here: add new details at the end, or every
 # later detail of every face changes.
 IDENTITY_DETAILS = ("age", "brows", "glasses", "shading", "skin", "resting", "eyes", "teeth", "smiles", "broad_smiles",
-                    "nose", "rest_shape")
+                    "nose", "rest_shape", "rest_spread")
 
 
 def sample_identity(seed: int, subject: int, lips: bool = True, details: Collection[str] = ()) -> Identity:
@@ -268,15 +268,38 @@ def _with_details(ident: Identity, seed: int, subject: int, details: Collection[
       lips' middle. Without it FaceMesh reads the renders' neutral brows where their anger brows are on a real
       face, and their mouth corners above the lips' middle (``benchmarks/render_geometry.py``). It shifts what the
       other details drew (after ``brows`` and ``resting``), so it draws nothing at random.
+    - ``rest_spread``: ``rest_shape`` with a spread: each subject's brow drop is drawn from 0 to twice
+      :data:`REST_BROW_DROP` and the resting AU 15 from 0 to twice :data:`REST_CORNER_AU15`, so the resting
+      geometry covers both the base face's and the real mean face's, centred on the latter. With the fixed shift
+      (or without it) a model reads the absolute resting brow height as expression (candidates 39-42 in
+      docs/bundled_model_study.md); real people's resting brows and mouth corners differ. It replaces
+      ``rest_shape`` where both are named.
     """
     fields: dict = {}
-    for stream, name in enumerate(IDENTITY_DETAILS, start=1):
+    for name in IDENTITY_DETAILS:
         if name in details:
-            fields.update(_detail_fields(name, ident, np.random.default_rng([int(seed), int(subject), 0xDE, stream])))
-    if "rest_shape" in details:
-        fields["brow_y"] = fields.get("brow_y", ident.brow_y) - REST_BROW_DROP
-        fields["resting"] = tuple(fields.get("resting", ident.resting)) + ((15, REST_CORNER_AU15),)
+            fields.update(_detail_fields(name, ident, _detail_rng(seed, subject, name)))
+    shift = _resting_shift(seed, subject, details)
+    if shift is not None:
+        brow_drop, corner_au15 = shift
+        fields["brow_y"] = fields.get("brow_y", ident.brow_y) - brow_drop
+        fields["resting"] = tuple(fields.get("resting", ident.resting)) + ((15, corner_au15),)
     return replace(ident, **fields)
+
+
+def _detail_rng(seed: int, subject: int, name: str) -> np.random.Generator:
+    """Detail ``name``'s own random stream for ``subject`` under ``seed``, numbered by its place in IDENTITY_DETAILS."""
+    return np.random.default_rng([int(seed), int(subject), 0xDE, IDENTITY_DETAILS.index(name) + 1])
+
+
+def _resting_shift(seed: int, subject: int, details: Collection[str]) -> tuple[float, float] | None:
+    """The brow drop (cm) and resting AU 15 that ``rest_spread`` draws or ``rest_shape`` fixes; None with neither."""
+    if "rest_spread" in details:
+        rng = _detail_rng(seed, subject, "rest_spread")
+        return float(rng.uniform(0.0, 2 * REST_BROW_DROP)), float(rng.uniform(0.0, 2 * REST_CORNER_AU15))
+    if "rest_shape" in details:
+        return REST_BROW_DROP, REST_CORNER_AU15
+    return None
 
 
 def _detail_fields(name: str, ident: Identity, rng: np.random.Generator) -> dict:
@@ -339,7 +362,8 @@ NOSE_RESTING_FOLD = (0.05, 0.3)
 
 # The ``rest_shape`` detail: how far the brows drop (cm) and the resting AU 15's intensity; chosen so that FaceMesh
 # reads the renders' frontal neutral faces, seen from far away, as it reads MediaPipe's canonical (mean, neutral) face
-# (``benchmarks/render_geometry.py``, results/render_geometry_rest_shape.txt). No photo chose them.
+# (``benchmarks/render_geometry.py``, results/render_geometry_rest_shape.txt). No photo chose them. ``rest_spread``
+# draws each from zero to twice these.
 REST_BROW_DROP = 0.38
 REST_CORNER_AU15 = 0.27
 

@@ -33,8 +33,8 @@ from phanet.synth.raster import rasterize
 # Domain-randomisation switches of the generator (each can be turned off to measure its effect):
 # "lips" full and varied lips (identity.sample_identity), "subtle" expression intensities from subtle
 # to full and "blends" weak mixtures of two expressions (expressions.sample_aus); the identity details
-# "brows", "skin", "age", "shading", "glasses", "resting", "eyes", "teeth", "smiles", "broad_smiles", "nose" and
-# "rest_shape"
+# "brows", "skin", "age", "shading", "glasses", "resting", "eyes", "teeth", "smiles", "broad_smiles", "nose",
+# "rest_shape" and "rest_spread"
 # (identity._with_details, painted by .details and paint._creases; the resting face added to the AUs by render_scene;
 # "teeth" also gives happy the posed smile in expressions.sample_aus; "smiles" and "broad_smiles" move the mouth in
 # geometry.expression_offsets);
@@ -195,7 +195,7 @@ def _with_resting_face(aus: np.ndarray, ident: Identity) -> np.ndarray:
         return aus
     rest = np.zeros_like(aus)
     for au, intensity in ident.resting:
-        rest[AU_INDEX[au]] += intensity  # one action unit may be named twice (``resting`` and ``rest_shape``)
+        rest[AU_INDEX[au]] += intensity  # one unit may be named twice (``resting`` and ``rest_shape``/``rest_spread``)
     return np.clip(aus + rest, 0.0, 1.0)
 
 
