@@ -1,5 +1,5 @@
 """The generator's detail randomisations (brows, skin, age, shading, glasses, resting, eyes, teeth, smiles,
-broad_smiles, nose, rest_shape, rest_spread, clutter, camera):
+broad_smiles, nose, rest_shape, rest_spread, lashes, clutter, camera):
 each is a switch that changes what it should and leaves the rest of the face, and the default faces, as they were."""
 
 import dataclasses
@@ -21,6 +21,7 @@ from phanet.synth.identity import (
     EYE_FISSURE_RATIO,
     EYE_UPPER_SHARE,
     IDENTITY_DETAILS,
+    LASH_OVER,
     NOSE_ALAR_CREASE,
     NOSE_NOSTRIL_SIZE,
     NOSE_RESTING_FOLD,
@@ -36,7 +37,7 @@ from phanet.synth.render import CAMERA_DISTANCE, Scene, View, background, render
 
 SIZE = 64
 NEW = ("brows", "skin", "age", "shading", "glasses", "resting", "eyes", "teeth", "smiles", "broad_smiles", "nose",
-       "rest_shape", "rest_spread", "clutter", "camera")
+       "rest_shape", "rest_spread", "lashes", "clutter", "camera")
 
 
 def test_the_default_renders_are_the_three_switches_of_version_0_2():
@@ -319,6 +320,24 @@ def test_the_nose_detail_darkens_the_resting_nose_base_and_leaves_eyes_and_foreh
     mouth_y = int(round((marks[3][1] + marks[4][1]) / 2))
     beside = (slice(tip_y + 4, mouth_y), slice(int(marks[3][0]) - 4, int(marks[3][0]) + 1))
     assert b[beside].mean() < a[beside].mean() - 0.5
+
+
+def test_the_lashes_detail_draws_how_much_of_the_lash_line_covers_the_eyeball():
+    for s in range(100):
+        plain, lashed = sample_identity(0, s), sample_identity(0, s, details=("lashes",))
+        assert plain.lash_over == 0.0 and LASH_OVER[0] <= lashed.lash_over <= LASH_OVER[1]
+        assert dataclasses.replace(lashed, lash_over=0.0) == plain
+
+
+def test_the_lashes_detail_darkens_the_top_of_the_eye_opening_and_leaves_the_rest_of_the_face():
+    base = sample_identity(1, 3)
+    a, b = _frontal(base), _frontal(dataclasses.replace(base, lash_over=1.0))
+    _, marks = render_scene(base, prototype_aus("neutral"), View(), Scene(), 96, return_landmarks=True)
+    eye_x, eye_y = np.round(marks[0]).astype(int)
+    rows = np.nonzero(np.abs(a - b).sum(axis=(1, 2)))[0]
+    assert len(rows) and rows.min() >= eye_y - 6 and rows.max() <= eye_y + 2  # the eyes' rows only
+    top_of_eye = (slice(eye_y - 3, eye_y + 1), slice(eye_x - 6, eye_x + 7))
+    assert b[top_of_eye].mean() < a[top_of_eye].mean() - 1.0
 
 
 def test_socket_shading_darkens_the_eye_sockets_more_than_the_cheeks():

@@ -11,7 +11,7 @@ SETTING_FLAGS = ("poses", "epochs", "size", "train_subjects", "test_subjects", "
                  "pretrained", "randomize", "align_padding")
 RANDOMIZE_HELP = ("the generator's domain randomisations: a comma list of lips, subtle, blends, brows, skin, age, "
                   "shading, glasses, resting, eyes, teeth, smiles, broad_smiles, nose, rest_shape, rest_spread, "
-                  "clutter, camera; "
+                  "lashes, clutter, camera; "
                   "or default (lips, subtle, blends), all, or none (default: none for the demo)")
 
 

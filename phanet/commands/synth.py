@@ -61,7 +61,7 @@ def register(subparsers) -> None:
     parser.add_argument("--randomize", default="default", metavar="LIST",
                         help="domain randomisations: a comma list of lips, subtle, blends, brows, skin, age, "
                         "shading, glasses, resting, eyes, teeth, smiles, broad_smiles, nose, rest_shape, rest_spread, "
-                        "clutter, camera; or default (lips, subtle, blends: the default), all, or none")
+                        "lashes, clutter, camera; or default (lips, subtle, blends: the default), all, or none")
     parser.add_argument("--camera-framing", action="store_true",
                         help="keep the camera's framing instead of the aligned face crop of the crop contract")
     parser.add_argument("--align-fit", choices=("eye_mouth", "lsq5"), default="eye_mouth",
