@@ -307,6 +307,8 @@ def _eyes(p: _Pixels, face, gaze, col, spec) -> None:
     lash_w = 0.1 + 0.04 * (1 - uc**2)
     over = ident.lash_over  # the share of the lash line drawn over the eyeball (the "lashes" detail)
     up_lash = p.edge(np.abs(v - upper - (0.5 - over) * lash_w) - 0.5 * lash_w, 0.02) * (u > -1.0) * (u < 1.12)
+    # the base face's line stops at the opening (masked, so its renders stay as they were); a line over the
+    # eyeball paints across it
     mix_into(col, idx, lash, 0.85 * up_lash * (1 - open_alpha if over == 0 else 1.0))
     lo_lash = p.line(v - lower + 0.02, 0.025) * (np.abs(u) < 1.0)
     mix_into(col, idx, lash, 0.35 * np.minimum(lo_lash, 1.0) * (1 - open_alpha))
