@@ -12,6 +12,8 @@ Prints, per row: accuracy, neutral accuracy, where the neutral faces went, and p
     python benchmarks/detail_robustness.py                       # the bundled model
     python benchmarks/detail_robustness.py --checkpoint runs/x/best --json out.json
     python benchmarks/detail_robustness.py --rows --render lips,subtle,blends,resting   # only that rendering
+    python benchmarks/detail_robustness.py --split val ...      # the recipe's validation identities instead,
+                                                                # to choose a setting without seeing the test ones
 """
 
 from __future__ import annotations
@@ -37,16 +39,16 @@ def rows() -> list[tuple[str, list[str]]]:
     return [("base", list(BASE))] + [(f"+{part}", [*BASE, part]) for part in DETAILS] + [("all", [*BASE, *DETAILS])]
 
 
-def test_index(randomize: list[str], recipe: Path = RECIPE, subjects: int | None = None):
-    """The recipe's synthetic dataset rendered with ``randomize``, and the indices of its test split
-    (the first ``subjects`` test identities only, when given: for quick checks)."""
+def test_index(randomize: list[str], recipe: Path = RECIPE, subjects: int | None = None, split: str = "test"):
+    """The recipe's synthetic dataset rendered with ``randomize``, and the indices of its ``split`` (test, or
+    val to choose settings on; the first ``subjects`` identities only, when given: for quick checks)."""
     from phanet.config import load_config
     from phanet.data.registry import load_dataset
 
     config = load_config(recipe)
     options = dict(config.data.options, randomize=list(randomize))
     index = load_dataset(config.data.dataset, None, **options)
-    test = [i for i, sample in enumerate(index.samples) if sample.split == "test"]
+    test = [i for i, sample in enumerate(index.samples) if sample.split == split]
     if subjects is not None:
         keep = sorted({index.samples[i].subject for i in test})[:subjects]
         test = [i for i in test if index.samples[i].subject in keep]
@@ -55,11 +57,11 @@ def test_index(randomize: list[str], recipe: Path = RECIPE, subjects: int | None
 
 def probe(checkpoint, randomize: list[str], subjects: int | None = None, batch_size: int = 64,
           tta: str | None = None, adapt_bn: float | None = None, adapt_images: int | None = None,
-          adapt_depth: float = 1.0, class_prior: str | None = None) -> dict:
+          adapt_depth: float = 1.0, class_prior: str | None = None, split: str = "test") -> dict:
     """Accuracy, per-expression accuracy and the neutral faces' predictions for one rendering."""
     from phanet.engine import evaluate_checkpoint
 
-    index, test = test_index(randomize, subjects=subjects)
+    index, test = test_index(randomize, subjects=subjects, split=split)
     results = evaluate_checkpoint(checkpoint, index, test, None, "cpu", batch_size, 0, tta=tta,
                                   adapt_bn=adapt_bn, adapt_images=adapt_images, adapt_depth=adapt_depth,
                                   class_prior=class_prior)
@@ -111,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--render", action="append", default=[], metavar="LIST", type=switch_list,
                         help="one more row: the test subjects rendered with this comma list of switches "
                              "(e.g. another recipe's); repeatable")
+    parser.add_argument("--split", choices=("test", "val"), default="test",
+                        help="the recipe's identities to render: test (default) or val, the validation identities "
+                             "on which to choose a setting before the test identities judge it")
     add_tta_flag(parser, "image")
     add_class_prior_flag(parser)
     add_adapt_bn_flags(parser, "row's test images")
@@ -127,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = args.checkpoint or bundled_checkpoint()
     adaptation = "off" if args.adapt_bn is None else (
         f"prior {args.adapt_bn:g}, depth {args.adapt_depth:g}, at most {args.adapt_images} images")
-    print(f"checkpoint {checkpoint}; test subjects of {RECIPE.name}, rendered as each row says; "
+    print(f"checkpoint {checkpoint}; {args.split} subjects of {RECIPE.name}, rendered as each row says; "
           f"test-time augmentation: {args.tta}; class prior: {args.class_prior or 'none'}; "
           f"batch-norm adaptation: {adaptation}\n")
     results = {}
@@ -135,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, randomize in chosen + [(",".join(given), given) for given in args.render]:
         results[name] = probe(checkpoint, randomize, tta=args.tta, adapt_bn=args.adapt_bn,
                               adapt_images=args.adapt_images, adapt_depth=args.adapt_depth,
-                              class_prior=args.class_prior)
+                              class_prior=args.class_prior, split=args.split)
         print(f"{name}: {100 * results[name]['accuracy']:.1f}% over {results[name]['images']} images", flush=True)
     print()
     print(report(results))

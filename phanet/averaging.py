@@ -8,7 +8,9 @@ seeds on one pretrained backbone) do not have their hidden units aligned, and th
 than either member (measured: docs/bundled_model_study.md, "Three seeds from one starting point"), so the
 members' recorded starting points are compared and a mismatch is refused unless asked for. A run
 fine-tuned from a checkpoint (``train.init_from``) starts from that checkpoint's weights whatever its
-seeds, so fine-tunes of one checkpoint share a starting point (as in Wortsman et al.'s soups).
+seeds, so fine-tunes of one checkpoint share a starting point (as in Wortsman et al.'s soups), and that
+checkpoint itself may join them: a weighted average of a model and its fine-tunes interpolates between them in
+weight space (WiSE-FT, Wortsman et al. 2022, "Robust fine-tuning of zero-shot models").
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ def average_checkpoints(paths: list[str | Path], out: str | Path, weights: list[
             if key in sums:
                 sums[key] += value.double() * weight
         members.append(_member(path, meta, weight / total))
-    starts = {m["start"] for m in members}
+    starts = _shared_starts(members)
     if len(starts) > 1:
         message = (f"the checkpoints started from different initial weights ("
                    f"{', '.join(str(m['start']) for m in members)}); their average is usually worse "
@@ -99,6 +101,16 @@ def average_checkpoints(paths: list[str | Path], out: str | Path, weights: list[
     if batch_norm_config is not None:
         extra["batch_norm"] = reestimate_batch_norm(first_model, batch_norm_config, batch_norm_batches)
     return save_checkpoint(out, first_model, config=first_meta.get("config"), extra=extra)
+
+
+def _shared_starts(members: list[dict]) -> set:
+    """The members' starting points, where a member that *is* the others' start (its weights file's sha256 is
+    the one they were fine-tuned from) counts as starting there too; marks such a member ``"role": "start"``."""
+    fine_tuned_from = {m["start"] for m in members}
+    for m in members:
+        if f"weights {m['weights_sha256'][:12]}" in fine_tuned_from:
+            m["role"] = "start"
+    return {f"weights {m['weights_sha256'][:12]}" if m.get("role") else m["start"] for m in members}
 
 
 def _member(path: str | Path, meta: dict, weight: float) -> dict:

@@ -10,7 +10,7 @@ import torch
 from engine_fixtures import EXPRESSIONS, POSES, tiny_config, tiny_index
 
 from phanet.averaging import average_checkpoints, initial_seed, starting_point
-from phanet.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
+from phanet.checkpoint import checkpoint_paths, file_sha256, load_checkpoint, save_checkpoint
 from phanet.cli import main
 from phanet.data.base import LabelSpace
 from phanet.engine import initial_model
@@ -116,6 +116,22 @@ def test_fine_tunes_of_one_checkpoint_share_their_start_whatever_their_seeds(tmp
                             (own, "seed 2")):
         with pytest.raises(ValueError, match=re.escape(f"weights abababababab, {start}")):
             average_checkpoints([a, stranger], tmp_path / "soup")
+
+
+def test_a_checkpoint_joins_its_own_fine_tunes_for_interpolation(tmp_path):
+    start = _member(tmp_path, "start", seed=0, init_seed=None, fill=0.0)
+    made_from_start = {"checkpoint": "start", "weights_sha256": file_sha256(checkpoint_paths(start)[0]), "fresh": []}
+    a = _member(tmp_path, "a", seed=2, init_seed=None, fill=4.0, init_from=made_from_start)
+    b = _member(tmp_path, "b", seed=3, init_seed=None, fill=8.0, init_from=made_from_start)
+    wise = average_checkpoints([start, a, b], tmp_path / "wise", weights=[0.5, 0.25, 0.25])
+    soup, meta = load_checkpoint(wise)
+    floats = [t for t in soup.state_dict().values() if t.is_floating_point()]
+    assert all(torch.allclose(t, torch.full_like(t, 3.0)) for t in floats)  # half-way from 0 to their mean, 6
+    assert [m.get("role") for m in meta["averaged_from"]] == ["start", None, None]
+    # a checkpoint that is not their start is still refused beside them
+    stranger = _member(tmp_path, "s", seed=0, init_seed=None, fill=1.0)
+    with pytest.raises(ValueError, match="different initial weights"):
+        average_checkpoints([stranger, a, b], tmp_path / "refused")
 
 
 def test_initial_seed_reads_the_recorded_config():

@@ -456,6 +456,16 @@ def test_detail_robustness_probes_the_same_faces_with_one_detail_switched_on_at_
     assert "| base |" in detail_robustness.report({"base": result})
 
 
+def test_detail_robustness_can_render_the_validation_identities_to_choose_settings_on():
+    index, val = detail_robustness.test_index(["lips"], split="val")
+    _, test = detail_robustness.test_index(["lips"])
+    val_subjects = {index.samples[i].subject for i in val}
+    assert len(val_subjects) == 4 and len(val) == 4 * 7 * 23  # the recipe's 4 validation identities
+    assert not val_subjects & {index.samples[i].subject for i in test}
+    with pytest.raises(SystemExit):
+        detail_robustness.main(["--split", "train"])  # the training identities are not a probe's to render
+
+
 def test_occlusion_bands_sit_on_the_crop_templates_features_and_hide_only_their_rows():
     from phanet.crop import template_points
 

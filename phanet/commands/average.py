@@ -8,7 +8,8 @@ DESCRIPTION = """\
 Average the weights of several checkpoints of one model into one checkpoint of the same size and
 speed. Meant for runs of one recipe that share their initial weights (train.init_seed) and differ in
 train.seed: the average smooths the run-to-run luck of a single training seed; or for fine-tunes of one
-checkpoint (train.init_from), which share its weights as their start whatever their seeds. The members
+checkpoint (train.init_from), which share its weights as their start whatever their seeds; that checkpoint
+may be a member too, so --weights interpolates between a model and its fine-tunes (WiSE-FT). The members
 must have one architecture, label space and input contract; members trained from different initial
 weights are refused (their average is usually worse than either) unless --allow-different-init. Batch-norm
 statistics are averaged with the weights, or, with --bn-config, measured afresh on that training
@@ -20,9 +21,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "average", help="average the weights of several runs into one checkpoint (model soup)",
         description=DESCRIPTION,
-        epilog="example (three seeds of one recipe, then the fp16 copy that ships):\n"
+        epilog="examples (three seeds of one recipe, then the fp16 copy that ships; a model and two of its\n"
+               "fine-tunes, three quarters of the way to the model):\n"
                "  phanet average runs/s0/best runs/s1/best runs/s2/best --out runs/soup --bn-config CONFIG\n"
-               "  phanet export fp16 --checkpoint runs/soup --out phanet/weights/phanet_synthetic",
+               "  phanet export fp16 --checkpoint runs/soup --out phanet/weights/phanet_synthetic\n"
+               "  phanet average runs/s0/best runs/ft1/best runs/ft2/best --weights 0.75,0.125,0.125 --out runs/wise",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("checkpoints", nargs="+", metavar="CKPT",
