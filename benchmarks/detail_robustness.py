@@ -48,11 +48,11 @@ def test_index(randomize: list[str], recipe: Path = RECIPE, subjects: int | None
     config = load_config(recipe)
     options = dict(config.data.options, randomize=list(randomize))
     index = load_dataset(config.data.dataset, None, **options)
-    test = [i for i, sample in enumerate(index.samples) if sample.split == split]
+    chosen = [i for i, sample in enumerate(index.samples) if sample.split == split]
     if subjects is not None:
-        keep = sorted({index.samples[i].subject for i in test})[:subjects]
-        test = [i for i in test if index.samples[i].subject in keep]
-    return index, test
+        keep = sorted({index.samples[i].subject for i in chosen})[:subjects]
+        chosen = [i for i in chosen if index.samples[i].subject in keep]
+    return index, chosen
 
 
 def probe(checkpoint, randomize: list[str], subjects: int | None = None, batch_size: int = 64,

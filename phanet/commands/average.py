@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "average", help="average the weights of several runs into one checkpoint (model soup)",
         description=DESCRIPTION,
         epilog="examples (three seeds of one recipe, then the fp16 copy that ships; a model and two of its\n"
-               "fine-tunes, three quarters of the way to the model):\n"
+               "fine-tunes: a quarter of the way from the model towards the fine-tunes' mean):\n"
                "  phanet average runs/s0/best runs/s1/best runs/s2/best --out runs/soup --bn-config CONFIG\n"
                "  phanet export fp16 --checkpoint runs/soup --out phanet/weights/phanet_synthetic\n"
                "  phanet average runs/s0/best runs/ft1/best runs/ft2/best --weights 0.75,0.125,0.125 --out runs/wise",
