@@ -48,7 +48,7 @@ def starting_point(meta: dict) -> str | None:
     seed = initial_seed(meta)
     init = (meta.get("training") or {}).get("init_from")
     if init and init.get("weights_sha256"):
-        start = f"weights {init['weights_sha256'][:12]}"
+        start = _weights_start(init["weights_sha256"])
         return f"{start} + fresh layers from seed {seed}" if init.get("fresh") else start
     return None if seed is None else f"seed {seed}"
 
@@ -108,9 +108,14 @@ def _shared_starts(members: list[dict]) -> set:
     the one they were fine-tuned from) counts as starting there too; marks such a member ``"role": "start"``."""
     fine_tuned_from = {m["start"] for m in members}
     for m in members:
-        if f"weights {m['weights_sha256'][:12]}" in fine_tuned_from:
+        if _weights_start(m["weights_sha256"]) in fine_tuned_from:
             m["role"] = "start"
-    return {f"weights {m['weights_sha256'][:12]}" if m.get("role") else m["start"] for m in members}
+    return {_weights_start(m["weights_sha256"]) if m.get("role") else m["start"] for m in members}
+
+
+def _weights_start(sha256: str) -> str:
+    """The starting point of a run fine-tuned from the weights file with this sha256."""
+    return f"weights {sha256[:12]}"
 
 
 def _member(path: str | Path, meta: dict, weight: float) -> dict:

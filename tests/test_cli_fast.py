@@ -155,3 +155,15 @@ def test_predict_detection_passes_are_chosen_on_the_command_line():
     assert options("--no-retry")["retry_thresholds"] is None
     assert options("--search-profiles")["retry_stretch"] == RETRY_STRETCH
     assert options("--search-profiles", "--no-retry") == options("--no-retry")  # no later pass at all
+
+
+def test_randomize_help_names_every_generator_switch(capsys):
+    from phanet.commands.common import RANDOMIZE_SWITCHES
+    from phanet.synth import RANDOMIZATIONS
+
+    named = RANDOMIZE_SWITCHES.split(", ")
+    assert sorted(named) == sorted(RANDOMIZATIONS) and len(named) == len(set(named))
+    for command in ("synth", "demo"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert "lashes, clutter, camera" in " ".join(capsys.readouterr().out.split())

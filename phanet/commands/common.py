@@ -6,6 +6,11 @@ import argparse
 import time
 from pathlib import Path
 
+# The generator's switches for `--randomize` help (phanet.synth.RANDOMIZATIONS, written out because the parsers
+# must not import numpy; tests/test_cli_fast.py keeps the two the same).
+RANDOMIZE_SWITCHES = ("lips, subtle, blends, brows, skin, age, shading, glasses, resting, eyes, teeth, smiles, "
+                      "broad_smiles, nose, rest_shape, rest_spread, lashes, clutter, camera")
+
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
     """Flags that override the YAML config (each one beats the file; unset flags leave it alone)."""

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from phanet.commands.common import add_threads_flag, apply_threads, positive_int, show_progress
+from phanet.commands.common import (
+    RANDOMIZE_SWITCHES,
+    add_threads_flag,
+    apply_threads,
+    positive_int,
+    show_progress,
+)
 
 # flags that set demo sizes: fixed by the demo folder when resuming
 SETTING_FLAGS = ("poses", "epochs", "size", "train_subjects", "test_subjects", "models", "device", "workers", "seed",
                  "pretrained", "randomize", "align_padding")
-RANDOMIZE_HELP = ("the generator's domain randomisations: a comma list of lips, subtle, blends, brows, skin, age, "
-                  "shading, glasses, resting, eyes, teeth, smiles, broad_smiles, nose, rest_shape, rest_spread, "
-                  "lashes, clutter, camera; "
+RANDOMIZE_HELP = (f"the generator's domain randomisations: a comma list of {RANDOMIZE_SWITCHES}; "
                   "or default (lips, subtle, blends), all, or none (default: none for the demo)")
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from phanet.commands.common import RANDOMIZE_SWITCHES
+
 EPILOG = """\
 pose presets:
   kdef5       yaw -90, -45, 0, 45, 90
@@ -59,9 +61,8 @@ def register(subparsers) -> None:
     parser.add_argument("--splits", type=_splits, default=None, metavar="NAME:N,...",
                         help="label consecutive subjects with splits, e.g. train:20,val:5,test:5")
     parser.add_argument("--randomize", default="default", metavar="LIST",
-                        help="domain randomisations: a comma list of lips, subtle, blends, brows, skin, age, "
-                        "shading, glasses, resting, eyes, teeth, smiles, broad_smiles, nose, rest_shape, rest_spread, "
-                        "lashes, clutter, camera; or default (lips, subtle, blends: the default), all, or none")
+                        help=f"domain randomisations: a comma list of {RANDOMIZE_SWITCHES}; or default (lips, "
+                        "subtle, blends: the default), all, or none")
     parser.add_argument("--camera-framing", action="store_true",
                         help="keep the camera's framing instead of the aligned face crop of the crop contract")
     parser.add_argument("--align-fit", choices=("eye_mouth", "lsq5"), default="eye_mouth",
