@@ -13,6 +13,10 @@ per photo, the confusion counts (true label -> predicted expression) and
   the accuracy on the neutral photos and the accuracy on the happy photos;
 * balanced N-way accuracy: per true class, the fraction whose most probable expression (over all the
   model's expressions) is that class; the mean over the true classes (neutral, happy);
+* happy-vs-neutral ranking: the chance that a happy photo outranks a neutral one by p(happy) alone
+  (the area under the ROC curve; ties count half): how well the model orders the two classes, whatever
+  the line between them (between the study's recipes it moved far less than the accuracies did:
+  docs/bundled_model_study.md, candidates 49-52);
 * frontal pose rate: the fraction of faces whose predicted pose bin has |yaw| <= 22.5 (and
   |pitch| <= 22.5 where the bin has a pitch); the photos are all frontal.
 
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -119,6 +124,7 @@ def balanced_accuracies(rows: Sequence[dict]) -> dict:
         return sum(values) / len(values) if values else None
 
     return {
+        "happy_ranking": happy_ranking(two) if len(two) == 2 and defined else None,
         "happy_vs_neutral": mean(list(per_class(hv_hits).values())) if hv_hits else None,
         "happy_vs_neutral_per_class": per_class(hv_hits),
         "happy_vs_neutral_interval": balanced_interval(hv_hits) if hv_hits else None,
@@ -128,6 +134,19 @@ def balanced_accuracies(rows: Sequence[dict]) -> dict:
         "photos_per_class": {label: len(members) for label, members in by_class.items()},
         "no_face": sum(r["expression"] is None for r in rows),
     }
+
+
+def happy_ranking(by_class: dict[str, list[dict]]) -> float:
+    """The chance that a happy photo's p(happy) is above a neutral photo's, over every (happy, neutral) pair;
+    ties count half. A photo with no face ranks wrong: a happy one below every neutral photo, a neutral one
+    above every happy photo."""
+    def score(row: dict, missing: float) -> float:
+        return missing if row["expression"] is None else row["p_happy"]
+
+    happy = [score(r, -math.inf) for r in by_class["happy"]]
+    neutral = [score(r, math.inf) for r in by_class["neutral"]]
+    wins = sum((h > n) + 0.5 * (h == n) for h in happy for n in neutral)
+    return wins / (len(happy) * len(neutral))
 
 
 def balanced_interval(hits: dict[str, list[bool]], level: float = 0.95, resamples: int = 4000,
@@ -304,6 +323,9 @@ def report(result: dict) -> str:
     lines.append(f"balanced happy-vs-neutral accuracy (happy iff p(happy) > p(neutral)): "
                  f"{_pct(acc['happy_vs_neutral'])}{_interval(acc.get('happy_vs_neutral_interval'))}"
                  + (f"  [{per_class}]" if per_class else "") + no_face_note)
+    if acc.get("happy_ranking") is not None:
+        lines.append(f"happy-vs-neutral ranking (chance that a happy photo outranks a neutral one by p(happy); "
+                     f"no threshold): {acc['happy_ranking']:.3f}")
     per_class = ", ".join(f"{label} {_pct(v)}" for label, v in acc["n_way_per_class"].items())
     lines.append(f"balanced {len(expressions)}-way accuracy (argmax over all expressions): "
                  f"{_pct(acc['n_way'])}{_interval(acc.get('n_way_interval'))}  [{per_class}]" + no_face_note)

@@ -65,6 +65,10 @@ class TrainConfig:
     loss_weighting: str = "learned"  # learned | fixed
     fixed_weights: dict = field(default_factory=dict)  # with loss_weighting=fixed: {pose: 0.5, att0: 0.3, ...}
     label_smoothing: float = 0.0
+    # Intensity-graded targets (phanet.intensity_targets): an expression image of intensity i
+    # gives neutral this multiple of (1 - i) of its target, so weak expressions are taught as partly neutral.
+    # Needs per-image intensities, which the synthetic dataset records; 0: one-hot targets.
+    intensity_labels: float = 0.0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     strict: bool = False  # fail on an unreadable image instead of skipping it
     eval_batch_size: int = 128
@@ -230,6 +234,7 @@ LIMITS: dict[tuple[str, str], tuple] = {
     ("train", "seed"): (0, None, False),
     ("train", "init_seed"): (0, None, False),
     ("train", "label_smoothing"): (0.0, 1.0, True),
+    ("train", "intensity_labels"): (0.0, 1.0, False),
     ("train", "head_lr_mult"): (0.0, None, False),
     ("train", "gate_balance"): (0.0, None, False),
 }

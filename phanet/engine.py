@@ -47,6 +47,7 @@ from phanet.distributed import (
     resolve_device,
     seed_everything,
 )
+from phanet.intensity_targets import intensity_targets_for
 from phanet.losses import FixedTaskWeights, LearnedTaskWeights, phanet_loss
 from phanet.metrics import classification_report
 from phanet.models import check_model_options, create_model
@@ -187,6 +188,8 @@ class StepContext:
     progress: bool = True
     diagnostics: bool = True  # mean gradient norm per head in each epoch's record (phanet.diagnostics)
     cpu_bf16: bool = False  # bf16 autocast of training steps on CPU (train.cpu_amp)
+    # train.intensity_labels: (expression [B], dataset index [B]) -> target probabilities [B, E]; None: one-hot
+    graded_targets: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
 
 def train_one_epoch(model: nn.Module, loader, ctx: StepContext, epoch: int, start_step: int = 0) -> dict:
@@ -214,7 +217,8 @@ def train_one_epoch(model: nn.Module, loader, ctx: StepContext, epoch: int, star
             with autocast_for(ctx.device, ctx.amp, ctx.cpu_bf16):
                 output = model(images)
             output = type(output)(*(o.float() if torch.is_tensor(o) else o for o in output))
-            loss = phanet_loss(output, expression, pose, ctx.weighting, ctx.label_smoothing, ctx.gate_balance)
+            target = expression if ctx.graded_targets is None else ctx.graded_targets(expression, batch["index"])
+            loss = phanet_loss(output, target, pose, ctx.weighting, ctx.label_smoothing, ctx.gate_balance)
             ctx.optimizer.zero_grad(set_to_none=True)
             ctx.scaler.scale(loss.total).backward()
             if ctx.diagnostics:
@@ -689,7 +693,9 @@ def _run_epochs(run: _Run, state: TrainState, on_step: Callable[[int, int], None
                           label_smoothing=train_cfg.label_smoothing, gate_balance=train_cfg.gate_balance,
                           channels_last=train_cfg.channels_last,
                           dist_info=run.dist_info, should_stop=should_stop, on_step=on_step,
-                          progress=run.progress and run.dist_info.is_main, cpu_bf16=train_cfg.cpu_amp)
+                          progress=run.progress and run.dist_info.is_main, cpu_bf16=train_cfg.cpu_amp,
+                          graded_targets=intensity_targets_for(run.train_set, run.index.label_space,
+                                                               train_cfg.intensity_labels))
         while state.epoch < train_cfg.epochs:
             epoch = state.epoch
             stats = _train_epoch(run, ctx, state)

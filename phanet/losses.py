@@ -19,16 +19,16 @@ from phanet.data.base import UNKNOWN_POSE
 
 
 def expression_loss(logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Cross-entropy of ``logits [B, E]`` against ``target [B]``."""
+    """Cross-entropy of ``logits [B, E]`` against ``target``: class indices ``[B]`` or probabilities ``[B, E]``."""
     return F.cross_entropy(logits, target, label_smoothing=label_smoothing)
 
 
 def attention_losses(scale_logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """One cross-entropy per scale: ``scale_logits [B, S, E]``, ``target [B]`` -> ``[S]``."""
+    """One cross-entropy per scale: ``scale_logits [B, S, E]``, ``target [B]`` (or ``[B, E]``) -> ``[S]``."""
     batch, scales, classes = scale_logits.shape
     per_sample = F.cross_entropy(
         scale_logits.reshape(batch * scales, classes),
-        target.repeat_interleave(scales),
+        target.repeat_interleave(scales, dim=0),
         reduction="none",
         label_smoothing=label_smoothing,
     )
@@ -114,6 +114,9 @@ def phanet_loss(
     gate_balance: float = 0.0,
 ) -> LossBreakdown:
     """Total loss of a :class:`~phanet.models.PhaNetOutput` and each component (unweighted).
+
+    ``expression`` holds class indices ``[B]`` or target probabilities ``[B, E]``
+    (:mod:`phanet.intensity_targets`).
 
     Tasks the model lacks (no pose branch, no attention) are absent from ``components``; the pose
     task is also absent for a batch with no known pose, so its learned weight is not pushed around

@@ -282,14 +282,21 @@ def test_real_faces_balanced_accuracies_on_hand_made_rows():
     assert real_faces.frontal_rate(rows, []) is None
     assert real_faces.confusion(rows)["neutral"] == {"(no face)": 1, "happy": 1, "neutral": 1, "sad": 1}
 
-    # a model without "happy": the two-way accuracy is undefined, the N-way one is not
+    # ranking by p(happy): happy 0.9 beats the three neutral faces (0.1, 0.2, 0.5) and loses to the faceless
+    # neutral photo; happy 0.3 beats 0.1 and 0.2 only: (3 + 2) / (2 x 4)
+    assert acc["happy_ranking"] == pytest.approx(5 / 8)
+    tied = [_row("neutral", "neutral", 0.3, 0.6), _row("happy", "neutral", 0.3, 0.6), _row("happy", None)]
+    assert real_faces.balanced_accuracies(tied)["happy_ranking"] == pytest.approx(0.25)  # a tie, and a miss
+
+    # a model without "happy": the two-way accuracy and the ranking are undefined, the N-way one is not
     no_happy = [_row("neutral", "neutral", None, 0.9), _row("happy", "sad", None, 0.1)]
     acc = real_faces.balanced_accuracies(no_happy)
-    assert acc["happy_vs_neutral"] is None and acc["n_way"] == 0.5
+    assert acc["happy_vs_neutral"] is None and acc["happy_ranking"] is None and acc["n_way"] == 0.5
 
     text = real_faces.report(real_faces.summarise("hand-made", rows, CANONICAL_EXPRESSIONS[:7], poses))
     for part in ("faces found: 5 / 6", "no face found in: neutral/x.jpg", "balanced happy-vs-neutral accuracy",
-                 "75.0%", "balanced 7-way accuracy", "37.5%", "frontal pose rate", "40.0%", "bootstrap interval"):
+                 "75.0%", "balanced 7-way accuracy", "37.5%", "frontal pose rate", "40.0%", "bootstrap interval",
+                 "outranks a neutral one by p(happy); no threshold): 0.625"):
         assert part in text
 
 

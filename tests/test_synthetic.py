@@ -194,7 +194,7 @@ def test_phanet_synth_writes_images_labels_labelspace_and_preview(tmp_path):
     assert code == 0
     with open(out / "labels.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["image", "expression", "pose", "subject", "yaw", "pitch", "split"]
+    assert list(rows[0]) == ["image", "expression", "pose", "subject", "yaw", "pitch", "split", "intensity"]
     assert len(rows) == 2 * 7 * 3
     assert {r["pose"] for r in rows} == {"yaw-45", "yaw+0", "yaw+45"}
     assert {r["split"] for r in rows} == {"train", "test"}

@@ -18,7 +18,7 @@ the list starts with a minus sign).
 Positive yaw: the subject turns to their own left (nose towards the image's right);
 positive pitch: the subject looks up.
 
-The folder gets images/, labels.csv (image,expression,pose,subject,yaw,pitch,split) and
+The folder gets images/, labels.csv (image,expression,pose,subject,yaw,pitch,split,intensity) and
 labelspace.json -- the generic CSV layout that training reads -- plus preview.png with --preview.
 Example: phanet synth --out data/synth --subjects 30 --poses kdef5 --preview
 """

@@ -2,7 +2,7 @@
 
 Layout (the contract with :mod:`phanet.data.datasets.generic`)::
 
-    OUT/labels.csv          image,expression,pose,subject,yaw,pitch,split
+    OUT/labels.csv          image,expression,pose,subject,yaw,pitch,split,intensity
     OUT/labelspace.json     LabelSpace.to_json(): the order of expression and pose names
     OUT/synth_config.json   the generator settings, to regenerate the same files
     OUT/images/synth0000/happy_yaw+45_v0.png ...
@@ -27,7 +27,9 @@ from phanet.crop import DEFAULT_FIT, DEFAULT_PADDING
 from phanet.data.datasets.synthetic import PoseSpec, SyntheticImage, synthetic_index
 from phanet.synth.render import DEFAULT_RANDOMIZATIONS, RenderSettings
 
-LABEL_COLUMNS = ("image", "expression", "pose", "subject", "yaw", "pitch", "split")
+# intensity: the expression's overall intensity as drawn (0 for neutral); the generic loader keeps it in
+# Sample.extra, where train.intensity_labels reads it (phanet.intensity_targets)
+LABEL_COLUMNS = ("image", "expression", "pose", "subject", "yaw", "pitch", "split", "intensity")
 
 
 def _render_to(task: tuple[SyntheticImage, str]) -> None:
@@ -70,7 +72,7 @@ def write_synthetic_dataset(
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         tasks.append((recipe, str(out / rel)))
         rows.append((rel, space.expressions[sample.expression], space.poses[sample.pose].name, sample.subject,
-                     f"{sample.yaw:g}", f"{sample.pitch:g}", sample.split or ""))
+                     f"{sample.yaw:g}", f"{sample.pitch:g}", sample.split or "", f"{sample.extra['intensity']:.4f}"))
     _run(tasks, workers, progress)
     with open(out / "labels.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)

@@ -101,6 +101,26 @@ BLEND_PROBABILITY = 0.25  # share of non-neutral instances with a second express
 BLEND_INTENSITY = (0.1, 0.35)
 
 
+def _draw_form_and_intensity(rng: np.random.Generator, name: str, subtle: bool,
+                             posed_smiles: bool) -> tuple[list, int, float]:
+    """The first draws of an instance: its prototype's form and its overall intensity (shared by
+    :func:`sample_aus` and :func:`sample_intensity`, so both read the same numbers from one ``rng``)."""
+    forms = POSED_SMILE_FORMS if posed_smiles and name == "happy" else PROTOTYPES[name]
+    form = rng.choice(len(forms), p=[p for p, _ in forms])
+    intensity = rng.uniform(SUBTLE_INTENSITY if subtle else 0.6, 1.0)
+    return forms, int(form), float(intensity)
+
+
+def sample_intensity(rng: np.random.Generator, expression: int, subtle: bool = True,
+                     posed_smiles: bool = False) -> float:
+    """The overall intensity that :func:`sample_aus` draws from a generator in the same state: 0 for
+    neutral (no prototype to scale), else in [0.35, 1) with ``subtle``, [0.6, 1) without. Cheap (two
+    draws), so a dataset can label each image with it without rendering."""
+    name = expression_name(expression)
+    _, _, intensity = _draw_form_and_intensity(rng, name, subtle, posed_smiles)
+    return 0.0 if name == "neutral" else intensity
+
+
 def sample_aus(rng: np.random.Generator, expression: int, subtle: bool = True, blends: bool = True,
                posed_smiles: bool = False) -> np.ndarray:
     """A random instance of ``expression``: ``[NUM_AUS, 2]`` intensities in [0, 1].
@@ -115,9 +135,7 @@ def sample_aus(rng: np.random.Generator, expression: int, subtle: bool = True, b
     otherwise, so every other expression is unchanged).
     """
     name = expression_name(expression)
-    forms = POSED_SMILE_FORMS if posed_smiles and name == "happy" else PROTOTYPES[name]
-    form = rng.choice(len(forms), p=[p for p, _ in forms])
-    intensity = rng.uniform(SUBTLE_INTENSITY if subtle else 0.6, 1.0)
+    forms, form, intensity = _draw_form_and_intensity(rng, name, subtle, posed_smiles)
     base = np.where(rng.random(NUM_AUS) < 0.35, rng.uniform(0.0, 0.12 if name == "neutral" else 0.15, NUM_AUS), 0.0)
     base[[AU_INDEX[25], AU_INDEX[26], AU_INDEX[27]]] = 0.0  # the lips stay closed unless the prototype parts them
     for au, weight in forms[form][1].items():

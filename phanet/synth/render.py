@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from phanet.crop import DEFAULT_FIT, DEFAULT_PADDING, FITS, alignment_matrix, apply_similarity, crop_spec
-from phanet.synth.expressions import AU_INDEX, NUM_AUS, sample_aus
+from phanet.synth.expressions import AU_INDEX, NUM_AUS, sample_aus, sample_intensity
 from phanet.synth.geometry import KIND_EAR, KIND_MOUTH, NUM_ATTRS, build_mesh, face_landmarks
 from phanet.synth.identity import IDENTITY_DETAILS, Identity, sample_identity
 from phanet.synth.maths import smoothstep, value_noise
@@ -457,6 +457,14 @@ def render_capture(
         view = sample_view(seed, subject, expression, variant, yaw, pitch, settings.jitter, camera="camera" in parts)
     return render_scene(ident, aus, view, scene, settings.size, align_padding=settings.align_padding,
                         return_landmarks=return_landmarks, align_fit=settings.align_fit)
+
+
+def capture_intensity(seed: int, subject: int, expression: int, randomize: tuple[str, ...], *,
+                      variant: int = 0) -> float:
+    """The expression intensity of the capture :func:`render_capture` draws for these keys (0 for
+    neutral; see :func:`.expressions.sample_intensity`), without rendering it."""
+    return sample_intensity(_rng(seed, subject, expression, variant, 0xE), expression,
+                            subtle="subtle" in randomize, posed_smiles="teeth" in randomize)
 
 
 def check_randomize(randomize) -> tuple[str, ...]:

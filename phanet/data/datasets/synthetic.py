@@ -22,7 +22,13 @@ from phanet.crop import DEFAULT_FIT, DEFAULT_PADDING, crop_spec
 from phanet.data.base import SEVEN_EXPRESSIONS, FaceDataset, LabelSpace, PoseBin, Sample
 from phanet.data.layout import pose_name
 from phanet.data.registry import DatasetIndex, register_dataset
-from phanet.synth.render import DEFAULT_RANDOMIZATIONS, RenderSettings, render_capture, render_capture_job
+from phanet.synth.render import (
+    DEFAULT_RANDOMIZATIONS,
+    RenderSettings,
+    capture_intensity,
+    render_capture,
+    render_capture_job,
+)
 
 log = logging.getLogger(__name__)
 
@@ -213,8 +219,11 @@ def synthetic_index(
                         yaw=pose.yaw,
                         pitch=pose.pitch,
                         split=split_of[subject],
-                        # kept when the image is rendered into memory (the demo), for provenance checks
-                        extra={"generator_seed": seed, "generator_id": subject},
+                        # kept when the image is rendered into memory (the demo), for provenance checks;
+                        # the intensity is what train.intensity_labels grades the targets by
+                        extra={"generator_seed": seed, "generator_id": subject,
+                               "intensity": capture_intensity(seed, subject, expression, render.randomize,
+                                                              variant=variant)},
                     ))
     protocol = "official" if splits else "subject_kfold"
     return DatasetIndex(samples=samples, label_space=space, default_protocol=protocol, name="synthetic", crop=crop)
