@@ -16,7 +16,7 @@ per photo, the confusion counts (true label -> predicted expression) and
 * happy-vs-neutral ranking: the chance that a happy photo outranks a neutral one by p(happy) alone
   (the area under the ROC curve; ties count half): how well the model orders the two classes, whatever
   the line between them (between the study's recipes it moved far less than the accuracies did:
-  docs/bundled_model_study.md, candidates 49-52);
+  docs/bundled_model_study.md, candidates 49-54);
 * frontal pose rate: the fraction of faces whose predicted pose bin has |yaw| <= 22.5 (and
   |pitch| <= 22.5 where the bin has a pitch); the photos are all frontal.
 

@@ -450,7 +450,7 @@ def render_capture(
             raise ValueError(f"{name} must be >= 0, got {value}")
     parts = settings.randomize
     ident = capture_identity(seed, subject, parts)
-    aus = sample_aus(_rng(seed, subject, expression, variant, 0xE), expression,
+    aus = sample_aus(_expression_rng(seed, subject, expression, variant), expression,
                      subtle="subtle" in parts, blends="blends" in parts, posed_smiles="teeth" in parts)
     scene = sample_scene(seed, subject, expression, variant, clutter="clutter" in parts)
     if view is None:
@@ -459,11 +459,17 @@ def render_capture(
                         return_landmarks=return_landmarks, align_fit=settings.align_fit)
 
 
+def _expression_rng(seed: int, subject: int, expression: int, variant: int) -> np.random.Generator:
+    """The generator of a capture's expression instance: one stream, so the intensity a dataset records
+    (:func:`capture_intensity`) is the one the render draws."""
+    return _rng(seed, subject, expression, variant, 0xE)
+
+
 def capture_intensity(seed: int, subject: int, expression: int, randomize: tuple[str, ...], *,
                       variant: int = 0) -> float:
     """The expression intensity of the capture :func:`render_capture` draws for these keys (0 for
     neutral; see :func:`.expressions.sample_intensity`), without rendering it."""
-    return sample_intensity(_rng(seed, subject, expression, variant, 0xE), expression,
+    return sample_intensity(_expression_rng(seed, subject, expression, variant), expression,
                             subtle="subtle" in randomize, posed_smiles="teeth" in randomize)
 
 
