@@ -303,6 +303,11 @@ def report(result: dict) -> str:
                  + (f" ({result['seconds']} s)" if "seconds" in result else ""))
     if result["no_face"]:
         lines.append(f"no face found in: {', '.join(result['no_face'])} (counted as wrong below)")
+    estimate = result.get("prior_estimate")
+    if estimate:
+        shares = ", ".join(f"{name} {share:.3f}" for name, share in estimate["prior"].items())
+        lines.append(f"class prior estimated on {estimate['faces']} faces of {estimate['inputs']} photos "
+                     f"(pseudo-count {estimate['pseudo_count']:g}, {estimate['iterations']} iterations): {shares}")
     width = max([len("photo")] + [len(r["file"]) for r in result["rows"]])
     lines.append("")
     lines.append(f"{'photo':<{width}}  {'true':<8} {'predicted':<10} {'p(happy)':>8} {'p(neutral)':>10}  "
@@ -362,8 +367,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from phanet.commands.common import (
         add_adapt_bn_flags,
         add_class_prior_flag,
+        add_estimate_prior_flags,
         add_tta_flag,
         check_adapt_bn_flags,
+        check_prior_flags,
         refuse_checkpoint_meta_as_output,
     )
 
@@ -379,11 +386,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--peer", action="store_true", help="also run the fer package's FER(mtcnn=True), if installed")
     add_tta_flag(parser)
     add_class_prior_flag(parser)
+    add_estimate_prior_flags(parser, "photos measured")
     add_adapt_bn_flags(parser, "photos measured")
     args = parser.parse_args(argv)
     refuse_checkpoint_meta_as_output(parser, args.json)
     try:
         check_adapt_bn_flags(args)
+        check_prior_flags(args)
     except ValueError as err:
         parser.error(str(err))
 
@@ -422,7 +431,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ignored:
         print(f"ignored subfolders (not a label): {', '.join(ignored)}")
     print(f"device {device}, torch threads {torch.get_num_threads()}, detector MTCNN (most confident face per photo), "
-          f"test-time augmentation {args.tta}, class prior {args.class_prior or 'none'}, batch-norm adaptation "
+          f"test-time augmentation {args.tta}, class prior "
+          f"{'estimated on the photos measured' if args.estimate_prior else args.class_prior or 'none'}, "
+          "batch-norm adaptation "
           + ("off" if args.adapt_bn is None else f"to the photos measured (prior {args.adapt_bn:g} images, depth "
                                              f"{args.adapt_depth:g})"))
 
@@ -433,9 +444,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             items = (read_image_item(Path(path)) for path, _ in photos)  # labels unused
             predictor.adapt_batch_norm(items, args.adapt_bn, args.adapt_images, args.adapt_depth)
+        if args.estimate_prior:  # after the adaptation, as phanet predict does: the answers it reweights
+            from phanet.inference.sources import evenly_spaced, read_image_item
+
+            picked = evenly_spaced(len(photos), args.prior_images)
+            predictor.estimate_class_prior(read_image_item(Path(photos[i][0])) for i in picked)  # labels unused
         result = evaluate_checkpoint(predictor, photos, name=name)
         result["batch_norm_adaptation"] = predictor.adaptation
         result["class_prior"] = predictor.class_prior
+        result["prior_estimate"] = predictor.prior_estimate
         results.append(result)
         print()
         print(report(result))

@@ -20,6 +20,7 @@ import adapt_bn  # noqa: E402
 import backbone_drift  # noqa: E402
 import cpu_train_step  # noqa: E402
 import detail_robustness  # noqa: E402
+import estimate_prior  # noqa: E402
 import occlusion_cues  # noqa: E402
 import photo_path  # noqa: E402
 import profile_train_step  # noqa: E402
@@ -402,6 +403,18 @@ def test_real_faces_runs_a_checkpoint_on_real_photos(tmp_path, london_sample, ca
     assert result["frontal"]["rate"] == pytest.approx(frontal / 4) and result["frontal"]["frontal_bins"] == ["yaw+0"]
     assert sum(sum(c.values()) for c in result["confusion"].values()) == 4
     assert "skipped" in data["peer"] or data["peer"]["photos"] == 4
+    assert result["prior_estimate"] is None and result["class_prior"] is None
+
+    # --estimate-prior: the same photos' answers reweighted by the prior estimated on them
+    assert real_faces.main(["--checkpoint", str(tmp_path / "m"), "--photos", str(photos_dir), "--device", "cpu",
+                            "--json", str(out), "--estimate-prior"]) == 0
+    assert "class prior estimated on 4 faces of 4 photos (pseudo-count 1, " in capsys.readouterr().out
+    (estimated,) = json.loads(out.read_text())["checkpoints"]
+    shares = np.array(list(estimated["class_prior"].values()))
+    assert estimated["prior_estimate"]["faces"] == 4 and shares.sum() == pytest.approx(1.0, abs=1e-5)
+    for before, after in zip(rows, estimated["rows"]):
+        p = np.array(list(before["probabilities"].values())) * shares
+        assert np.allclose(list(after["probabilities"].values()), p / p.sum(), atol=1e-4)
 
 
 def test_real_faces_peer_rows_map_fer_emotions_and_take_the_largest_face(tmp_path):
@@ -800,3 +813,26 @@ def test_render_geometry_classifier_learns_shapes_and_chooses_its_l2_on_validati
     missed = test[0].copy()
     missed[0] = np.nan
     assert classifier.predict(missed)[0] == -1 and not classifier.probabilities(missed)[0].any()
+
+
+# --- estimate_prior.py -----------------------------------------------------------------------------------
+
+
+def test_estimate_prior_scores_folders_as_answered_with_the_em_estimate_and_with_the_true_mix():
+    names = ["neutral", "happy", "sad", "surprise", "fear", "disgust", "anger"]
+    assert estimate_prior.mix_shares("happy+neutral", names).tolist() == [0.5, 0.5, 0, 0, 0, 0, 0]
+    assert estimate_prior.mix_shares("uniform", names) == pytest.approx(np.full(7, 1 / 7))
+    assert estimate_prior.mix_shares("fer2013", names).sum() == pytest.approx(1.0)
+    # a calibrated but unsure model of two classes: each face's own class gets 0.6 or 0.4 (a wrong answer)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 4000)
+    right = rng.random(4000) < 0.75
+    p_own = np.where(right, 0.6, 0.4)
+    probabilities = np.where(labels[:, None] == np.arange(2)[None], p_own[:, None], 1 - p_own[:, None])
+    skewed = np.array([0.9, 0.1])
+    scores = estimate_prior.folder_scores(probabilities, labels, skewed, 500, 20, np.random.default_rng(1))
+    assert scores["none"] == pytest.approx(0.75, abs=0.03)  # the model's own accuracy
+    assert scores["oracle"] == pytest.approx(0.9, abs=0.03)  # the prior outweighs a 0.6 : 0.4 answer
+    assert scores["estimated"] > scores["none"] + 0.1 and scores["l1_error"] < 0.2
+    text = estimate_prior.table({"row": {"mix": {500: scores}}})
+    assert "| row | mix | 500 | 75." in text

@@ -106,3 +106,100 @@ def test_evaluation_with_a_prior_moves_answers_towards_the_favoured_class():
     assert tilted["per_expression"]["neutral"] >= plain["per_expression"]["neutral"]
     assert tilted["neutral_called"].get("neutral", 0) == 23  # every neutral test face, at every pose
     assert tilted["accuracy"] < plain["accuracy"]  # the other classes pay for it
+
+
+# --- the prior estimated from the faces at hand (EM) ----------------------------------------------------------
+
+
+def calibrated_answers(shares, faces: int, seed: int = 0):
+    """Answers of an exactly calibrated classifier under balanced classes: 1-D features from three Gaussians, the
+    posterior of each under equal class shares; the true classes drawn with ``shares``."""
+    rng = np.random.default_rng(seed)
+    means = np.array([0.0, 2.0, 4.0])
+    labels = rng.choice(3, size=faces, p=shares)
+    x = rng.normal(means[labels], 1.0)
+    likelihood = np.exp(-0.5 * (x[:, None] - means[None]) ** 2)
+    return likelihood / likelihood.sum(1, keepdims=True), labels
+
+
+def test_em_recovers_the_class_shares_that_the_mean_answer_misses():
+    from phanet.inference.prior import estimate_prior
+
+    truth = np.array([0.7, 0.2, 0.1])
+    answers, _ = calibrated_answers(truth, 4000)
+    assert np.abs(answers.mean(0) - truth).max() > 0.1  # averaging the answers is biased towards balance
+    estimate = estimate_prior(answers)
+    assert estimate.converged and estimate.faces == 4000 and estimate.shares.sum() == pytest.approx(1.0)
+    assert np.abs(estimate.shares - truth).max() < 0.02
+
+
+def test_em_gives_a_class_no_face_shows_the_pseudo_counts_share_and_refuses_what_is_not_probabilities():
+    from phanet.inference.prior import estimate_prior
+
+    certain = np.array([[1.0, 0.0, 0.0]] * 6 + [[0.0, 1.0, 0.0]] * 2)
+    estimate = estimate_prior(certain, pseudo_count=1.0)
+    assert estimate.shares == pytest.approx(np.array([7, 3, 1]) / 11)  # (count + 1) / (faces + 3)
+    assert estimate_prior(certain, pseudo_count=0).shares[2] == pytest.approx(0.0, abs=1e-9)
+    unsettled = estimate_prior(calibrated_answers([0.8, 0.1, 0.1], 50)[0], max_iterations=1)
+    assert not unsettled.converged and unsettled.iterations == 1
+    for bad, message in [(np.zeros((0, 3)), "at least one face"), (np.ones(3) / 3, r"got shape \(3,\)"),
+                         (np.array([[0.5, 0.6, 0.0]]), "each summing to 1"),
+                         (np.array([[1.5, -0.5, 0.0]]), "non-negative")]:
+        with pytest.raises(ValueError, match=message):
+            estimate_prior(bad)
+    with pytest.raises(ValueError, match="pseudo-count must be >= 0"):
+        estimate_prior(certain, pseudo_count=-1)
+
+
+def test_predictor_estimates_the_prior_of_its_inputs_and_reweights_every_later_answer(tiny_model, tmp_path):
+    from phanet.checkpoint import save_checkpoint
+    from phanet.inference import Predictor
+    from phanet.inference.prior import estimate_prior
+    from phanet.inference.sources import InputItem
+
+    save_checkpoint(tmp_path / "m", tiny_model)
+    rng = np.random.default_rng(0)
+    items = [InputItem(f"face{i}.png", image=rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for i in range(6)]
+    predictor = Predictor.from_checkpoint(tmp_path / "m", device="cpu", detector=None)
+    names = predictor.label_space.expressions
+    plain = np.array([[f.probabilities[n] for n in names] for r in predictor.predict_items(items) for f in r.faces])
+    info = predictor.estimate_class_prior([*items, InputItem("broken.jpg", error="cannot read image")])
+    assert info["inputs"] == 7 and info["faces"] == 6 and info["pseudo_count"] == 1.0 and info["converged"]
+    assert predictor.prior_estimate == info and list(info["prior"]) == list(names)
+    expected = estimate_prior(plain).shares
+    assert np.allclose(list(predictor.class_prior.values()), expected, atol=1e-4)
+    after = np.array([[f.probabilities[n] for n in names] for r in predictor.predict_items(items) for f in r.faces])
+    reweighted = plain * expected
+    assert np.allclose(after, reweighted / reweighted.sum(1, keepdims=True), atol=1e-4)
+    with pytest.raises(ValueError, match="already reweights its answers by a class prior"):
+        predictor.estimate_class_prior(items)
+    fresh = Predictor.from_checkpoint(tmp_path / "m", device="cpu", detector=None)
+    with pytest.raises(ValueError, match="no face found in the 1 inputs sampled"):
+        fresh.estimate_class_prior([InputItem("broken.jpg", error="cannot read image")])
+
+
+def test_phanet_predict_estimate_prior_says_the_shares_and_refuses_a_given_prior_too(tiny_model, tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from phanet.checkpoint import save_checkpoint
+    from phanet.cli import main
+
+    save_checkpoint(tmp_path / "m", tiny_model)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(photos / f"face{i}.png")
+    out = tmp_path / "out.jsonl"
+    args = ["predict", str(photos), "--checkpoint", str(tmp_path / "m"), "--no-detect", "--no-progress",
+            "--device", "cpu", "-o", str(out)]
+    assert main([*args, "--estimate-prior", "--prior-images", "3"]) == 0
+    err = capsys.readouterr().err
+    assert "expression answers reweighted by the class prior estimated on 3 faces from 3 inputs (neutral " in err
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 5 and all(r["status"] == "ok" for r in records)
+    assert main([*args, "--estimate-prior", "--class-prior", "fer2013"]) == 1
+    assert "--estimate-prior estimates the class prior that --class-prior gives: use one of them" in \
+        capsys.readouterr().err

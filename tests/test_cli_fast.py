@@ -100,6 +100,16 @@ def test_class_prior_flag_is_taken_by_the_commands_that_answer_expressions_and_i
     assert parser.parse_args([*argv, "--class-prior", "fer2013"]).class_prior == "fer2013"
 
 
+def test_predict_estimates_a_class_prior_only_when_asked():
+    parser = build_parser()
+    args = parser.parse_args(["predict", "photos/"])
+    assert args.estimate_prior is False and args.prior_images == 1000
+    args = parser.parse_args(["predict", "photos/", "--estimate-prior", "--prior-images", "50"])
+    assert args.estimate_prior is True and args.prior_images == 50
+    with pytest.raises(SystemExit):
+        parser.parse_args(["predict", "photos/", "--estimate-prior", "--prior-images", "0"])
+
+
 @pytest.mark.parametrize("argv", [
     ["train", "--dataset", "no_such_dataset", "--root", "{tmp}"],
     ["cv", "--dataset", "no_such_dataset", "--root", "{tmp}"],

@@ -92,6 +92,29 @@ def add_class_prior_flag(parser: argparse.ArgumentParser) -> None:
                         "share the rest); off by default, since it trades rare classes' recall for common ones'")
 
 
+PRIOR_IMAGES = 1000
+
+
+def add_estimate_prior_flags(parser: argparse.ArgumentParser, unit: str = "inputs") -> None:
+    """``--estimate-prior``, ``--prior-images K``: the class prior estimated from the inputs themselves
+    (phanet.inference.prior.estimate_prior); refused together with ``--class-prior``."""
+    parser.add_argument("--estimate-prior", action="store_true",
+                        help=f"estimate how often each expression occurs among the {unit} from the model's own "
+                        "answers on them (EM, Saerens et al. 2002; unlabelled) and reweight the answers by it, as "
+                        "--class-prior does with a known prior: a first pass over up to --prior-images of them, "
+                        "then the prediction. Answers then depend on which inputs are run together, and a model "
+                        "that misreads the inputs pulls the estimate towards its mistakes. Default: off")
+    parser.add_argument("--prior-images", type=positive_int, default=PRIOR_IMAGES, metavar="K",
+                        help=f"with --estimate-prior: estimate on at most K inputs, evenly spaced (default: "
+                        f"{PRIOR_IMAGES})")
+
+
+def check_prior_flags(args: argparse.Namespace) -> None:
+    """Raises ValueError when a class prior is both given (``--class-prior``) and estimated."""
+    if args.estimate_prior and args.class_prior is not None:
+        raise ValueError("--estimate-prior estimates the class prior that --class-prior gives: use one of them")
+
+
 ADAPT_BN_PRIOR = 16.0  # = phanet.inference.adapt_bn.DEFAULT_PRIOR (that module imports torch)
 ADAPT_BN_IMAGES = 256  # = phanet.inference.adapt_bn.DEFAULT_MAX_IMAGES
 

@@ -14,10 +14,12 @@ from collections import Counter
 from phanet.commands.common import (
     add_adapt_bn_flags,
     add_class_prior_flag,
+    add_estimate_prior_flags,
     add_threads_flag,
     add_tta_flag,
     apply_threads,
     check_adapt_bn_flags,
+    check_prior_flags,
 )
 
 DESCRIPTION = """\
@@ -38,6 +40,7 @@ examples:
   phanet predict clip.mp4 --checkpoint best --every 5 --format csv -o clip.csv
   phanet predict crops/ --checkpoint best --no-detect --save-annotated annotated/
   phanet predict portraits/ --adapt-bn                            # batch-norm statistics of these photos
+  phanet predict portraits/ --estimate-prior                      # how often each expression occurs here
 """
 
 
@@ -92,6 +95,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="faces per model call (default: 32)")
     add_tta_flag(parser)
     add_class_prior_flag(parser)
+    add_estimate_prior_flags(parser, "inputs (photos or frames)")
     add_adapt_bn_flags(parser, "inputs (photos or frames)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 if any input failed")
@@ -125,6 +129,22 @@ def adapt_to_inputs(predictor, files: list, total: int, args: argparse.Namespace
     info = predictor.adapt_batch_norm(sample, args.adapt_bn, args.adapt_images, args.adapt_depth)
     print(f"phanet predict: batch-norm statistics adapted to {info['images']} faces from {info['inputs']} "
           f"inputs (prior {info['prior']:g} images, {info['layers']} of {info['of_layers']} layers)", file=sys.stderr)
+
+
+def estimate_prior_of_inputs(predictor, files: list, total: int, args: argparse.Namespace) -> None:
+    """``--estimate-prior``: estimate the class prior on up to ``--prior-images`` of the inputs and keep it."""
+    from tqdm import tqdm
+
+    from phanet.inference.sources import sample_inputs
+
+    sample = sample_inputs(files, args.every, total, args.prior_images)
+    sample = tqdm(sample, total=min(total, args.prior_images), unit="img", desc="estimate class prior",
+                  file=sys.stderr, disable=True if args.no_progress else None)
+    info = predictor.estimate_class_prior(sample)
+    shares = ", ".join(f"{name} {share:.3f}" for name, share in info["prior"].items())
+    settled = "" if info["converged"] else f", not settled after {info['iterations']} iterations"
+    print(f"phanet predict: expression answers reweighted by the class prior estimated on {info['faces']} faces "
+          f"from {info['inputs']} inputs ({shares}{settled})", file=sys.stderr)
 
 
 def load_predictor(args: argparse.Namespace):
@@ -161,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
     if args.every < 1 or args.batch_size < 1:
         raise ValueError("--every and --batch-size must be at least 1")
     check_adapt_bn_flags(args)
+    check_prior_flags(args)
     try:
         predictor = load_predictor(args)
     except ImportError as err:
@@ -173,7 +194,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.adapt_bn is not None:
         adapt_to_inputs(predictor, files, total, args)
-    if predictor.class_prior is not None:
+    if args.estimate_prior:
+        estimate_prior_of_inputs(predictor, files, total, args)
+    elif predictor.class_prior is not None:
         report_class_prior(predictor, args.class_prior)
 
     stream = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout

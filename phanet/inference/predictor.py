@@ -161,6 +161,7 @@ class Predictor:
         self.align_fit = fit_from_meta(meta)  # the crops must be fitted as the training crops were
         self.num_scales = model.num_scales
         self.adaptation: dict | None = None  # set by adapt_batch_norm
+        self.prior_estimate: dict | None = None  # set by estimate_class_prior
         self.realignment = self._realignment(meta, detector) if realign else None
 
     @classmethod
@@ -279,6 +280,35 @@ class Predictor:
         info = adapt_batch_norm(self.model, images, prior, depth)
         info.update(inputs=inputs, faces_found=len(crops))
         self.adaptation = info
+        return info
+
+    def estimate_class_prior(self, items: Iterable[InputItem], pseudo_count: float | None = None) -> dict:
+        """Estimate how often each expression occurs among the faces of ``items`` (unlabelled) and reweight
+        every later answer of this predictor by it (:func:`phanet.inference.prior.estimate_prior`, EM of
+        Saerens et al. 2002, on the answers this predictor gives them now: after any batch-norm adaptation).
+
+        Items that fail to decode or detect are skipped. Returns ``inputs``, ``faces``, ``prior``
+        (``{class: share}``), ``iterations`` and ``converged``; raises ValueError when a class prior is already
+        set or no face is found.
+        """
+        from phanet.inference.prior import ESTIMATE_PSEUDO_COUNT, PriorAdjusted, estimate_prior
+
+        if self.class_prior is not None:
+            raise ValueError("this predictor already reweights its answers by a class prior; estimate one instead "
+                             "of giving one, not both")
+        pseudo_count = ESTIMATE_PSEUDO_COUNT if pseudo_count is None else pseudo_count
+        rows: list[list[float]] = []
+        inputs = 0
+        for result in self.predict_items(items, images_per_step=self.batch_size):
+            inputs += 1
+            rows.extend([face.probabilities[name] for name in self.label_space.expressions] for face in result.faces)
+        if not rows:
+            raise ValueError(f"class prior estimation: no face found in the {inputs} inputs sampled")
+        estimate = estimate_prior(np.array(rows), pseudo_count)
+        self.model = PriorAdjusted(self.model, estimate.shares).to(self.device).eval()
+        info = {"inputs": inputs, "faces": estimate.faces, "pseudo_count": float(pseudo_count),
+                "prior": self.class_prior, "iterations": estimate.iterations, "converged": estimate.converged}
+        self.prior_estimate = info
         return info
 
     # --- stages -----------------------------------------------------------------------------------

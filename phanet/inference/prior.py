@@ -9,6 +9,13 @@ adjustment of Menon et al. 2021). This module does that, with π given by the us
 unless asked for, because it trades the rare classes' recall for the common ones': a model with a prior that
 makes fear rare calls fewer faces fear, rightly or not.
 
+When the deployment prior is not known, :func:`estimate_prior` estimates it from the model's own answers on the
+unlabelled faces at hand, by the expectation-maximisation of Saerens et al. (2002): reweight every answer by the
+current estimate, take the mean reweighted answer as the next estimate, repeat until it settles. It assumes
+what the fixed prior assumes (only the classes' frequencies differ) and that the model's probabilities are
+calibrated; a model that reads a domain gap as one class (a real neutral face as faint disgust) pulls the
+estimate towards that class. Like batch-norm adaptation it makes one face's answer depend on the others.
+
 Presets (:data:`PRESETS`) are published class counts of labelled face collections; ``fer2013`` is the training
 split of FER2013 (Goodfellow et al. 2013; the data of the ``fer`` package's model, the peer of
 ``benchmarks/real_faces.py``).
@@ -17,6 +24,7 @@ split of FER2013 (Goodfellow et al. 2013; the data of the ``fer`` package's mode
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -77,6 +85,57 @@ def parse_class_prior(spec: str, expressions: Sequence[str]) -> np.ndarray:
         raise ValueError(f"class prior {spec!r}: the shares sum to {total:g}, expected 1")
     prior = np.array([shares[name] for name in expressions], dtype=np.float64)
     return prior / prior.sum()
+
+
+ESTIMATE_PSEUDO_COUNT = 1.0  # faces per class added to the estimate: no class's share reaches 0
+ESTIMATE_TOLERANCE = 1e-6
+ESTIMATE_MAX_ITERATIONS = 1000
+
+
+@dataclass
+class PriorEstimate:
+    """What :func:`estimate_prior` found: ``shares`` (the model's class order, summing to 1), the number of
+    ``faces`` it was estimated on, the ``iterations`` run and whether they ``converged`` within the tolerance."""
+
+    shares: np.ndarray
+    faces: int
+    iterations: int
+    converged: bool
+
+
+def estimate_prior(probabilities: np.ndarray, pseudo_count: float = ESTIMATE_PSEUDO_COUNT,
+                   tolerance: float = ESTIMATE_TOLERANCE,
+                   max_iterations: int = ESTIMATE_MAX_ITERATIONS) -> PriorEstimate:
+    """The class shares of the faces whose expression probabilities ``[n, C]`` (each row the model's answer under
+    balanced training classes) are given: EM of Saerens et al. (2002), each step reweighting every row by the
+    current shares and taking the mean reweighted row, plus ``pseudo_count`` faces per class (a symmetric
+    Dirichlet prior on the shares, so that a class no face seems to show keeps a small share instead of 0).
+
+    Stops when no share moves by more than ``tolerance``, or after ``max_iterations``. Raises ValueError on an
+    empty or non-2-D array, a row that is not a probability distribution, or a negative pseudo-count.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if probabilities.ndim != 2 or probabilities.shape[0] == 0 or probabilities.shape[1] < 2:
+        raise ValueError(f"estimating a class prior needs the probabilities of at least one face over at least "
+                         f"two classes, as [faces, classes]; got shape {probabilities.shape}")
+    if not np.isfinite(probabilities).all() or (probabilities < 0).any() \
+            or not np.allclose(probabilities.sum(1), 1.0, atol=1e-3):
+        raise ValueError("estimating a class prior needs rows of probabilities (non-negative, each summing to 1)")
+    if pseudo_count < 0:
+        raise ValueError(f"the pseudo-count must be >= 0, got {pseudo_count}")
+    faces, classes = probabilities.shape
+    shares = np.full(classes, 1.0 / classes)
+    for iteration in range(1, max_iterations + 1):
+        reweighted = probabilities * shares  # the training shares are equal, so the ratio is the shares alone
+        reweighted /= np.maximum(reweighted.sum(1, keepdims=True), 1e-300)
+        updated = (reweighted.sum(0) + pseudo_count) / (faces + classes * pseudo_count)
+        updated = np.maximum(updated, 1e-12)  # pseudo_count 0: keep log(share) finite for the wrapper
+        updated /= updated.sum()
+        moved = float(np.abs(updated - shares).max())
+        shares = updated
+        if moved <= tolerance:
+            return PriorEstimate(shares, faces, iteration, True)
+    return PriorEstimate(shares, faces, max_iterations, False)
 
 
 class PriorAdjusted(WrappedModel):
