@@ -176,4 +176,4 @@ def test_randomize_help_names_every_generator_switch(capsys):
     for command in ("synth", "demo"):
         with pytest.raises(SystemExit):
             main([command, "--help"])
-        assert "lashes, clutter, camera" in " ".join(capsys.readouterr().out.split())
+        assert "lashes, mid_face, clutter, camera" in " ".join(capsys.readouterr().out.split())

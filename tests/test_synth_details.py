@@ -1,5 +1,5 @@
 """The generator's detail randomisations (brows, skin, age, shading, glasses, resting, eyes, teeth, smiles,
-broad_smiles, nose, rest_shape, rest_spread, lashes, clutter, camera):
+broad_smiles, nose, rest_shape, rest_spread, lashes, mid_face, clutter, camera):
 each is a switch that changes what it should and leaves the rest of the face, and the default faces, as they were."""
 
 import dataclasses
@@ -22,6 +22,8 @@ from phanet.synth.identity import (
     EYE_UPPER_SHARE,
     IDENTITY_DETAILS,
     LASH_OVER,
+    MID_FACE_MOUTH_RAISE,
+    MID_FACE_NOSE_RAISE,
     NOSE_ALAR_CREASE,
     NOSE_NOSTRIL_SIZE,
     NOSE_RESTING_FOLD,
@@ -37,7 +39,7 @@ from phanet.synth.render import CAMERA_DISTANCE, Scene, View, background, render
 
 SIZE = 64
 NEW = ("brows", "skin", "age", "shading", "glasses", "resting", "eyes", "teeth", "smiles", "broad_smiles", "nose",
-       "rest_shape", "rest_spread", "lashes", "clutter", "camera")
+       "rest_shape", "rest_spread", "lashes", "mid_face", "clutter", "camera")
 
 
 def test_the_default_renders_are_the_three_switches_of_version_0_2():
@@ -153,6 +155,31 @@ def test_the_rest_spread_draws_each_subjects_resting_shift_around_the_rest_shape
     assert corners.mean() == pytest.approx(REST_CORNER_AU15, abs=0.04) and corners.std() > 0.12
     assert abs(np.corrcoef(drops, corners)[0, 1]) < 0.2
     assert len({sample_identity(s, 3, details=("rest_spread",)).brow_y for s in range(5)}) == 5
+
+
+def test_the_mid_face_raises_the_nose_tip_and_mouth_to_the_canonical_faces_heights_below_the_eyes():
+    from phanet.synth.render import RenderSettings, render_capture
+
+    def heights(marks):  # nose tip and mouth below the eye line, in eye-to-eye distances
+        eyes, mouth = marks[:2].mean(0), marks[3:].mean(0)
+        eye_to_eye = np.hypot(*(marks[1] - marks[0]))
+        return (marks[2] - eyes)[1] / eye_to_eye, (mouth - eyes)[1] / eye_to_eye
+
+    for subject in range(10):
+        plain = sample_identity(0, subject, details=("brows", "nose"))
+        raised = sample_identity(0, subject, details=("brows", "nose", "mid_face"))
+        assert raised.nose_y == pytest.approx(plain.nose_y + MID_FACE_NOSE_RAISE * 2 * plain.eye_x)
+        assert raised.mouth_y == pytest.approx(plain.mouth_y + MID_FACE_MOUTH_RAISE * 2 * plain.eye_x)
+        assert dataclasses.replace(raised, nose_y=plain.nose_y, mouth_y=plain.mouth_y) == plain  # nothing else
+    # measured on frontal neutral renders (exact landmarks, no jitter): from the base face's heights to about the
+    # canonical face's (0.595 and 1.106), the numbers the constants were set from
+    measured = {}
+    for parts in ((), ("mid_face",)):
+        settings = RenderSettings(size=SIZE, jitter=False, align_padding=None, randomize=("lips",) + parts)
+        measured[parts] = np.mean([heights(render_capture(0, s, 0, 0.0, 0.0, settings, return_landmarks=True)[1])
+                                   for s in range(8)], axis=0)
+    assert measured[()] == pytest.approx([0.72, 1.19], abs=0.04)
+    assert measured[("mid_face",)] == pytest.approx([0.595, 1.106], abs=0.03)
 
 
 def test_a_capture_can_be_seen_through_another_camera_with_everything_else_kept():

@@ -9,7 +9,7 @@ from pathlib import Path
 # The generator's switches for `--randomize` help (phanet.synth.RANDOMIZATIONS, written out because the parsers
 # must not import numpy; tests/test_cli_fast.py keeps the two the same).
 RANDOMIZE_SWITCHES = ("lips, subtle, blends, brows, skin, age, shading, glasses, resting, eyes, teeth, smiles, "
-                      "broad_smiles, nose, rest_shape, rest_spread, lashes, clutter, camera")
+                      "broad_smiles, nose, rest_shape, rest_spread, lashes, mid_face, clutter, camera")
 
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:

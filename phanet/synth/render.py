@@ -34,7 +34,7 @@ from phanet.synth.raster import rasterize
 # "lips" full and varied lips (identity.sample_identity), "subtle" expression intensities from subtle
 # to full and "blends" weak mixtures of two expressions (expressions.sample_aus); the identity details
 # "brows", "skin", "age", "shading", "glasses", "resting", "eyes", "teeth", "smiles", "broad_smiles", "nose",
-# "rest_shape", "rest_spread" and "lashes"
+# "rest_shape", "rest_spread", "lashes" and "mid_face"
 # (identity._with_details, painted by .details and paint._creases; the resting face added to the AUs by render_scene;
 # "teeth" also gives happy the posed smile in expressions.sample_aus; "smiles" and "broad_smiles" move the mouth in
 # geometry.expression_offsets);
