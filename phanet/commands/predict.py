@@ -147,6 +147,17 @@ def estimate_prior_of_inputs(predictor, files: list, total: int, args: argparse.
           f"from {info['inputs']} inputs ({shares}{settled})", file=sys.stderr)
 
 
+def fit_to_inputs(predictor, files: list, total: int, args: argparse.Namespace) -> None:
+    """What is measured on the inputs before the answers (``--adapt-bn``, then ``--estimate-prior``, which reads
+    the adapted answers), and a word on stderr for a given ``--class-prior``."""
+    if args.adapt_bn is not None:
+        adapt_to_inputs(predictor, files, total, args)
+    if args.estimate_prior:
+        estimate_prior_of_inputs(predictor, files, total, args)
+    elif predictor.class_prior is not None:
+        report_class_prior(predictor, args.class_prior)
+
+
 def load_predictor(args: argparse.Namespace):
     """The checkpoint's (or the bundled model's) Predictor, configured by the command line."""
     from phanet.inference.predictor import Predictor
@@ -192,12 +203,7 @@ def run(args: argparse.Namespace) -> int:
     if total == 0:
         raise FileNotFoundError(f"no images or videos found under {' '.join(args.paths)}")
 
-    if args.adapt_bn is not None:
-        adapt_to_inputs(predictor, files, total, args)
-    if args.estimate_prior:
-        estimate_prior_of_inputs(predictor, files, total, args)
-    elif predictor.class_prior is not None:
-        report_class_prior(predictor, args.class_prior)
+    fit_to_inputs(predictor, files, total, args)
 
     stream = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
     annotated = AnnotatedWriter(args.save_annotated, every=args.every) if args.save_annotated else None

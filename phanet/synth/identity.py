@@ -284,13 +284,8 @@ def _with_details(ident: Identity, seed: int, subject: int, details: Collection[
       (``benchmarks/render_geometry.py``): a real resting eye then looks narrowed to a model of the renders. With
       the switch it reads them 1.26x as open (results/render_geometry_lashes.txt): the lash line's place is a fifth
       of that gap at most.
-    - ``mid_face``: the nose tip and the mouth raised towards the eyes, by :data:`MID_FACE_NOSE_RAISE` and
-      :data:`MID_FACE_MOUTH_RAISE` of the subject's eye-to-eye distance, so that on average they sit below the eyes
-      where they sit on MediaPipe's canonical (real mean, neutral) face. The base face's nose tip sits 0.72 eye-to-eye
-      distances below the eye line (the canonical face: 0.60; ArcFace's alignment template, a mean of real faces:
-      0.57) and its mouth 1.19 below (1.11; 1.16), so a real face's nose reads, to a model of the renders, as raised
-      four times as far as disgust raises the renders' own (0.03). It moves what the other details drew and draws
-      nothing at random.
+    - ``mid_face``: the nose tip and the mouth raised towards the eyes (:func:`_mid_face_fields`), to the heights
+      below the eyes of MediaPipe's canonical (real mean, neutral) face; it draws nothing at random.
     """
     fields: dict = {}
     for name in IDENTITY_DETAILS:
@@ -302,10 +297,23 @@ def _with_details(ident: Identity, seed: int, subject: int, details: Collection[
         fields["brow_y"] = fields.get("brow_y", ident.brow_y) - brow_drop
         fields["resting"] = tuple(fields.get("resting", ident.resting)) + ((15, corner_au15),)
     if "mid_face" in details:
-        eye_to_eye = 2 * ident.eye_x
-        fields["nose_y"] = ident.nose_y + MID_FACE_NOSE_RAISE * eye_to_eye
-        fields["mouth_y"] = ident.mouth_y + MID_FACE_MOUTH_RAISE * eye_to_eye
+        fields.update(_mid_face_fields(ident))
     return replace(ident, **fields)
+
+
+def _mid_face_fields(ident: Identity) -> dict:
+    """The ``mid_face`` detail: the nose tip and the mouth raised by :data:`MID_FACE_NOSE_RAISE` and
+    :data:`MID_FACE_MOUTH_RAISE` of ``ident``'s eye-to-eye distance.
+
+    The base face's nose tip sits 0.72 eye-to-eye distances below the eye line (MediaPipe's canonical face: 0.60;
+    ArcFace's alignment template, a mean of real faces: 0.57) and its mouth 1.19 (1.11; 1.16): against a render a
+    real nose sits as if raised four times as far as the renders' disgust raises theirs (0.03). Models fine-tuned with
+    it (candidates 55, 56 in docs/bundled_model_study.md) read the base face's lower nose and mouth as sadness, and
+    the photos' disgust answers did not move, so the nose's height is not the cue they read as disgust.
+    """
+    eye_to_eye = 2 * ident.eye_x
+    return {"nose_y": ident.nose_y + MID_FACE_NOSE_RAISE * eye_to_eye,
+            "mouth_y": ident.mouth_y + MID_FACE_MOUTH_RAISE * eye_to_eye}
 
 
 def _detail_rng(seed: int, subject: int, name: str) -> np.random.Generator:
