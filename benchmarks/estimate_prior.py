@@ -36,14 +36,14 @@ from detail_robustness import switch_list, test_index  # noqa: E402
 
 RECIPE_ROW = "lips,subtle,blends,brows,skin,age,shading,glasses,clutter,teeth"
 DEFAULT_ROWS = (RECIPE_ROW, RECIPE_ROW + ",rest_shape")
-# class mixes of a folder, by name: shares by expression (classes not named: 0); "uniform": all equal
-MIXES: dict[str, dict[str, float]] = {
-    "uniform": {},
+# class mixes of a folder, by name: shares by expression (classes not named: 0)
+NAMED_MIXES: dict[str, dict[str, float]] = {
     "happy+neutral": {"happy": 0.5, "neutral": 0.5},
-    "fer2013": {},  # FER2013's training shares, filled from phanet.inference.prior.PRESETS
     "portraits": {"neutral": 0.6, "happy": 0.3, "sad": 0.02, "surprise": 0.02, "fear": 0.02, "disgust": 0.02,
                   "anger": 0.02},
 }
+# every mix: all classes equal, FER2013's training shares (phanet.inference.prior.PRESETS), and the named ones
+MIXES = ("uniform", "happy+neutral", "fer2013", "portraits")
 
 
 def mix_shares(name: str, expressions: list[str]) -> np.ndarray:
@@ -55,7 +55,7 @@ def mix_shares(name: str, expressions: list[str]) -> np.ndarray:
 
         shares = np.array([PRESETS["fer2013"][e] for e in expressions], dtype=np.float64)
     else:
-        shares = np.array([MIXES[name].get(e, 0.0) for e in expressions], dtype=np.float64)
+        shares = np.array([NAMED_MIXES[name].get(e, 0.0) for e in expressions], dtype=np.float64)
     return shares / shares.sum()
 
 
